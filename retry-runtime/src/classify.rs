@@ -1,0 +1,138 @@
+//! Classification: turning an error value into an [`ErrorKind`] plus what the server said.
+
+use crate::kind::ErrorKind;
+use crate::retry_after::RetryAfter;
+
+/// What the runtime needs to know about a failed attempt.
+///
+/// Built by [`Classify::classify`]. Only the kind is required; the rest is what the server
+/// said about retrying, when it said anything.
+///
+/// ```
+/// use llm_retry_runtime::{Classification, ErrorKind, RetryAfter};
+/// use std::time::Duration;
+///
+/// let c = Classification::new(ErrorKind::RateLimited)
+///     .with_status(429)
+///     .with_retry_after(RetryAfter::Delay(Duration::from_secs(2)));
+/// assert_eq!(c.kind, ErrorKind::RateLimited);
+/// assert_eq!(c.status, Some(429));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Classification {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The HTTP status, when the error came from an HTTP response.
+    pub status: Option<u16>,
+    /// When the server asked to be called again, if it did.
+    pub retry_after: Option<RetryAfter>,
+    /// `x-should-retry: true|false`: the server's own verdict, which overrides the kind.
+    pub should_retry: Option<bool>,
+}
+
+impl Classification {
+    /// A classification with only a kind.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Classification, ErrorKind};
+    /// assert_eq!(Classification::new(ErrorKind::Timeout).status, None);
+    /// ```
+    pub const fn new(kind: ErrorKind) -> Self {
+        Classification { kind, status: None, retry_after: None, should_retry: None }
+    }
+
+    /// Sets the HTTP status.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Classification, ErrorKind};
+    /// assert_eq!(Classification::new(ErrorKind::Server).with_status(502).status, Some(502));
+    /// ```
+    pub const fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Sets the server's Retry-After hint.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Classification, ErrorKind, RetryAfter};
+    /// use std::time::Duration;
+    /// let c = Classification::new(ErrorKind::RateLimited)
+    ///     .with_retry_after(RetryAfter::Delay(Duration::from_millis(250)));
+    /// assert!(c.retry_after.is_some());
+    /// ```
+    pub const fn with_retry_after(mut self, hint: RetryAfter) -> Self {
+        self.retry_after = Some(hint);
+        self
+    }
+
+    /// Sets the server's `x-should-retry` verdict.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Classification, ErrorKind};
+    /// let c = Classification::new(ErrorKind::BadRequest).with_should_retry(true);
+    /// assert_eq!(c.should_retry, Some(true));
+    /// ```
+    pub const fn with_should_retry(mut self, should_retry: bool) -> Self {
+        self.should_retry = Some(should_retry);
+        self
+    }
+}
+
+/// Maps an error value to a [`Classification`].
+///
+/// Implement it for your own error type so that the policy can tell a rate limit from a
+/// bad API key. The runtime implements it for `std::io::Error`, tokio's timeout error,
+/// [`ApiError`](crate::ApiError), `(http::StatusCode, &http::HeaderMap)`, and, behind
+/// features, `reqwest::Error` and async-openai's `OpenAIError`.
+///
+/// ```
+/// use llm_retry_runtime::{Classification, Classify, ErrorKind};
+///
+/// enum MyError {
+///     Http(u16),
+///     Disconnected,
+/// }
+///
+/// impl Classify for MyError {
+///     fn classify(&self) -> Classification {
+///         match self {
+///             MyError::Http(status) => {
+///                 Classification::new(ErrorKind::from_status(*status)).with_status(*status)
+///             }
+///             MyError::Disconnected => Classification::new(ErrorKind::Connection),
+///         }
+///     }
+/// }
+///
+/// assert_eq!(MyError::Http(429).classify().kind, ErrorKind::RateLimited);
+/// assert_eq!(MyError::Disconnected.classify().kind, ErrorKind::Connection);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not say what kind of failure it is",
+    label = "`llm_retry` needs `{Self}: Classify` to decide whether to retry",
+    note = "implement `llm_retry::Classify` for `{Self}`, or return `llm_retry::ApiError`, `std::io::Error`, or (with the `reqwest` feature) `reqwest::Error`"
+)]
+pub trait Classify {
+    /// Says what kind of failure `self` is, and what the server said about retrying.
+    fn classify(&self) -> Classification;
+}
+
+impl<E: Classify + ?Sized> Classify for &E {
+    fn classify(&self) -> Classification {
+        (**self).classify()
+    }
+}
+
+impl<E: Classify + ?Sized> Classify for Box<E> {
+    fn classify(&self) -> Classification {
+        (**self).classify()
+    }
+}
+
+impl<E: Classify + ?Sized> Classify for std::sync::Arc<E> {
+    fn classify(&self) -> Classification {
+        (**self).classify()
+    }
+}

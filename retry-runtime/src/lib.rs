@@ -1,0 +1,75 @@
+//! The engine behind [`llm-retry`](https://docs.rs/llm-retry): retry policies for LLM API calls.
+//!
+//! Most users write `#[llm_retry(...)]` on an `async fn` and never name this crate. It can
+//! also be used directly:
+//!
+//! ```
+//! use llm_retry_runtime::{ApiError, Policy};
+//!
+//! const POLICY: Policy = match Policy::builder().max_attempts(3).build() {
+//!     Ok(p) => p,
+//!     Err(_) => panic!("invalid policy"),
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let mut calls = 0;
+//! let answer: Result<&str, ApiError> = POLICY
+//!     .retry(|| {
+//!         calls += 1;
+//!         let n = calls;
+//!         async move { if n < 2 { Err(ApiError::from_status(503)) } else { Ok("hello") } }
+//!     })
+//!     .await;
+//! assert_eq!(answer.unwrap(), "hello");
+//! # }
+//! ```
+//!
+//! Modules, one concern each:
+//! - [`ErrorKind`] (`kind`): the LLM error taxonomy; [`Classify`] (`classify`): error value to kind.
+//! - `retry_after`: Retry-After, `retry-after-ms`, `x-ratelimit-reset-*` and `x-should-retry`.
+//! - `http`, `api_error`, `std_impls`, `integrations`: classification of HTTP responses,
+//!   provider error bodies, std and tokio errors, reqwest and async-openai.
+//! - `backoff`: backoff and jitter formulas; `policy`: the `const` policy and its builder.
+//! - `engine`: the per-call state machine shared by the attribute and the builder API;
+//!   `retrying`: the builder API's future.
+//! - `hooks`: events handed to `notify`, and the `validate`/`when` hooks; `events`: tracing.
+//! - `stats`: per-site counters and the process-wide snapshot; `rng`: seeded jitter.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api_error;
+mod backoff;
+mod classify;
+mod engine;
+mod events;
+mod hooks;
+mod http;
+mod integrations;
+mod kind;
+mod policy;
+mod retry_after;
+mod retrying;
+mod rng;
+mod stats;
+mod std_impls;
+mod timeout;
+mod validate;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use api_error::ApiError;
+pub use backoff::{Backoff, Jitter};
+pub use classify::{Classification, Classify};
+pub use engine::{GiveUp, Timed, Untimed};
+pub use hooks::{DelaySource, RetryEvent};
+pub use kind::ErrorKind;
+pub use policy::{Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
+pub use retry_after::RetryAfter;
+pub use retrying::Retrying;
+pub use rng::seed_thread_rng;
+pub use stats::{Site, SiteStats, StatsSnapshot, stats};
+pub use timeout::Timeout;
+pub use validate::InvalidOutput;
+// --- classification re-exports (owned by the classification work) ---
+// --- end classification re-exports ---
