@@ -30,8 +30,8 @@
 //! - `http`, `api_error`, `std_impls`, `integrations`: classification of HTTP responses,
 //!   provider error bodies, std and tokio errors, reqwest and async-openai.
 //! - `backoff`: backoff and jitter formulas; `policy`: the `const` policy and its builder.
-//! - `engine`: the per-call state machine shared by the attribute and the builder API;
-//!   `retrying`: the builder API's future.
+//! - `engine`: the per-call state machine shared by the attribute and the builder API
+//!   ([`Call`], [`Policy::retry`]); `outcome`: why a call gave up.
 //! - `hooks`: events handed to `notify`, and the `validate`/`when` hooks; `events`: tracing.
 //! - `stats`: per-site counters and the process-wide snapshot; `rng`: seeded jitter.
 #![forbid(unsafe_code)]
@@ -46,9 +46,9 @@ mod hooks;
 mod http;
 mod integrations;
 mod kind;
+mod outcome;
 mod policy;
 mod retry_after;
-mod retrying;
 mod rng;
 mod stats;
 mod std_impls;
@@ -61,12 +61,12 @@ pub mod __private;
 pub use api_error::ApiError;
 pub use backoff::{Backoff, Jitter};
 pub use classify::{Classification, Classify};
-pub use engine::{GiveUp, Timed, Untimed};
-pub use hooks::{DelaySource, RetryEvent};
+pub use engine::{Call, Mode, Timed, Untimed};
+pub use hooks::{DelaySource, HookSet, Hooks, NotifySlot, Notifier, Predicate, RetryEvent, ValidateSlot, Validator, WhenSlot};
+pub use outcome::GiveUp;
 pub use kind::ErrorKind;
 pub use policy::{Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;
-pub use retrying::Retrying;
 pub use rng::seed_thread_rng;
 pub use stats::{Site, SiteStats, StatsSnapshot, stats};
 pub use timeout::Timeout;

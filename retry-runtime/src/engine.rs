@@ -1,0 +1,504 @@
+//! The per-call state machine shared by the attribute and the builder API.
+//!
+//! One [`Call`] lives for one call of a retried fn. Each attempt hands its future to
+//! [`Call::attempt`], which applies the timeouts, classifies the outcome, decides, notifies,
+//! and sleeps; the caller's loop only returns on `Break`. When the first attempt succeeds,
+//! nothing is allocated, no random number is drawn, and the clock is read only if a deadline,
+//! an attempt timeout or a notify hook is configured.
+
+use crate::classify::{Classification, Classify};
+use crate::events;
+use crate::hooks::{DelaySource, HookSet, Hooks, Notifier, Predicate, RetryEvent, Validator};
+use crate::kind::ErrorKind;
+use crate::outcome::GiveUp;
+use crate::policy::{MAX_RULES, Policy};
+use crate::rng::with_rng;
+use crate::stats::Site;
+use crate::timeout::Timeout;
+use crate::validate::InvalidOutput;
+use core::future::Future;
+use core::marker::PhantomData;
+use core::ops::ControlFlow;
+use rand::RngExt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Calls without a deadline or attempt timeout: the error type needs no `From<Timeout>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Untimed;
+
+/// Calls with a deadline and/or an attempt timeout: the error type needs `From<Timeout>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timed {
+    deadline: Option<Duration>,
+    attempt_timeout: Option<Duration>,
+}
+
+/// How an attempt's future is run: as is, or under a timeout.
+#[diagnostic::on_unimplemented(
+    message = "a call with a deadline or attempt timeout needs `{E}: From<llm_retry::Timeout>`",
+    label = "the timed-out attempt has to become a `{E}`",
+    note = "implement `From<llm_retry::Timeout> for {E}`, or drop `deadline`/`attempt_timeout`"
+)]
+pub trait Mode<E> {
+    /// The total deadline, if any.
+    fn deadline(&self) -> Option<Duration>;
+    /// Whether the call needs to read the clock when it starts.
+    fn timed(&self) -> bool;
+    /// Runs one attempt; `Some(timeout)` when it was cut short.
+    fn run<T, F: Future<Output = Result<T, E>>>(
+        &self,
+        started: Option<Instant>,
+        fut: F,
+    ) -> impl Future<Output = (Result<T, E>, Option<Timeout>)>;
+}
+
+impl<E> Mode<E> for Untimed {
+    fn deadline(&self) -> Option<Duration> {
+        None
+    }
+    fn timed(&self) -> bool {
+        false
+    }
+    async fn run<T, F: Future<Output = Result<T, E>>>(
+        &self,
+        _: Option<Instant>,
+        fut: F,
+    ) -> (Result<T, E>, Option<Timeout>) {
+        (fut.await, None)
+    }
+}
+
+impl<E: From<Timeout>> Mode<E> for Timed {
+    fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+    fn timed(&self) -> bool {
+        true
+    }
+    async fn run<T, F: Future<Output = Result<T, E>>>(
+        &self,
+        started: Option<Instant>,
+        fut: F,
+    ) -> (Result<T, E>, Option<Timeout>) {
+        let remaining = match (self.deadline, started) {
+            (Some(d), Some(s)) => Some(d.saturating_sub(s.elapsed())),
+            _ => None,
+        };
+        let (limit, cause) = match (self.attempt_timeout, remaining) {
+            (Some(a), Some(r)) if r < a => (r, Timeout::deadline(self.deadline.unwrap_or(r))),
+            (Some(a), _) => (a, Timeout::attempt(a)),
+            (None, Some(r)) => (r, Timeout::deadline(self.deadline.unwrap_or(r))),
+            (None, None) => return (fut.await, None),
+        };
+        match tokio::time::timeout(limit, fut).await {
+            Ok(out) => (out, None),
+            Err(_) => (Err(E::from(cause)), Some(cause)),
+        }
+    }
+}
+
+/// One call of a retried operation: the attempt counter, the per-kind counts, the previous
+/// delay, and the hooks. The attribute builds one per call; builder users get one from
+/// [`Policy::call`].
+///
+/// ```
+/// use llm_retry_runtime::{ApiError, Policy};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let policy = Policy::DEFAULT;
+/// let mut n = 0;
+/// let out: Result<u32, ApiError> = policy
+///     .call()
+///     .deadline(Duration::from_secs(30))
+///     .notify(|ev: &llm_retry_runtime::RetryEvent<'_, ApiError>| println!("retry in {:?}", ev.delay))
+///     .retry(|| { n += 1; let k = n; async move { if k < 3 { Err(ApiError::from_status(502)) } else { Ok(k) } } })
+///     .await;
+/// assert_eq!(out.unwrap(), 3);
+/// # }
+/// ```
+pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
+    policy: &'p Policy,
+    guard: Guard,
+    attempt: u32,
+    counts: [u16; MAX_RULES],
+    previous: Duration,
+    started: Option<Instant>,
+    hooks: H,
+    mode: M,
+    _out: PhantomData<fn() -> (T, E)>,
+}
+
+/// Counts a call that is dropped unfinished (cancelled, or unwound by a panic).
+struct Guard {
+    site: Option<&'static Site>,
+    done: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let (Some(site), false) = (self.site, self.done) {
+            site.on_abandoned(std::thread::panicking());
+        }
+    }
+}
+
+impl<T, E> Call<'static, T, E> {
+    /// A call at `site`, under the site's policy. Counts the call; reads no clock.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{ApiError, Call, Policy, Site};
+    /// static SITE: Site = Site::new("docs::new", Policy::DEFAULT);
+    /// let call: Call<'_, (), ApiError> = Call::new(&SITE);
+    /// # drop(call);
+    /// assert_eq!(SITE.stats().calls, 1);
+    /// ```
+    pub fn new(site: &'static Site) -> Self {
+        site.on_call();
+        Call::with_policy(site.policy(), Some(site))
+    }
+}
+
+impl Policy {
+    /// A call under this policy, to configure and then [`retry`](Call::retry). No stats are
+    /// kept unless a [`site`](Call::site) is given.
+    ///
+    /// ```
+    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
+    /// # drop(call);
+    /// ```
+    pub fn call<T, E>(&self) -> Call<'_, T, E> {
+        Call::with_policy(self, None)
+    }
+
+    /// Runs `op` until it succeeds or the policy gives up; the builder form of the attribute.
+    ///
+    /// ```
+    /// use llm_retry_runtime::Policy;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let out: Result<&str, std::io::Error> = Policy::DEFAULT.retry(|| async { Ok("done") }).await;
+    /// assert_eq!(out.unwrap(), "done");
+    /// # }
+    /// ```
+    pub async fn retry<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Classify,
+    {
+        self.call().retry(op).await
+    }
+}
+
+impl<'p, T, E> Call<'p, T, E> {
+    fn with_policy(policy: &'p Policy, site: Option<&'static Site>) -> Self {
+        Call {
+            policy,
+            guard: Guard { site, done: false },
+            attempt: 0,
+            counts: [0; MAX_RULES],
+            previous: Duration::ZERO,
+            started: None,
+            hooks: Hooks { validate: (), notify: (), when: () },
+            mode: Untimed,
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
+    /// The same call with its hooks and mode mapped by `f`.
+    fn map<H2, M2>(self, f: impl FnOnce(H, M) -> (H2, M2)) -> Call<'p, T, E, H2, M2> {
+        let (hooks, mode) = f(self.hooks, self.mode);
+        Call {
+            policy: self.policy,
+            guard: self.guard,
+            attempt: self.attempt,
+            counts: self.counts,
+            previous: self.previous,
+            started: self.started,
+            hooks,
+            mode,
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<'p, T, E, V, N, W, M> Call<'p, T, E, Hooks<V, N, W>, M> {
+    /// Counts this call in `site`'s stats, under `site`'s name (the policy stays this call's).
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Policy, Site};
+    /// static SITE: Site = Site::new("docs::site", Policy::DEFAULT);
+    /// let call = Policy::DEFAULT.call::<(), std::io::Error>().site(&SITE);
+    /// # drop(call);
+    /// assert_eq!(SITE.stats().calls, 1);
+    /// ```
+    pub fn site(mut self, site: &'static Site) -> Self {
+        site.on_call();
+        self.guard.site = Some(site);
+        self
+    }
+
+    /// Calls `f` before each sleep with a [`RetryEvent`].
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Policy, RetryEvent};
+    /// let call = Policy::DEFAULT.call::<(), std::io::Error>()
+    ///     .notify(|ev: &RetryEvent<'_, std::io::Error>| eprintln!("{} in {:?}", ev.kind, ev.delay));
+    /// # drop(call);
+    /// ```
+    pub fn notify<F: Fn(&RetryEvent<'_, E>)>(self, f: F) -> Call<'p, T, E, Hooks<V, Notifier<F>, W>, M> {
+        self.map(|h, m| (Hooks { validate: h.validate, notify: Notifier(f), when: h.when }, m))
+    }
+
+    /// Rejects unusable successful values: a rejected value is retried as
+    /// [`ErrorKind::InvalidOutput`], and after the last attempt the caller gets the
+    /// [`InvalidOutput`] converted into its error type.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{InvalidOutput, Policy};
+    /// let call = Policy::DEFAULT.call::<String, std::io::Error>().validate(|s: &String| {
+    ///     if s.is_empty() { Err(InvalidOutput::new("empty")) } else { Ok(()) }
+    /// });
+    /// # drop(call);
+    /// ```
+    pub fn validate<F: Fn(&T) -> Result<(), InvalidOutput>>(
+        self,
+        f: F,
+    ) -> Call<'p, T, E, Hooks<Validator<F>, N, W>, M> {
+        self.map(|h, m| (Hooks { validate: Validator(f), notify: h.notify, when: h.when }, m))
+    }
+
+    /// Decides retryability with `f` instead of the policy's `retry_on` set. Limits, the
+    /// deadline and Retry-After still apply.
+    ///
+    /// ```
+    /// use llm_retry_runtime::Policy;
+    /// let call = Policy::DEFAULT.call::<(), std::io::Error>()
+    ///     .when(|e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted);
+    /// # drop(call);
+    /// ```
+    pub fn when<F: Fn(&E) -> bool>(self, f: F) -> Call<'p, T, E, Hooks<V, N, Predicate<F>>, M> {
+        self.map(|h, m| (Hooks { validate: h.validate, notify: h.notify, when: Predicate(f) }, m))
+    }
+}
+
+impl<'p, T, E, H, M: Into<Timed>> Call<'p, T, E, H, M> {
+    fn timed(self, f: impl FnOnce(&mut Timed)) -> Call<'p, T, E, H, Timed> {
+        self.map(|h, m| {
+            let mut mode: Timed = m.into();
+            f(&mut mode);
+            (h, mode)
+        })
+    }
+
+    /// A total deadline: time in attempts and sleeps counts. No sleep crosses it, and an
+    /// attempt still running when it passes is cut short. Needs `E: From<Timeout>`.
+    ///
+    /// ```
+    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>()
+    ///     .deadline(std::time::Duration::from_secs(120));
+    /// # drop(call);
+    /// ```
+    pub fn deadline(self, total: Duration) -> Call<'p, T, E, H, Timed> {
+        self.timed(|m| m.deadline = Some(total))
+    }
+
+    /// A per-attempt timeout: a slower attempt is cancelled and counted as a
+    /// [`Timeout`](ErrorKind::Timeout). Needs `E: From<Timeout>`.
+    ///
+    /// ```
+    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>()
+    ///     .attempt_timeout(std::time::Duration::from_secs(30));
+    /// # drop(call);
+    /// ```
+    pub fn attempt_timeout(self, each: Duration) -> Call<'p, T, E, H, Timed> {
+        self.timed(|m| m.attempt_timeout = Some(each))
+    }
+}
+
+impl From<Untimed> for Timed {
+    fn from(_: Untimed) -> Timed {
+        Timed::default()
+    }
+}
+
+/// What to do after an attempt.
+enum Next<T, E> {
+    Return(Result<T, E>),
+    Sleep(Duration),
+}
+
+impl<'p, T, E, H, M> Call<'p, T, E, H, M>
+where
+    E: Classify,
+    H: HookSet<T, E>,
+    M: Mode<E>,
+{
+    /// Runs one attempt, then decides: `Break(result)` to return it, `Continue` after sleeping
+    /// to run the next attempt. This is the one runtime call per attempt that the attribute's
+    /// expansion makes.
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use llm_retry_runtime::{ApiError, Policy};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let policy = Policy::DEFAULT;
+    /// let mut call = policy.call::<u8, ApiError>();
+    /// let out = loop {
+    ///     if let ControlFlow::Break(r) = call.attempt(async { Ok(7) }).await {
+    ///         break r;
+    ///     }
+    /// };
+    /// assert_eq!(out.unwrap(), 7);
+    /// # }
+    /// ```
+    pub async fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> ControlFlow<Result<T, E>> {
+        if self.started.is_none() && (self.mode.timed() || H::NOTIFIES) {
+            self.started = Some(Instant::now());
+        }
+        if let Some(site) = self.guard.site {
+            site.on_attempt();
+        }
+        let (result, timed_out) = self.mode.run(self.started, fut).await;
+        match self.decide(result, timed_out) {
+            Next::Return(r) => ControlFlow::Break(r),
+            Next::Sleep(d) => {
+                tokio::time::sleep(d).await;
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
+    /// Runs `op` until it succeeds or the policy gives up.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{ApiError, Policy};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let out: Result<(), ApiError> = Policy::DEFAULT.call().retry(|| async { Err(ApiError::from_status(401)) }).await;
+    /// assert_eq!(out.unwrap_err().status(), Some(401));
+    /// # }
+    /// ```
+    pub async fn retry<F, Fut>(mut self, mut op: F) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        loop {
+            if let ControlFlow::Break(r) = self.attempt(op()).await {
+                return r;
+            }
+        }
+    }
+
+    fn site_name(&self) -> &'static str {
+        self.guard.site.map_or("anonymous", Site::name)
+    }
+
+    fn finish(&mut self, out: Result<T, E>, class: Option<(&Classification, GiveUp)>) -> Next<T, E> {
+        self.guard.done = true;
+        match class {
+            None => {
+                if let Some(site) = self.guard.site {
+                    site.on_success(self.attempt);
+                }
+            }
+            Some((c, reason)) => {
+                if let Some(site) = self.guard.site {
+                    site.on_give_up(reason);
+                }
+                events::gave_up(self.site_name(), self.attempt, c.kind, c.status, reason);
+            }
+        }
+        Next::Return(out)
+    }
+
+    fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> Next<T, E> {
+        self.attempt = self.attempt.saturating_add(1);
+        let policy = self.policy;
+        let (error, class, validated) = match result {
+            Ok(value) => match self.hooks.validate(&value) {
+                None => return self.finish(Ok(value), None),
+                Some(e) => (e, Classification::new(ErrorKind::InvalidOutput), true),
+            },
+            Err(e) => match timed_out {
+                Some(t) if t.is_deadline() => {
+                    let c = Classification::new(ErrorKind::Timeout);
+                    return self.finish(Err(e), Some((&c, GiveUp::Deadline)));
+                }
+                Some(_) => (e, Classification::new(ErrorKind::Timeout), false),
+                None => {
+                    let c = e.classify();
+                    (e, c, false)
+                }
+            },
+        };
+
+        let retryable = validated
+            || self.hooks.when(&error).unwrap_or_else(|| class.should_retry.unwrap_or_else(|| policy.on.matches(&class)));
+        if !retryable {
+            return self.finish(Err(error), Some((&class, GiveUp::NonRetryable)));
+        }
+
+        let rule = policy.rule_for(&class);
+        let mut n = self.attempt;
+        if let Some((i, r)) = rule {
+            self.counts[i] = self.counts[i].saturating_add(1);
+            n = u32::from(self.counts[i]);
+            if r.attempt_limit().is_some_and(|max| n >= max) {
+                return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
+            }
+        }
+        if self.attempt >= policy.max_attempts {
+            return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
+        }
+
+        let hint = if policy.respect_retry_after { class.retry_after.and_then(|h| h.resolve((policy.wall_clock)())) } else { None };
+        let (delay, source) = match hint {
+            Some(h) if h > policy.max_retry_after => {
+                return self.finish(Err(error), Some((&class, GiveUp::RetryAfterTooLong)));
+            }
+            Some(h) => (h.saturating_add(with_rng(|rng| hint_jitter(h, rng))), DelaySource::RetryAfter),
+            None => {
+                let (backoff, jitter) = policy.backoff_for(rule.map(|(_, r)| r));
+                (with_rng(|rng| jitter.apply(&backoff, n, self.previous, rng)), DelaySource::Backoff)
+            }
+        };
+
+        let elapsed = self.started.map_or(Duration::ZERO, |s| s.elapsed());
+        if self.mode.deadline().is_some_and(|d| elapsed.saturating_add(delay) >= d) {
+            return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
+        }
+
+        self.hooks.notify(&RetryEvent {
+            site: self.site_name(),
+            attempt: self.attempt,
+            error: &error,
+            kind: class.kind,
+            status: class.status,
+            delay,
+            source,
+            elapsed,
+        });
+        events::retrying(self.site_name(), self.attempt, class.kind, class.status, delay, source);
+        if let Some(site) = self.guard.site {
+            site.on_retry(delay);
+        }
+        self.previous = delay;
+        Next::Sleep(delay)
+    }
+}
+
+/// The jitter on top of a Retry-After hint, so that clients told the same instant do not all
+/// come back together: `U(0, clamp(hint/10, 10 ms, 1 s))`.
+pub(crate) fn hint_jitter(hint: Duration, rng: &mut impl rand::Rng) -> Duration {
+    let spread = (hint / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    spread.mul_f64(rng.random::<f64>())
+}
+
+/// The upper bound of [`hint_jitter`], for tests and docs.
+pub(crate) fn hint_jitter_max(hint: Duration) -> Duration {
+    (hint / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}

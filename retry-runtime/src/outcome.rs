@@ -1,0 +1,52 @@
+//! Why a call gave up: the reasons that events and stats report.
+
+use core::fmt;
+
+/// Why a call stopped retrying and returned its last error.
+///
+/// ```
+/// use llm_retry_runtime::GiveUp;
+/// assert_eq!(GiveUp::Exhausted.name(), "attempts exhausted");
+/// assert_eq!(GiveUp::ALL.len(), 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// The attempt limit (overall, or the per-kind limit) was reached.
+    Exhausted,
+    /// The next delay would cross the total deadline, or the deadline ran out in an attempt.
+    Deadline,
+    /// The failure cannot be fixed by retrying (or the policy does not retry it).
+    NonRetryable,
+    /// The server asked for a wait longer than `max_retry_after`.
+    RetryAfterTooLong,
+}
+
+impl GiveUp {
+    /// Every reason, in index order.
+    pub const ALL: [GiveUp; 4] = [GiveUp::Exhausted, GiveUp::Deadline, GiveUp::NonRetryable, GiveUp::RetryAfterTooLong];
+
+    /// A short phrase for logs and tables.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::GiveUp::Deadline.name(), "deadline");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            GiveUp::Exhausted => "attempts exhausted",
+            GiveUp::Deadline => "deadline",
+            GiveUp::NonRetryable => "non-retryable",
+            GiveUp::RetryAfterTooLong => "retry-after over the cap",
+        }
+    }
+
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

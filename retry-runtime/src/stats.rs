@@ -1,0 +1,363 @@
+//! Per-site stats (the article's `RetryMonitor`): counters per call site, relaxed atomics on
+//! the hot path, and a process-wide snapshot of every site that has been called.
+//!
+//! Sites register themselves on their first call into an intrusive, append-only list made of
+//! `OnceLock`s, so registering allocates nothing and takes no lock.
+
+use crate::outcome::GiveUp;
+use crate::policy::Policy;
+use core::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// A call site: a name (the stats key), a policy, and counters.
+///
+/// The attribute emits one `static` per annotated fn. Users of the builder API can declare
+/// their own and pass it to [`Call::site`](crate::Call::site).
+///
+/// ```
+/// use llm_retry_runtime::{Policy, Site};
+///
+/// static SUMMARIZE: Site = Site::new("app::summarize", Policy::DEFAULT);
+/// assert_eq!(SUMMARIZE.name(), "app::summarize");
+/// assert_eq!(SUMMARIZE.stats().calls, 0);
+/// ```
+pub struct Site {
+    name: &'static str,
+    policy: Policy,
+    registered: AtomicBool,
+    next: OnceLock<&'static Site>,
+    c: Counters,
+}
+
+struct Counters {
+    calls: AtomicU64,
+    first_try: AtomicU64,
+    successes: AtomicU64,
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    slept_ns: AtomicU64,
+    cancelled: AtomicU64,
+    panicked: AtomicU64,
+    gave_up: [AtomicU64; GiveUp::ALL.len()],
+}
+
+static HEAD: OnceLock<&'static Site> = OnceLock::new();
+
+impl Site {
+    /// A site named `name` that retries under `policy`.
+    ///
+    /// ```
+    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("s", llm_retry_runtime::Policy::DEFAULT);
+    /// assert_eq!(S.policy().max_attempts(), 4);
+    /// ```
+    pub const fn new(name: &'static str, policy: Policy) -> Site {
+        Site {
+            name,
+            policy,
+            registered: AtomicBool::new(false),
+            next: OnceLock::new(),
+            c: Counters {
+                calls: AtomicU64::new(0),
+                first_try: AtomicU64::new(0),
+                successes: AtomicU64::new(0),
+                attempts: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                slept_ns: AtomicU64::new(0),
+                cancelled: AtomicU64::new(0),
+                panicked: AtomicU64::new(0),
+                gave_up: [const { AtomicU64::new(0) }; GiveUp::ALL.len()],
+            },
+        }
+    }
+
+    /// The site's name.
+    ///
+    /// ```
+    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
+    /// assert_eq!(S.name(), "chat");
+    /// ```
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The site's policy.
+    ///
+    /// ```
+    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
+    /// assert_eq!(S.policy().max_retry_after().as_secs(), 120);
+    /// ```
+    pub const fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// A snapshot of this site's counters.
+    ///
+    /// ```
+    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
+    /// assert_eq!(S.stats().first_try_success_rate(), None);
+    /// ```
+    pub fn stats(&self) -> SiteStats {
+        let c = &self.c;
+        SiteStats {
+            calls: c.calls.load(Relaxed),
+            first_try_successes: c.first_try.load(Relaxed),
+            successes: c.successes.load(Relaxed),
+            attempts: c.attempts.load(Relaxed),
+            retries: c.retries.load(Relaxed),
+            slept: Duration::from_nanos(c.slept_ns.load(Relaxed)),
+            cancelled: c.cancelled.load(Relaxed),
+            panicked: c.panicked.load(Relaxed),
+            gave_up: GiveUp::ALL.map(|r| c.gave_up[r.index()].load(Relaxed)),
+        }
+    }
+
+    pub(crate) fn on_call(&'static self) {
+        self.c.calls.fetch_add(1, Relaxed);
+        if !self.registered.load(Relaxed) && !self.registered.swap(true, Relaxed) {
+            self.register();
+        }
+    }
+
+    fn register(&'static self) {
+        let mut slot = &HEAD;
+        loop {
+            match slot.set(self) {
+                Ok(()) => return,
+                Err(_) => match slot.get() {
+                    Some(site) => slot = &site.next,
+                    None => continue,
+                },
+            }
+        }
+    }
+
+    pub(crate) fn on_attempt(&self) {
+        self.c.attempts.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn on_success(&self, attempt: u32) {
+        self.c.successes.fetch_add(1, Relaxed);
+        if attempt <= 1 {
+            self.c.first_try.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn on_retry(&self, delay: Duration) {
+        self.c.retries.fetch_add(1, Relaxed);
+        let ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self.c.slept_ns.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(ns)));
+    }
+
+    pub(crate) fn on_give_up(&self, reason: GiveUp) {
+        self.c.gave_up[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn on_abandoned(&self, panicking: bool) {
+        if panicking { &self.c.panicked } else { &self.c.cancelled }.fetch_add(1, Relaxed);
+    }
+}
+
+impl fmt::Debug for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Site").field("name", &self.name).field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+/// One site's counters at one moment.
+///
+/// Every call ends as exactly one of: a success, a give-up (by reason), cancelled (its future
+/// was dropped), or panicked. Calls still running are in `calls` only.
+///
+/// ```
+/// use llm_retry_runtime::SiteStats;
+/// let s = SiteStats { calls: 10, first_try_successes: 8, successes: 9, retries: 3, ..Default::default() };
+/// assert_eq!(s.first_try_success_rate(), Some(0.8));
+/// assert_eq!(s.average_retries(), Some(0.3));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SiteStats {
+    /// Calls started.
+    pub calls: u64,
+    /// Calls whose first attempt succeeded.
+    pub first_try_successes: u64,
+    /// Calls that succeeded, after any number of attempts.
+    pub successes: u64,
+    /// Attempts made, the first ones included.
+    pub attempts: u64,
+    /// Retries (sleeps followed by another attempt).
+    pub retries: u64,
+    /// Total time spent sleeping between attempts.
+    pub slept: Duration,
+    /// Calls whose future was dropped before they finished.
+    pub cancelled: u64,
+    /// Calls whose body panicked.
+    pub panicked: u64,
+    /// Calls that gave up, indexed like [`GiveUp::ALL`].
+    pub gave_up: [u64; GiveUp::ALL.len()],
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+impl SiteStats {
+    /// Calls that gave up for `reason`.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{GiveUp, SiteStats};
+    /// assert_eq!(SiteStats::default().gave_up(GiveUp::Deadline), 0);
+    /// ```
+    pub fn gave_up(&self, reason: GiveUp) -> u64 {
+        self.gave_up[reason.index()]
+    }
+
+    /// Calls that gave up, for any reason.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::SiteStats::default().failures(), 0);
+    /// ```
+    pub fn failures(&self) -> u64 {
+        self.gave_up.iter().sum()
+    }
+
+    /// Calls that have ended, one way or another.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::SiteStats::default().finished(), 0);
+    /// ```
+    pub fn finished(&self) -> u64 {
+        self.successes + self.failures() + self.cancelled + self.panicked
+    }
+
+    /// First-try successes over calls; `None` before the first call.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::SiteStats::default().first_try_success_rate(), None);
+    /// ```
+    pub fn first_try_success_rate(&self) -> Option<f64> {
+        ratio(self.first_try_successes, self.calls)
+    }
+
+    /// Retries per call; `None` before the first call.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::SiteStats::default().average_retries(), None);
+    /// ```
+    pub fn average_retries(&self) -> Option<f64> {
+        ratio(self.retries, self.calls)
+    }
+
+    /// Give-ups over finished calls; `None` before any call finished.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::SiteStats::default().failure_rate(), None);
+    /// ```
+    pub fn failure_rate(&self) -> Option<f64> {
+        ratio(self.failures(), self.finished())
+    }
+}
+
+/// Every site that has been called in this process, with its counters.
+///
+/// ```
+/// let snapshot = llm_retry_runtime::stats();
+/// for (name, s) in snapshot.iter() {
+///     println!("{name}: {} calls", s.calls);
+/// }
+/// println!("{snapshot}");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsSnapshot {
+    sites: Vec<(&'static str, SiteStats)>,
+}
+
+/// Takes a snapshot of every site that has been called, in the order they were first called.
+///
+/// ```
+/// assert!(llm_retry_runtime::stats().get("never::called").is_none());
+/// ```
+pub fn stats() -> StatsSnapshot {
+    let mut sites = Vec::new();
+    let mut next = HEAD.get();
+    while let Some(site) = next {
+        sites.push((site.name, site.stats()));
+        next = site.next.get();
+    }
+    StatsSnapshot { sites }
+}
+
+impl StatsSnapshot {
+    /// The stats of the site called `name`, summed if several sites share the name.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::stats().get("nope"), None);
+    /// ```
+    pub fn get(&self, name: &str) -> Option<SiteStats> {
+        let mut found = None::<SiteStats>;
+        for (n, s) in &self.sites {
+            if *n == name {
+                let acc = found.get_or_insert_with(SiteStats::default);
+                acc.calls += s.calls;
+                acc.first_try_successes += s.first_try_successes;
+                acc.successes += s.successes;
+                acc.attempts += s.attempts;
+                acc.retries += s.retries;
+                acc.slept = acc.slept.saturating_add(s.slept);
+                acc.cancelled += s.cancelled;
+                acc.panicked += s.panicked;
+                for (a, b) in acc.gave_up.iter_mut().zip(s.gave_up) {
+                    *a += b;
+                }
+            }
+        }
+        found
+    }
+
+    /// Every site's name and stats.
+    ///
+    /// ```
+    /// let n = llm_retry_runtime::stats().iter().count();
+    /// # let _ = n;
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &SiteStats)> {
+        self.sites.iter().map(|(n, s)| (*n, s))
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+impl fmt::Display for StatsSnapshot {
+    /// A table: one row per site.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self.sites.iter().map(|(n, _)| n.len()).max().unwrap_or(4).max(4);
+        writeln!(
+            f,
+            "{:<w$}  {:>6}  {:>9}  {:>11}  {:>8}  {:>7}  give-ups",
+            "site", "calls", "first-try", "avg retries", "failures", "slept"
+        )?;
+        for (name, s) in &self.sites {
+            let reasons: Vec<String> = GiveUp::ALL
+                .iter()
+                .filter(|r| s.gave_up(**r) > 0)
+                .map(|r| format!("{}: {}", r.name(), s.gave_up(*r)))
+                .collect();
+            writeln!(
+                f,
+                "{:<w$}  {:>6}  {:>9}  {:>11}  {:>8}  {:>6.1}s  {}",
+                name,
+                s.calls,
+                pct(s.first_try_success_rate()),
+                s.average_retries().map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
+                pct(s.failure_rate()),
+                s.slept.as_secs_f64(),
+                if reasons.is_empty() { "-".to_string() } else { reasons.join(", ") },
+            )?;
+        }
+        Ok(())
+    }
+}
