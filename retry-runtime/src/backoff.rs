@@ -99,14 +99,29 @@ fn unit(rng: &mut impl rand::Rng) -> f64 {
 /// `d · x` for a finite, non-negative `x`, saturating at `cap`.
 fn scale(d: Duration, x: f64, cap: Duration) -> Duration {
     let secs = d.as_secs_f64() * x;
-    if secs.is_finite() && secs >= 0.0 {
-        Duration::try_from_secs_f64(secs).map_or(cap, |v| v.min(cap))
-    } else {
-        cap
-    }
+    if secs.is_finite() && secs >= 0.0 { Duration::try_from_secs_f64(secs).map_or(cap, |v| v.min(cap)) } else { cap }
 }
 
 impl Backoff {
+    /// The default exponential backoff: 500 ms doubling up to 20 s.
+    pub const DEFAULT_EXPONENTIAL: Backoff = Backoff::Exponential {
+        initial: Duration::from_millis(500),
+        multiplier: 2.0,
+        min_delay: Duration::ZERO,
+        max_delay: Duration::from_secs(20),
+    };
+    /// The default fixed backoff: 1 s.
+    pub const DEFAULT_FIXED: Backoff = Backoff::Fixed { delay: Duration::from_secs(1) };
+    /// The default linear backoff: 500 ms, plus 500 ms per retry, up to 20 s.
+    pub const DEFAULT_LINEAR: Backoff = Backoff::Linear {
+        start: Duration::from_millis(500),
+        increment: Duration::from_millis(500),
+        max_delay: Duration::from_secs(20),
+    };
+    /// The default decorrelated backoff: from 500 ms, up to 20 s.
+    pub const DEFAULT_DECORRELATED: Backoff =
+        Backoff::Decorrelated { base: Duration::from_millis(500), max_delay: Duration::from_secs(20) };
+
     /// The cap: no delay from this backoff exceeds it, jitter included.
     ///
     /// ```
@@ -169,6 +184,9 @@ impl Backoff {
 }
 
 impl Jitter {
+    /// The default factor of [`Jitter::Proportional`]: up to 25% above the delay.
+    pub const DEFAULT_PROPORTIONAL_FACTOR: f64 = 0.25;
+
     /// The delay before retry `n` under `backoff`, with this jitter applied.
     ///
     /// `previous` is the delay before the previous retry (zero before the first), used by
@@ -221,7 +239,12 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn exp() -> Backoff {
-        Backoff::Exponential { initial: 100 * MS, multiplier: 2.0, min_delay: Duration::ZERO, max_delay: 10 * 1000 * MS }
+        Backoff::Exponential {
+            initial: 100 * MS,
+            multiplier: 2.0,
+            min_delay: Duration::ZERO,
+            max_delay: 10 * 1000 * MS,
+        }
     }
 
     fn mean(j: Jitter, b: &Backoff, n: u32) -> f64 {
@@ -275,7 +298,12 @@ mod tests {
         assert!(close(mean(Jitter::Equal, &b, 1), 0.75), "{}", mean(Jitter::Equal, &b, 1));
         // Proportional on a fixed delay is capped at the delay itself.
         assert!(close(mean(Jitter::Proportional { factor: 0.5 }, &b, 1), 1.0));
-        let wide = Backoff::Exponential { initial: Duration::from_secs(1), multiplier: 1.0, min_delay: Duration::ZERO, max_delay: Duration::from_secs(10) };
+        let wide = Backoff::Exponential {
+            initial: Duration::from_secs(1),
+            multiplier: 1.0,
+            min_delay: Duration::ZERO,
+            max_delay: Duration::from_secs(10),
+        };
         assert!(close(mean(Jitter::Proportional { factor: 0.5 }, &wide, 1), 1.25));
         // Decorrelated from a fresh start: U(base, 3·base) has mean 2·base.
         let dec = Backoff::Decorrelated { base: Duration::from_secs(1), max_delay: Duration::from_secs(100) };
@@ -318,10 +346,22 @@ mod tests {
     fn hostile_parameters_do_not_panic() {
         let mut rng = SmallRng::seed_from_u64(0);
         for m in [f64::NAN, f64::INFINITY, f64::MAX, 0.0, -1.0] {
-            let b = Backoff::Exponential { initial: Duration::MAX, multiplier: m, min_delay: Duration::ZERO, max_delay: Duration::MAX };
+            let b = Backoff::Exponential {
+                initial: Duration::MAX,
+                multiplier: m,
+                min_delay: Duration::ZERO,
+                max_delay: Duration::MAX,
+            };
             for n in [0, 1, 2, u32::MAX] {
                 let _ = b.base_delay(n);
-                for j in [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Proportional { factor: f64::NAN }, Jitter::Proportional { factor: f64::MAX }, Jitter::Decorrelated] {
+                for j in [
+                    Jitter::None,
+                    Jitter::Full,
+                    Jitter::Equal,
+                    Jitter::Proportional { factor: f64::NAN },
+                    Jitter::Proportional { factor: f64::MAX },
+                    Jitter::Decorrelated,
+                ] {
                     assert!(j.apply(&b, n, Duration::MAX, &mut rng) <= b.cap());
                 }
             }

@@ -437,7 +437,10 @@ where
         };
 
         let retryable = validated
-            || self.hooks.when(&error).unwrap_or_else(|| class.should_retry.unwrap_or_else(|| policy.on.matches(&class)));
+            || self
+                .hooks
+                .when(&error)
+                .unwrap_or_else(|| class.should_retry.unwrap_or_else(|| policy.on.matches(&class)));
         if !retryable {
             return self.finish(Err(error), Some((&class, GiveUp::NonRetryable)));
         }
@@ -455,7 +458,11 @@ where
             return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
         }
 
-        let hint = if policy.respect_retry_after { class.retry_after.and_then(|h| h.resolve((policy.wall_clock)())) } else { None };
+        let hint = if policy.respect_retry_after {
+            class.retry_after.and_then(|h| h.resolve((policy.wall_clock)()))
+        } else {
+            None
+        };
         let (delay, source) = match hint {
             Some(h) if h > policy.max_retry_after => {
                 return self.finish(Err(error), Some((&class, GiveUp::RetryAfterTooLong)));
@@ -498,7 +505,19 @@ pub(crate) fn hint_jitter(hint: Duration, rng: &mut impl rand::Rng) -> Duration 
     spread.mul_f64(rng.random::<f64>())
 }
 
-/// The upper bound of [`hint_jitter`], for tests and docs.
-pub(crate) fn hint_jitter_max(hint: Duration) -> Duration {
-    (hint / 10).clamp(Duration::from_millis(10), Duration::from_secs(1))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn hint_jitter_is_small_and_bounded() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        for (hint, max) in [(1u64, 10u64), (500, 50), (2_000, 200), (60_000, 1_000), (u64::MAX / 2, 1_000)] {
+            let hint = Duration::from_millis(hint);
+            for _ in 0..1000 {
+                assert!(hint_jitter(hint, &mut rng) <= Duration::from_millis(max));
+            }
+        }
+    }
 }

@@ -313,17 +313,27 @@ impl PolicyError {
     /// ```
     pub const fn message(&self) -> &'static str {
         match self {
-            PolicyError::ZeroAttempts => "max_attempts counts attempts and must be at least 1; use 1 to disable retries",
+            PolicyError::ZeroAttempts => {
+                "max_attempts counts attempts and must be at least 1; use 1 to disable retries"
+            }
             PolicyError::MaxDelayBelowInitial => "max_delay must be at least the first delay (and the min_delay)",
             PolicyError::InvalidMultiplier => "the multiplier must be a finite number of at least 1.0, such as 2.0",
-            PolicyError::InvalidJitterFactor => "the proportional jitter factor must be a finite number of at least 0, such as 0.25",
-            PolicyError::ZeroMaxRetryAfter => "max_retry_after must be above zero; to ignore Retry-After, turn it off instead",
+            PolicyError::InvalidJitterFactor => {
+                "the proportional jitter factor must be a finite number of at least 0, such as 0.25"
+            }
+            PolicyError::ZeroMaxRetryAfter => {
+                "max_retry_after must be above zero; to ignore Retry-After, turn it off instead"
+            }
             PolicyError::TooManyRules => "a policy holds at most 6 per-kind rules",
             PolicyError::ZeroRuleAttempts => "a rule's max_attempts must be at least 1",
             PolicyError::DuplicateRule => "two rules name the same kind or status; merge them",
-            PolicyError::RuleForUnretried => "a rule names a kind or status that the policy does not retry; add it to retry_on",
+            PolicyError::RuleForUnretried => {
+                "a rule names a kind or status that the policy does not retry; add it to retry_on"
+            }
             PolicyError::NeverRetryableKind(_) => "this kind can never succeed on a retry; remove it from retry_on",
-            PolicyError::InvalidStatus(_) => "only error statuses that a retry can fix (400..=599, not 400, 401, 403, 404, 413, 422) can be retried",
+            PolicyError::InvalidStatus(_) => {
+                "only error statuses that a retry can fix (400..=599, not 400, 401, 403, 404, 413, 422) can be retried"
+            }
         }
     }
 }
@@ -398,12 +408,7 @@ impl Policy {
     /// The LLM defaults, described at [`PolicyBuilder`].
     pub const DEFAULT: Policy = Policy {
         max_attempts: 4,
-        backoff: Backoff::Exponential {
-            initial: Duration::from_millis(500),
-            multiplier: 2.0,
-            min_delay: Duration::ZERO,
-            max_delay: Duration::from_secs(20),
-        },
+        backoff: Backoff::DEFAULT_EXPONENTIAL,
         jitter: Jitter::Full,
         on: RetryOn::DEFAULT,
         rules: [None; MAX_RULES],

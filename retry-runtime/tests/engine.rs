@@ -68,8 +68,12 @@ const fn policy(b: llm_retry_runtime::PolicyBuilder) -> Policy {
     }
 }
 
-const FIXED_100: Policy =
-    policy(Policy::builder().max_attempts(5).backoff(Backoff::Fixed { delay: Duration::from_millis(100) }).jitter(Jitter::None));
+const FIXED_100: Policy = policy(
+    Policy::builder()
+        .max_attempts(5)
+        .backoff(Backoff::Fixed { delay: Duration::from_millis(100) })
+        .jitter(Jitter::None),
+);
 
 const EXP: Policy = policy(
     Policy::builder()
@@ -165,7 +169,11 @@ async fn per_kind_limits_cap_attempts_caused_by_that_kind() {
             .max_attempts(10)
             .backoff(Backoff::Fixed { delay: Duration::from_millis(10) })
             .jitter(Jitter::None)
-            .rule(Rule::kind(ErrorKind::RateLimited).max_attempts(3).backoff(Backoff::Fixed { delay: Duration::from_secs(60) }))
+            .rule(
+                Rule::kind(ErrorKind::RateLimited)
+                    .max_attempts(3)
+                    .backoff(Backoff::Fixed { delay: Duration::from_secs(60) }),
+            )
             .rule(Rule::kind(ErrorKind::Connection).max_attempts(5))
             .rule(Rule::status(502).max_attempts(2))
             .rule(Rule::status(500).max_attempts(3)),
@@ -182,13 +190,8 @@ async fn per_kind_limits_cap_attempts_caused_by_that_kind() {
     let (_, times) = run_script(TABLE.call(), vec![Err(Fail::status(503))]).await;
     assert_eq!(times.len(), 10);
     // Mixed kinds: each kind's own count, and the overall maximum over all.
-    let script = vec![
-        Err(Fail::status(502)),
-        Err(Fail::status(500)),
-        Err(Fail::status(500)),
-        Err(Fail::status(502)),
-        Ok(1),
-    ];
+    let script =
+        vec![Err(Fail::status(502)), Err(Fail::status(500)), Err(Fail::status(500)), Err(Fail::status(502)), Ok(1)];
     let (out, times) = run_script(TABLE.call(), script).await;
     assert_eq!(out, Err(Fail::status(502)));
     assert_eq!(times.len(), 4);
@@ -218,11 +221,9 @@ async fn clients_told_the_same_instant_spread_out() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_over_the_cap_gives_up_at_once() {
     static SITE: Site = Site::new("engine::over_cap", FIXED_100);
-    let (out, times) = run_script(
-        FIXED_100.call().site(&SITE),
-        vec![Err(Fail::status(429).hint(Duration::from_secs(3600))), Ok(1)],
-    )
-    .await;
+    let (out, times) =
+        run_script(FIXED_100.call().site(&SITE), vec![Err(Fail::status(429).hint(Duration::from_secs(3600))), Ok(1)])
+            .await;
     assert!(out.is_err());
     assert_eq!(times.len(), 1);
     assert_eq!(SITE.stats().gave_up(GiveUp::RetryAfterTooLong), 1);
@@ -233,8 +234,12 @@ async fn retry_after_http_dates_use_the_injected_clock() {
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
     }
-    const P: Policy =
-        policy(Policy::builder().wall_clock(now).backoff(Backoff::Fixed { delay: Duration::from_millis(1) }).jitter(Jitter::None));
+    const P: Policy = policy(
+        Policy::builder()
+            .wall_clock(now)
+            .backoff(Backoff::Fixed { delay: Duration::from_millis(1) })
+            .jitter(Jitter::None),
+    );
     let at = |s: u64| Fail { hint: Some(RetryAfter::At(now() + Duration::from_secs(s))), ..Fail::status(503) };
     let (out, times) = run_script(P.call(), vec![Err(at(3)), Ok(1)]).await;
     assert_eq!(out, Ok(1));
@@ -248,7 +253,10 @@ async fn retry_after_http_dates_use_the_injected_clock() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_can_be_ignored() {
     const P: Policy = policy(
-        Policy::builder().respect_retry_after(false).backoff(Backoff::Fixed { delay: Duration::from_millis(5) }).jitter(Jitter::None),
+        Policy::builder()
+            .respect_retry_after(false)
+            .backoff(Backoff::Fixed { delay: Duration::from_millis(5) })
+            .jitter(Jitter::None),
     );
     let (_, times) = run_script(P.call(), vec![Err(Fail::status(429).hint(Duration::from_secs(3600))), Ok(1)]).await;
     assert_eq!(times[1], 5 * MS);
@@ -346,11 +354,8 @@ async fn validate_retries_unusable_values_and_converts_the_last() {
         })
         .await;
     assert_eq!(out, Ok(2));
-    let out: Result<u32, Fail> = FIXED_100
-        .call()
-        .validate(|_: &u32| Err(InvalidOutput::new("never")))
-        .retry(|| async { Ok(0) })
-        .await;
+    let out: Result<u32, Fail> =
+        FIXED_100.call().validate(|_: &u32| Err(InvalidOutput::new("never"))).retry(|| async { Ok(0) }).await;
     assert_eq!(out, Err(Fail::kind(ErrorKind::InvalidOutput)));
 }
 

@@ -1,0 +1,99 @@
+//! The success path costs nothing: no heap allocation per call, on the success path and on a
+//! path with retries (after one warm-up call that registers the site and seeds the RNG).
+
+use llm_retry_runtime::{ApiError, Backoff, InvalidOutput, Jitter, Policy, RetryEvent, Site};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+const POLICY: Policy = match Policy::builder()
+    .max_attempts(5)
+    .backoff(Backoff::Fixed { delay: Duration::from_millis(10) })
+    .jitter(Jitter::Full)
+    .build()
+{
+    Ok(p) => p,
+    Err(_) => panic!(),
+};
+static SITE: Site = Site::new("alloc::site", POLICY);
+
+/// Polls a future that completes without waiting, with no runtime at all.
+fn poll_once<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the success path should complete in one poll"),
+    }
+}
+
+fn notify(_: &RetryEvent<'_, ApiError>) {}
+
+fn validate(v: &u32) -> Result<(), InvalidOutput> {
+    if *v == 0 { Err(InvalidOutput::new("zero")) } else { Ok(()) }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // A control, so that the zeros below mean something.
+    let info = allocation_counter::measure(|| drop(std::hint::black_box(vec![1u8; 16])));
+    assert_eq!(info.count_total, 1);
+    let err = allocation_counter::measure(|| {
+        drop(std::hint::black_box(ApiError::new(llm_retry_runtime::ErrorKind::Other, "x")))
+    });
+    assert!(err.count_total >= 1);
+}
+
+#[test]
+fn the_success_path_allocates_nothing() {
+    let once = || {
+        poll_once(async {
+            let mut call = llm_retry_runtime::Call::new(&SITE).notify(notify).validate(validate);
+            loop {
+                if let core::ops::ControlFlow::Break(r) = call.attempt(async { Ok::<u32, ApiError>(1) }).await {
+                    return r;
+                }
+            }
+        })
+    };
+    assert_eq!(once().unwrap(), 1); // registers the site
+    let info = allocation_counter::measure(|| {
+        for _ in 0..1000 {
+            assert_eq!(once().unwrap(), 1);
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    let builder = allocation_counter::measure(|| {
+        for _ in 0..1000 {
+            let r: Result<u32, ApiError> = poll_once(POLICY.retry(|| async { Ok(2) }));
+            assert_eq!(r.unwrap(), 2);
+        }
+    });
+    assert_eq!(builder.count_total, 0, "{builder:?}");
+}
+
+#[test]
+fn a_path_with_retries_allocates_nothing_either() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let run = || {
+        rt.block_on(async {
+            let mut n = 0u32;
+            POLICY
+                .call()
+                .site(&SITE)
+                .retry(|| {
+                    n += 1;
+                    let k = n;
+                    async move { if k < 4 { Err(ApiError::from_status(503)) } else { Ok(k) } }
+                })
+                .await
+        })
+    };
+    assert_eq!(run().unwrap(), 4); // warms up the timer wheel and the thread's RNG
+    let info = allocation_counter::measure(|| {
+        for _ in 0..100 {
+            assert_eq!(run().unwrap(), 4);
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+}
