@@ -72,4 +72,6 @@ pub use stats::{Site, SiteStats, StatsSnapshot, stats};
 pub use timeout::Timeout;
 pub use validate::InvalidOutput;
 // --- classification re-exports (owned by the classification work) ---
+pub use crate::http::{MAX_BODY_BYTES, classify_response, classify_response_at};
+pub use retry_after::should_retry_header;
 // --- end classification re-exports ---
