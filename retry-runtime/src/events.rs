@@ -10,7 +10,14 @@ use std::time::Duration;
 /// The target of every event, for filtering (`RUST_LOG=llm_retry=warn`).
 pub(crate) const TARGET: &str = "llm_retry";
 
-pub(crate) fn retrying(site: &str, attempt: u32, kind: ErrorKind, status: Option<u16>, delay: Duration, source: DelaySource) {
+pub(crate) fn retrying(
+    site: &str,
+    attempt: u32,
+    kind: ErrorKind,
+    status: Option<u16>,
+    delay: Duration,
+    source: DelaySource,
+) {
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     let source = match source {
         DelaySource::Backoff => "backoff",

@@ -184,16 +184,16 @@ impl ErrorKind {
         match self {
             ErrorKind::Auth => Some("the credentials were refused; check the API key"),
             ErrorKind::BadRequest => Some("the request is invalid; retrying cannot help"),
-            ErrorKind::QuotaExhausted => Some(
-                "the quota or spend limit is exhausted; it will not reset within a retry, raise the limit",
-            ),
-            ErrorKind::ContextLengthExceeded => Some(
-                "the prompt does not fit the model's context window; shorten it or pick a larger model",
-            ),
+            ErrorKind::QuotaExhausted => {
+                Some("the quota or spend limit is exhausted; it will not reset within a retry, raise the limit")
+            }
+            ErrorKind::ContextLengthExceeded => {
+                Some("the prompt does not fit the model's context window; shorten it or pick a larger model")
+            }
             ErrorKind::NotFound => Some("the model or endpoint does not exist; check its name"),
-            ErrorKind::ContentFiltered => Some(
-                "the provider's safety system refused the content; the same request is refused again",
-            ),
+            ErrorKind::ContentFiltered => {
+                Some("the provider's safety system refused the content; the same request is refused again")
+            }
             _ => None,
         }
     }

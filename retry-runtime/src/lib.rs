@@ -61,16 +61,22 @@ pub mod __private;
 pub use api_error::ApiError;
 pub use backoff::{Backoff, Jitter};
 pub use classify::{Classification, Classify};
-pub use engine::{Call, Mode, Timed, Untimed};
-pub use hooks::{DelaySource, HookSet, Hooks, NotifySlot, Notifier, Predicate, RetryEvent, ValidateSlot, Validator, WhenSlot};
-pub use outcome::GiveUp;
+pub use engine::Call;
+pub use hooks::{DelaySource, RetryEvent};
 pub use kind::ErrorKind;
+pub use outcome::GiveUp;
 pub use policy::{Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;
 pub use rng::seed_thread_rng;
 pub use stats::{Site, SiteStats, StatsSnapshot, stats};
 pub use timeout::Timeout;
 pub use validate::InvalidOutput;
+/// Type-level plumbing that appears in [`Call`]'s bounds; never named in user code.
+#[doc(hidden)]
+pub use {
+    engine::{Mode, Timed, Untimed},
+    hooks::{HookSet, Hooks, Notifier, NotifySlot, Predicate, ValidateSlot, Validator, WhenSlot},
+};
 // --- classification re-exports (owned by the classification work) ---
 pub use crate::http::{MAX_BODY_BYTES, classify_response, classify_response_at};
 pub use retry_after::should_retry_header;
