@@ -325,11 +325,39 @@ impl From<Untimed> for Timed {
     }
 }
 
-/// What to do after an attempt.
-enum Next<T, E> {
-    Return(Result<T, E>),
-    Sleep(Duration),
+/// The decision to retry: what failed, and how long to wait before the next attempt.
+///
+/// Returned by [`Call::settle`] for loops that sleep themselves, such as a stream that reports
+/// the retry to its consumer before waiting.
+///
+/// ```
+/// use core::ops::ControlFlow;
+/// use llm_retry_runtime::{ApiError, ErrorKind, Policy};
+/// let mut call = Policy::DEFAULT.call::<(), ApiError>();
+/// call.start_attempt();
+/// match call.settle(Err(ApiError::from_status(503)), None) {
+///     ControlFlow::Continue(plan) => {
+///         assert_eq!((plan.attempt, plan.kind, plan.status), (1, ErrorKind::Server, Some(503)));
+///     }
+///     ControlFlow::Break(_) => unreachable!("a 503 is retried"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPlan {
+    /// The attempt that failed, from 1.
+    pub attempt: u32,
+    /// What it failed with.
+    pub kind: ErrorKind,
+    /// Its HTTP status, if any.
+    pub status: Option<u16>,
+    /// How long to wait before the next attempt.
+    pub delay: Duration,
+    /// Where the delay came from.
+    pub source: DelaySource,
 }
+
+type Next<T, E> = ControlFlow<Result<T, E>, RetryPlan>;
 
 impl<'p, T, E, H, M> Call<'p, T, E, H, M>
 where
@@ -356,20 +384,56 @@ where
     /// # }
     /// ```
     pub async fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> ControlFlow<Result<T, E>> {
+        self.start_attempt();
+        let (result, timed_out) = self.mode.run(self.started, fut).await;
+        let plan = self.settle(result, timed_out)?;
+        tokio::time::sleep(plan.delay).await;
+        ControlFlow::Continue(())
+    }
+
+    /// Marks the start of an attempt (for loops that run attempts themselves; see
+    /// [`settle`](Self::settle)). Reads the clock on the first attempt only if a deadline,
+    /// timeout or notify hook needs it.
+    ///
+    /// ```
+    /// let mut call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
+    /// call.start_attempt();
+    /// ```
+    pub fn start_attempt(&mut self) {
         if self.started.is_none() && (self.mode.timed() || H::NOTIFIES) {
             self.started = Some(Instant::now());
         }
         if let Some(site) = self.guard.site {
             site.on_attempt();
         }
-        let (result, timed_out) = self.mode.run(self.started, fut).await;
-        match self.decide(result, timed_out) {
-            Next::Return(r) => ControlFlow::Break(r),
-            Next::Sleep(d) => {
-                tokio::time::sleep(d).await;
-                ControlFlow::Continue(())
-            }
-        }
+    }
+
+    /// The time left before the deadline, if there is one (for loops that bound their own
+    /// waits, such as a stream's reads).
+    ///
+    /// ```
+    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
+    /// assert_eq!(call.remaining(), None);
+    /// ```
+    pub fn remaining(&self) -> Option<Duration> {
+        let deadline = self.mode.deadline()?;
+        Some(deadline.saturating_sub(self.started.map_or(Duration::ZERO, |s| s.elapsed())))
+    }
+
+    /// Settles an attempt's outcome without sleeping: `Break(result)` to return it, or
+    /// `Continue(plan)` to wait `plan.delay` and try again. `timed_out` says the attempt was
+    /// cut short by a timeout (the error is then treated as a Timeout; a deadline gives up).
+    /// Stats, events and hooks are handled here, exactly as in [`attempt`](Self::attempt).
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use llm_retry_runtime::{ApiError, Policy};
+    /// let mut call = Policy::DEFAULT.call::<u8, ApiError>();
+    /// call.start_attempt();
+    /// assert!(matches!(call.settle(Ok(1), None), ControlFlow::Break(Ok(1))));
+    /// ```
+    pub fn settle(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> ControlFlow<Result<T, E>, RetryPlan> {
+        self.decide(result, timed_out)
     }
 
     /// Runs `op` until it succeeds or the policy gives up.
@@ -412,7 +476,7 @@ where
                 events::gave_up(self.site_name(), self.attempt, c.kind, c.status, reason);
             }
         }
-        Next::Return(out)
+        ControlFlow::Break(out)
     }
 
     fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> Next<T, E> {
@@ -494,7 +558,13 @@ where
             site.on_retry(delay);
         }
         self.previous = delay;
-        Next::Sleep(delay)
+        ControlFlow::Continue(RetryPlan {
+            attempt: self.attempt,
+            kind: class.kind,
+            status: class.status,
+            delay,
+            source,
+        })
     }
 }
 

@@ -61,7 +61,7 @@ pub mod __private;
 pub use api_error::ApiError;
 pub use backoff::{Backoff, Jitter};
 pub use classify::{Classification, Classify};
-pub use engine::Call;
+pub use engine::{Call, RetryPlan};
 pub use hooks::{DelaySource, RetryEvent};
 pub use kind::ErrorKind;
 pub use outcome::GiveUp;
