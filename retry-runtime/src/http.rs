@@ -274,12 +274,10 @@ pub(crate) fn refine_kind(status: u16, body: Option<&ProviderBody>) -> ErrorKind
     let named = code.or(ty);
     // Message refinements never override an explicit rate-limit token: a rate-limit message
     // may well mention quotas or billing in passing.
-    if named != Some(ErrorKind::RateLimited) {
-        if body.mentions(&["credit balance is too low"])
-            || (status == 429 && named.is_none() && body.mentions(QUOTA_PHRASES))
-        {
-            return ErrorKind::QuotaExhausted;
-        }
+    let quota_message = body.mentions(&["credit balance is too low"])
+        || (status == 429 && named.is_none() && body.mentions(QUOTA_PHRASES));
+    if named != Some(ErrorKind::RateLimited) && quota_message {
+        return ErrorKind::QuotaExhausted;
     }
     if let Some(kind) = named {
         return kind;

@@ -158,9 +158,15 @@ fn precedence_between_headers() {
     assert_eq!(resolve(&headers(&[("x-ratelimit-reset-requests", b"1s")])), None);
 
     let reset = |h: &HeaderMap| RetryAfter::from_rate_limit_headers(h).and_then(|r| r.resolve(now()));
-    assert_eq!(reset(&headers(&[("x-ratelimit-reset-requests", b"6m0s"), ("x-ratelimit-reset-tokens", b"20ms")])), ms(20));
+    assert_eq!(
+        reset(&headers(&[("x-ratelimit-reset-requests", b"6m0s"), ("x-ratelimit-reset-tokens", b"20ms")])),
+        ms(20)
+    );
     assert_eq!(reset(&headers(&[("x-ratelimit-reset-requests", b"2s"), ("x-ratelimit-reset-tokens", b"9s")])), secs(2));
-    assert_eq!(reset(&headers(&[("x-ratelimit-reset-requests", b"junk"), ("x-ratelimit-reset-tokens", b"9s")])), secs(9));
+    assert_eq!(
+        reset(&headers(&[("x-ratelimit-reset-requests", b"junk"), ("x-ratelimit-reset-tokens", b"9s")])),
+        secs(9)
+    );
     assert_eq!(reset(&headers(&[("x-ratelimit-reset-tokens", b"0s")])), None);
     assert_eq!(reset(&HeaderMap::new()), None);
 }
