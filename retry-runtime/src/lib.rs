@@ -65,7 +65,7 @@ pub use engine::{Call, RetryPlan};
 pub use hooks::{DelaySource, RetryEvent};
 pub use kind::ErrorKind;
 pub use outcome::GiveUp;
-pub use policy::{Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
+pub use policy::{MAX_RULES, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;
 pub use rng::seed_thread_rng;
 pub use stats::{Site, SiteStats, StatsSnapshot, stats};
