@@ -193,7 +193,7 @@ pub enum Fault {
     ResetBeforeResponse,
     /// Send the `200` headers and the first half of the body, then reset the connection (TCP RST).
     /// Non-streaming responses announce their full `content-length`; a streaming request gets the SSE
-    /// head and the first half of its content chunks (like [`Fault::StreamCut`] with `chunks / 2`).
+    /// head and the first half of its content chunks, rounded down (like [`Fault::StreamCut`]).
     ResetDuringBody,
     /// Never answer. The connection stays open until the client closes it or the server shuts down.
     Hang,

@@ -68,6 +68,11 @@ impl Reply {
         words(&self.text)
     }
 
+    fn openai_usage(&self) -> Value {
+        let c = self.completion_tokens();
+        json!({"prompt_tokens": self.prompt_tokens, "completion_tokens": c, "total_tokens": self.prompt_tokens + c})
+    }
+
     fn id(&self) -> String {
         match self.api {
             Api::OpenAi => format!("chatcmpl-chaos-{}", self.seq),
@@ -90,7 +95,7 @@ impl Reply {
                     "logprobs": null,
                     "finish_reason": "stop"
                 }],
-                "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": c, "total_tokens": self.prompt_tokens + c}
+                "usage": self.openai_usage()
             }),
             Api::Anthropic => json!({
                 "id": self.id(),
@@ -106,9 +111,9 @@ impl Reply {
         Bytes::from(value.to_string())
     }
 
-    /// The SSE events of a streamed reply split into `chunks` content pieces.
-    pub(crate) fn events(&self, chunks: usize) -> SseEvents {
-        let pieces = split_text(&self.text, chunks);
+    /// The SSE events of a streamed reply, one content event per piece.
+    pub(crate) fn events(&self, chunking: Chunking) -> SseEvents {
+        let pieces = chunking.split(&self.text);
         let id = self.id();
         let c = self.completion_tokens();
         match self.api {
@@ -135,7 +140,7 @@ impl Reply {
                     tail.push(data_event(&json!({
                         "id": id, "object": "chat.completion.chunk", "created": CREATED, "model": self.model,
                         "choices": [],
-                        "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": c, "total_tokens": self.prompt_tokens + c}
+                        "usage": self.openai_usage()
                     })));
                 }
                 tail.push(Bytes::from_static(b"data: [DONE]\n\n"));
@@ -153,7 +158,8 @@ impl Reply {
                     ),
                     named_event(
                         "content_block_start",
-                        &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                        &json!({"type": "content_block_start", "index": 0,
+                                "content_block": {"type": "text", "text": ""}}),
                     ),
                 ];
                 let content = pieces
@@ -161,7 +167,8 @@ impl Reply {
                     .map(|p| {
                         named_event(
                             "content_block_delta",
-                            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}),
+                            &json!({"type": "content_block_delta", "index": 0,
+                                    "delta": {"type": "text_delta", "text": p}}),
                         )
                     })
                     .collect();
@@ -220,6 +227,31 @@ fn data_event(value: &Value) -> Bytes {
 
 fn named_event(name: &str, value: &Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {value}\n\n"))
+}
+
+/// How a streamed reply's text is cut into content chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chunking {
+    /// Exactly this many pieces (at least one).
+    Count(usize),
+    /// Pieces of this many characters (at least one), the last one possibly shorter; one empty piece for
+    /// an empty text.
+    Chars(usize),
+}
+
+impl Chunking {
+    pub(crate) fn split(self, text: &str) -> Vec<String> {
+        match self {
+            Chunking::Count(n) => split_text(text, n),
+            Chunking::Chars(size) => {
+                let chars: Vec<char> = text.chars().collect();
+                if chars.is_empty() {
+                    return vec![String::new()];
+                }
+                chars.chunks(size.max(1)).map(|c| c.iter().collect()).collect()
+            }
+        }
+    }
 }
 
 /// Splits `text` into exactly `n` (at least one) pieces of nearly equal length in characters.
@@ -400,6 +432,9 @@ mod tests {
         assert_eq!(parts.concat(), "héllo wörld");
         assert_eq!(split_text("", 3), vec!["", "", ""]);
         assert_eq!(split_text("ab", 0), vec!["ab"]);
+        assert_eq!(Chunking::Chars(2).split("abcde"), vec!["ab", "cd", "e"]);
+        assert_eq!(Chunking::Chars(0).split("ab"), vec!["a", "b"]);
+        assert_eq!(Chunking::Chars(3).split(""), vec![""]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::body::ResponseBody;
 use crate::fault::valid_status;
 use crate::record::{self, Outcome, RecordedRequest, Route};
-use crate::responses::{self as r, Api, Reply};
+use crate::responses::{self as r, Api, Chunking, Reply};
 use crate::{Chaos, Fault, TokenBucket, format_openai_duration};
 
 /// The largest request body accepted by default (1 MiB); larger ones get a `413`.
@@ -46,7 +46,7 @@ pub const DEFAULT_CHUNKS: usize = 4;
 #[derive(Debug)]
 struct Config {
     reply: Option<String>,
-    chunks: usize,
+    chunking: Chunking,
     chunk_delay: Duration,
     max_body_bytes: usize,
 }
@@ -97,7 +97,7 @@ impl Shared {
 #[must_use]
 pub struct ChaosServerBuilder {
     reply: Option<String>,
-    chunks: usize,
+    chunking: Chunking,
     chunk_delay: Duration,
     max_body_bytes: usize,
     rate_limit: Option<(u32, u32)>,
@@ -109,7 +109,7 @@ impl Default for ChaosServerBuilder {
     fn default() -> Self {
         ChaosServerBuilder {
             reply: None,
-            chunks: DEFAULT_CHUNKS,
+            chunking: Chunking::Count(DEFAULT_CHUNKS),
             chunk_delay: Duration::ZERO,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             rate_limit: None,
@@ -140,7 +140,19 @@ impl ChaosServerBuilder {
     /// # let _ = builder;
     /// ```
     pub fn chunks(mut self, chunks: usize) -> Self {
-        self.chunks = chunks.max(1);
+        self.chunking = Chunking::Count(chunks.max(1));
+        self
+    }
+
+    /// Instead of a chunk count: cut a streamed reply into content chunks of `chars` characters each
+    /// (at least 1), the last one possibly shorter. Replaces [`chunks`](Self::chunks); the last call wins.
+    ///
+    /// ```
+    /// let builder = llm_retry_testkit::ChaosServer::builder().chunk_chars(3);
+    /// # let _ = builder;
+    /// ```
+    pub fn chunk_chars(mut self, chars: usize) -> Self {
+        self.chunking = Chunking::Chars(chars.max(1));
         self
     }
 
@@ -250,7 +262,7 @@ impl ChaosServerBuilder {
         let shared = Arc::new(Shared {
             config: Config {
                 reply: self.reply,
-                chunks: self.chunks,
+                chunking: self.chunking,
                 chunk_delay: self.chunk_delay,
                 max_body_bytes: self.max_body_bytes,
             },
@@ -455,7 +467,8 @@ impl ChaosServer {
         self.shared.lock().chaos = chaos;
     }
 
-    /// Every request received so far, in the order their answers were decided.
+    /// Every request received so far, in the order their answers were decided. Bytes that never parse
+    /// as an HTTP request head (hyper answers those `400` itself) are not requests and are not recorded.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -748,9 +761,8 @@ async fn serve(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let half = config.chunks / 2;
     let mut resp = match fault {
-        Fault::Ok if stream => sse_response(reply.events(config.chunks).all(), config.chunk_delay),
+        Fault::Ok if stream => sse_response(reply.events(config.chunking).all(), config.chunk_delay),
         Fault::Ok => json_bytes_response(200, reply.json()),
         Fault::RateLimited { retry_after } => {
             let mut resp = json_response(429, &r::rate_limited(api));
@@ -778,17 +790,19 @@ async fn serve(
             resp
         }
         Fault::StreamError { after_chunks } => {
-            let mut events = reply.events(config.chunks).cut(*after_chunks);
+            let mut events = reply.events(config.chunking).cut(*after_chunks);
             events.push(reply.error_event());
             sse_response(events, config.chunk_delay)
         }
         Fault::ResetBeforeResponse => return take_over(takeover, Takeover::Reset(Bytes::new())).await,
         Fault::ResetDuringBody if stream => {
-            return take_over(takeover, Takeover::Reset(raw_sse(reply.events(config.chunks).cut(half)))).await;
+            let events = reply.events(config.chunking);
+            let half = events.content.len() / 2;
+            return take_over(takeover, Takeover::Reset(raw_sse(events.cut(half)))).await;
         }
         Fault::ResetDuringBody => return take_over(takeover, Takeover::Reset(raw_partial_json(&reply.json()))).await,
         Fault::StreamCut { after_chunks } if stream => {
-            let events = reply.events(config.chunks).cut(*after_chunks);
+            let events = reply.events(config.chunking).cut(*after_chunks);
             return take_over(takeover, Takeover::Reset(raw_sse(events))).await;
         }
         Fault::StreamCut { .. } => return take_over(takeover, Takeover::Reset(raw_partial_json(&reply.json()))).await,

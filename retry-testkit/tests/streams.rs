@@ -173,3 +173,10 @@ async fn chunk_delay_spaces_the_events() {
     assert!(started.elapsed() >= delay * 4, "{:?}", started.elapsed());
     assert_eq!(openai_contents(&sse_events(&resp.text())).len(), 3);
 }
+
+#[tokio::test]
+async fn chunks_by_size() {
+    let server = ChaosServer::builder().reply("abcdefg").chunk_chars(3).start().await;
+    let events = sse_events(&chat(server.addr(), true).await.response().text());
+    assert_eq!(openai_contents(&events), ["abc", "def", "g"]);
+}
