@@ -66,13 +66,13 @@ impl RetryAfterHeader {
             RetryAfterHeader::None => {}
             RetryAfterHeader::Seconds(secs) => out.push(("retry-after", format_seconds(*secs))),
             RetryAfterHeader::HttpDate(after) => {
-                let target = now + *after;
-                let since_epoch = target.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                let mut whole = Duration::from_secs(since_epoch.as_secs());
-                if since_epoch.subsec_nanos() > 0 {
-                    whole += Duration::from_secs(1);
-                }
-                out.push(("retry-after", httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + whole)));
+                // HTTP dates end with year 9999; anything later is written as its last second.
+                const LAST_HTTP_DATE: u64 = 253_402_300_799;
+                let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                let target = since_epoch.saturating_add(*after);
+                let secs = target.as_secs().saturating_add(u64::from(target.subsec_nanos() > 0)).min(LAST_HTTP_DATE);
+                let date = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+                out.push(("retry-after", httpdate::fmt_http_date(date)));
             }
             RetryAfterHeader::Millis(ms) => out.push(("retry-after-ms", ms.to_string())),
             RetryAfterHeader::ResetRequests(d) => out.push(("x-ratelimit-reset-requests", format_openai_duration(*d))),
@@ -332,6 +332,12 @@ mod tests {
         RetryAfterHeader::HttpDate(Duration::from_secs(2)).push_pairs(now, &mut out);
         let parsed = httpdate::parse_http_date(&out[0].1).unwrap();
         assert_eq!(parsed, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_003));
+    }
+
+    #[test]
+    fn http_date_far_future_does_not_panic() {
+        let pairs = RetryAfterHeader::HttpDate(Duration::MAX).header_pairs();
+        assert_eq!(pairs[0].1, "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 
     #[test]
