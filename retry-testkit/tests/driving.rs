@@ -320,3 +320,33 @@ async fn refused_port_refuses() {
     }
     assert!(refused.addr().ip().is_loopback());
 }
+
+#[tokio::test]
+async fn hostile_bytes_never_take_the_server_down() {
+    use rand::{RngExt, SeedableRng};
+    let server = ChaosServer::start().await;
+    let addr = server.addr();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    for i in 0..40 {
+        let len = rng.random_range(0..2048);
+        let mut noise: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        if i % 2 == 0 {
+            // A valid head with a random body.
+            let head = format!("POST {CHAT} HTTP/1.1\r\nhost: x\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n");
+            noise.splice(0..0, head.into_bytes());
+        }
+        let raw = exchange(addr, &noise, PATIENCE).await;
+        assert_ne!(raw.end, End::TimedOut, "case {i}");
+        if i % 2 == 0 {
+            assert_eq!(raw.response().status, 400, "case {i}");
+        }
+    }
+    // Oversized headers.
+    let huge = format!("POST {CHAT} HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n", "a".repeat(1 << 20));
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.write_all(huge.as_bytes()).await;
+    let raw = read_all(&mut tcp, PATIENCE).await;
+    assert_ne!(raw.end, End::TimedOut);
+    assert_eq!(chat(addr, false).await.response().status, 200);
+    assert_eq!(server.request_count(), 21);
+}
