@@ -60,6 +60,18 @@ impl Reply {
                 format!("This is a deterministic reply from llm-retry-testkit to: {excerpt}")
             }
         };
+        // Assistant prefill: a conversation that ends with the assistant's own (partial) turn asks the
+        // model to continue that turn, as Anthropic documents. A reply that starts with the prefill
+        // sends only the rest, so a client can resume a cut stream; any other reply is sent whole.
+        let prefill = messages
+            .last()
+            .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+            .map(content_text)
+            .filter(|p| !p.is_empty());
+        let text = match prefill {
+            Some(p) => text.strip_prefix(p.as_str()).map(str::to_owned).unwrap_or(text),
+            None => text,
+        };
         let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
         Reply { api, seq, model, text, prompt_tokens, include_usage }
     }
@@ -435,6 +447,27 @@ mod tests {
         assert_eq!(Chunking::Chars(2).split("abcde"), vec!["ab", "cd", "e"]);
         assert_eq!(Chunking::Chars(0).split("ab"), vec!["a", "b"]);
         assert_eq!(Chunking::Chars(3).split(""), vec![""]);
+    }
+
+    #[test]
+    fn an_assistant_prefill_is_continued() {
+        let ask = |prefill: &str| {
+            let body = json!({"messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": prefill}
+            ]});
+            Reply::new(Api::Anthropic, 0, &body, Some("Hello there, world")).text
+        };
+        assert_eq!(ask("Hello th"), "ere, world");
+        assert_eq!(ask("Hello there, world"), "");
+        assert_eq!(ask("Goodbye"), "Hello there, world", "a prefill the reply does not start with");
+        assert_eq!(ask(""), "Hello there, world");
+        let derived = json!({"messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "This is a"}]}
+        ]});
+        let r = Reply::new(Api::OpenAi, 0, &derived, None);
+        assert_eq!(r.text, " deterministic reply from llm-retry-testkit to: hi");
     }
 
     #[test]

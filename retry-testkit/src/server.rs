@@ -122,6 +122,8 @@ impl Default for ChaosServerBuilder {
 impl ChaosServerBuilder {
     /// The assistant text of every successful reply. By default it is derived from the prompt:
     /// `This is a deterministic reply from llm-retry-testkit to: <last user message, up to 200 chars>`.
+    /// A request that ends with an assistant message (a prefill) is continued: when the reply starts
+    /// with the prefill, only the rest is sent, so a client can resume a cut stream.
     ///
     /// ```
     /// let builder = llm_retry_testkit::ChaosServer::builder().reply("Hello");
