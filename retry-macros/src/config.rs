@@ -293,6 +293,12 @@ fn float(cx: &mut Ctxt, entry: &Entry, key: &str) -> Option<f64> {
     let (lit, negative) = match &entry.value {
         Value::Lit(l) => (l, false),
         Value::Neg(_, l) => (l, true),
+        Value::Path(p)
+            if p.segments.last().is_some_and(|s| s.ident.to_string().contains("INFINITY") || s.ident == "NAN") =>
+        {
+            cx.error_spanned(&entry.value, format!("`{key}` must be a finite number, like `{}`", keys::example(key)));
+            return None;
+        }
         _ => {
             wrong_type(cx, entry, key, "a number");
             return None;
@@ -747,11 +753,11 @@ fn check_backoff(cx: &mut Ctxt, keys_: &StrategyKeys<'_>, b: &BackoffConfig) {
                 }
             }
             if let BackoffConfig::Exponential { multiplier, min_delay, .. } = *b {
-                if let Some(span) = keys_.multiplier.as_ref().map(|m| m.0.value.span()) {
+                if let Some((entry, _)) = &keys_.multiplier {
                     if !multiplier.is_finite() || multiplier < 1.0 {
-                        cx.error_at(
-                            span,
-                            format!("`multiplier = {multiplier}` must be a finite number of at least 1.0, like 2.0; below 1.0 the delays shrink (for equal delays use `backoff = \"fixed\"`)"),
+                        cx.error_spanned(
+                            &entry.value,
+                            format!("`multiplier = {multiplier:?}` must be a finite number of at least 1.0, like 2.0; below 1.0 the delays shrink (for equal delays use `backoff = \"fixed\"`)"),
                         );
                     }
                 }

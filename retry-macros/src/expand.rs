@@ -282,8 +282,11 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
         body.stmts.drain(..n).collect()
     };
     let stmts = &body.stmts;
+    // The attempt is located at the return type, so type errors (an `E` that is not
+    // `Classify`, an output that is not a `Result`) point there rather than at the attribute.
+    let call_at = Ident::new("__llm_retry", Span::mixed_site().located_at(span));
     let attempt = quote_spanned! {span=>
-        #call.attempt(async {
+        #call_at.attempt(async {
             #[allow(
                 unknown_lints,
                 unreachable_code,
@@ -299,7 +302,7 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
                 return #fake;
             }
             #(#stmts)*
-        })
+        }).await
     };
     let new_body = quote! {
         {
@@ -307,13 +310,16 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
             #(#prelude)*
             let mut #call = #p::Call::new(&#site) #options;
             loop {
-                if let ::core::ops::ControlFlow::Break(#result) = #attempt.await {
+                if let ::core::ops::ControlFlow::Break(#result) = #attempt {
                     return #result;
                 }
             }
         }
     };
-    *body = syn::parse2(new_body).expect("the generated body parses as a block");
+    let mut new_body: Block = syn::parse2(new_body).expect("the generated body parses as a block");
+    // The user's braces keep the fn's spans the user's, so lints such as `dead_code` still fire.
+    new_body.brace_token = body.brace_token;
+    *body = new_body;
     func.into_token_stream()
 }
 

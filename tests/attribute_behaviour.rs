@@ -1,0 +1,342 @@
+//! How annotated fns behave, in paused time on a current-thread runtime: attempts, exact
+//! delays, per-kind limits, Retry-After, the deadline and the attempt timeout, `validate`,
+//! `notify`, `when`, and stats.
+
+use llm_retry::{ApiError, DelaySource, ErrorKind, GiveUp, InvalidOutput, RetryAfter, RetryEvent, llm_retry};
+use std::cell::RefCell;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const MS: Duration = Duration::from_millis(1);
+const S: Duration = Duration::from_secs(1);
+
+/// When each attempt started, relative to the first, and what it returns.
+struct Script {
+    start: Instant,
+    starts: RefCell<Vec<Duration>>,
+    outcomes: RefCell<Vec<Result<String, ApiError>>>,
+    work: Duration,
+}
+
+impl Script {
+    /// Fails with `errors` in order, then succeeds with "ok" forever.
+    fn new(errors: impl IntoIterator<Item = ApiError>) -> Self {
+        let mut outcomes: Vec<_> = errors.into_iter().map(Err).collect();
+        outcomes.reverse();
+        Script {
+            start: Instant::now(),
+            starts: RefCell::default(),
+            outcomes: RefCell::new(outcomes),
+            work: Duration::ZERO,
+        }
+    }
+
+    /// Fails with `error` on every attempt.
+    fn always(error: ApiError) -> Self {
+        Script::new(std::iter::repeat_n(error, 100))
+    }
+
+    fn taking(mut self, work: Duration) -> Self {
+        self.work = work;
+        self
+    }
+
+    async fn run(&self) -> Result<String, ApiError> {
+        self.starts.borrow_mut().push(self.start.elapsed());
+        if !self.work.is_zero() {
+            tokio::time::sleep(self.work).await;
+        }
+        self.outcomes.borrow_mut().pop().unwrap_or_else(|| Ok("ok".to_owned()))
+    }
+
+    fn starts(&self) -> Vec<Duration> {
+        self.starts.borrow().clone()
+    }
+
+    fn attempts(&self) -> usize {
+        self.starts.borrow().len()
+    }
+}
+
+fn e503() -> ApiError {
+    ApiError::from_status(503)
+}
+
+#[llm_retry(max = 4, jitter = "none")]
+async fn default_backoff(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn exponential_defaults_give_exact_delays_without_jitter() {
+    let s = Script::always(e503());
+    assert_eq!(default_backoff(&s).await.unwrap_err().status(), Some(503));
+    // 500 ms doubling: the runtime's default exponential backoff.
+    assert_eq!(s.starts(), [Duration::ZERO, 500 * MS, 1500 * MS, 3500 * MS]);
+}
+
+#[llm_retry(max = 5, backoff = "exponential", base = "100ms", multiplier = 3.0, max_delay = "1s", jitter = "none")]
+async fn tuned_exponential(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn exponential_parameters_and_cap() {
+    let s = Script::always(e503());
+    let _ = tuned_exponential(&s).await;
+    // 100, 300, 900, then capped at 1000.
+    assert_eq!(s.starts(), [Duration::ZERO, 100 * MS, 400 * MS, 1300 * MS, 2300 * MS]);
+}
+
+#[llm_retry(max = 3, backoff = "fixed", delay = "1.5s", jitter = "none")]
+async fn fixed(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[llm_retry(max = 4, backoff = "linear", jitter = "none")]
+async fn linear(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn fixed_and_linear() {
+    let s = Script::always(e503());
+    let _ = fixed(&s).await;
+    assert_eq!(s.starts(), [Duration::ZERO, 1500 * MS, 3000 * MS]);
+    let s = Script::always(e503());
+    let _ = linear(&s).await;
+    // Linear defaults: 500 ms, +500 ms each retry.
+    assert_eq!(s.starts(), [Duration::ZERO, 500 * MS, 1500 * MS, 3000 * MS]);
+}
+
+#[llm_retry(max = 4, backoff = "fixed", delay = "1s")]
+async fn fixed_full_jitter(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn seeded_jitter_is_reproducible_and_bounded() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        llm_retry::seed_thread_rng(42);
+        let s = Script::always(e503());
+        let _ = fixed_full_jitter(&s).await;
+        let starts = s.starts();
+        let delays: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(delays.len(), 3);
+        assert!(delays.iter().all(|d| *d <= S), "{delays:?}");
+        runs.push(delays);
+    }
+    assert_eq!(runs[0], runs[1], "the same seed gives the same delays");
+    assert!(runs[0].iter().any(|d| *d != S), "full jitter moved the delays: {:?}", runs[0]);
+}
+
+#[llm_retry(max = 6, backoff = "decorrelated", base = "100ms", max_delay = "2s")]
+async fn decorrelated(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn decorrelated_stays_within_base_and_cap() {
+    llm_retry::seed_thread_rng(7);
+    let s = Script::always(e503());
+    let _ = decorrelated(&s).await;
+    let starts = s.starts();
+    for w in starts.windows(2) {
+        let d = w[1] - w[0];
+        assert!(d >= 100 * MS && d <= 2 * S, "{d:?}");
+    }
+}
+
+/// The article's table: RateLimited 3 attempts fixed 60 s; Connection 5 attempts
+/// exponential; 502 2 attempts; 500/503 3 attempts exponential.
+#[llm_retry(
+    max = 6,
+    jitter = "none",
+    on = [RateLimited, Connection, 500, 502, 503],
+    rule(RateLimited, max = 3, backoff = "fixed", delay = "60s"),
+    rule(Connection, max = 5, backoff = "exponential", base = "1s"),
+    rule(502, max = 2),
+    rule(500, max = 3, backoff = "exponential", base = "1s"),
+    rule(503, max = 3, backoff = "exponential", base = "1s"),
+)]
+async fn article(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_kind_limits_follow_the_article_table() {
+    let s = Script::always(ApiError::from_status(429));
+    let _ = article(&s).await;
+    assert_eq!(s.starts(), [Duration::ZERO, 60 * S, 120 * S]);
+
+    let s = Script::always(ApiError::connection("reset"));
+    let _ = article(&s).await;
+    assert_eq!(s.starts(), [Duration::ZERO, S, 3 * S, 7 * S, 15 * S]);
+
+    let s = Script::always(ApiError::from_status(502));
+    let _ = article(&s).await;
+    assert_eq!(s.attempts(), 2);
+
+    for status in [500, 503] {
+        let s = Script::always(ApiError::from_status(status));
+        let _ = article(&s).await;
+        assert_eq!(s.starts(), [Duration::ZERO, S, 3 * S], "{status}");
+    }
+
+    // 504 is not in `on`: one attempt.
+    let s = Script::always(ApiError::from_status(504));
+    let _ = article(&s).await;
+    assert_eq!(s.attempts(), 1);
+}
+
+thread_local! {
+    static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static EVENTS: RefCell<Vec<(u32, ErrorKind, Duration, DelaySource)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn record(ev: &RetryEvent<'_, ApiError>) {
+    LOG.with(|l| l.borrow_mut().push(format!("notify {} {:?}", ev.attempt, ev.delay)));
+    EVENTS.with(|e| e.borrow_mut().push((ev.attempt, ev.kind, ev.delay, ev.source)));
+}
+
+#[llm_retry(max = 3, backoff = "fixed", delay = "2s", jitter = "none", notify = record)]
+async fn notified(s: &Script) -> Result<String, ApiError> {
+    LOG.with(|l| l.borrow_mut().push(format!("attempt {}", s.attempts() + 1)));
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn notify_runs_before_each_sleep() {
+    LOG.with(|l| l.borrow_mut().clear());
+    let s = Script::new([e503(), e503()]);
+    assert_eq!(notified(&s).await.unwrap(), "ok");
+    let log = LOG.with(|l| l.borrow().clone());
+    assert_eq!(log, ["attempt 1", "notify 1 2s", "attempt 2", "notify 2 2s", "attempt 3"]);
+}
+
+#[llm_retry(max = 3, max_retry_after = "10s", notify = record, name = "behaviour.retry_after")]
+async fn honours_retry_after(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_and_capped() {
+    EVENTS.with(|e| e.borrow_mut().clear());
+    let hinted = |secs| ApiError::from_status(429).with_retry_after(RetryAfter::Delay(Duration::from_secs(secs)));
+    let s = Script::new([hinted(7)]);
+    assert_eq!(honours_retry_after(&s).await.unwrap(), "ok");
+    let (attempt, kind, delay, source) = EVENTS.with(|e| e.borrow()[0]);
+    assert_eq!((attempt, kind, source), (1, ErrorKind::RateLimited, DelaySource::RetryAfter));
+    assert!(delay >= 7 * S && delay < 8 * S, "{delay:?}");
+    // tokio's timer rounds a sleep up to the next millisecond.
+    assert!(s.starts()[1] >= delay && s.starts()[1] < delay + MS, "{:?} vs {delay:?}", s.starts()[1]);
+
+    // A hint above `max_retry_after` gives up at once.
+    let s = Script::new([hinted(60)]);
+    assert_eq!(honours_retry_after(&s).await.unwrap_err().kind(), ErrorKind::RateLimited);
+    assert_eq!(s.attempts(), 1);
+    let stats = llm_retry::stats().get("behaviour.retry_after").unwrap();
+    assert_eq!(stats.gave_up(GiveUp::RetryAfterTooLong), 1);
+}
+
+#[llm_retry(max = 10, backoff = "fixed", delay = "1s", jitter = "none", deadline = "10s", name = "behaviour.deadline")]
+async fn with_deadline(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_the_whole_call() {
+    let s = Script::always(e503()).taking(3 * S);
+    let start = Instant::now();
+    let _ = with_deadline(&s).await.unwrap_err();
+    assert!(start.elapsed() <= 10 * S, "{:?}", start.elapsed());
+    assert!(s.attempts() < 10);
+    assert_eq!(llm_retry::stats().get("behaviour.deadline").unwrap().gave_up(GiveUp::Deadline), 1);
+}
+
+#[llm_retry(max = 3, backoff = "none", attempt_timeout = "1s")]
+async fn with_attempt_timeout(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attempt_timeout_cuts_each_attempt_and_is_retried() {
+    let s = Script::new([]).taking(5 * S);
+    let err = with_attempt_timeout(&s).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(s.starts(), [Duration::ZERO, S, 2 * S]);
+}
+
+fn non_empty(text: &String) -> Result<(), InvalidOutput> {
+    if text.is_empty() { Err(InvalidOutput::new("the model returned empty text")) } else { Ok(()) }
+}
+
+#[llm_retry(max = 3, backoff = "none", validate = non_empty)]
+async fn validated(s: &Script, replies: &RefCell<Vec<&'static str>>) -> Result<String, ApiError> {
+    s.run().await?;
+    Ok(replies.borrow_mut().pop().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(start_paused = true)]
+async fn validate_retries_unusable_output() {
+    let s = Script::new([]);
+    let replies = RefCell::new(vec!["hello", "", ""]);
+    assert_eq!(validated(&s, &replies).await.unwrap(), "hello");
+    assert_eq!(s.attempts(), 3);
+
+    let s = Script::new([]);
+    let replies = RefCell::new(vec!["", "", ""]);
+    assert_eq!(validated(&s, &replies).await.unwrap_err().kind(), ErrorKind::InvalidOutput);
+}
+
+fn only_server_errors(e: &ApiError) -> bool {
+    e.status().is_some_and(|s| s >= 500)
+}
+
+#[llm_retry(max = 3, backoff = "none", when = only_server_errors)]
+async fn predicate(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_replaces_the_on_decision() {
+    let s = Script::always(ApiError::from_status(429));
+    let _ = predicate(&s).await;
+    assert_eq!(s.attempts(), 1, "429 is not a server error, so the predicate refuses it");
+    let s = Script::new([e503()]);
+    assert_eq!(predicate(&s).await.unwrap(), "ok");
+    assert_eq!(s.attempts(), 2);
+}
+
+#[llm_retry(max = 3, backoff = "none", name = "behaviour.stats")]
+async fn counted(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn stats_count_calls_attempts_and_give_ups() {
+    let _ = counted(&Script::new([])).await;
+    let _ = counted(&Script::new([e503()])).await;
+    let _ = counted(&Script::always(e503())).await;
+    let _ = counted(&Script::always(ApiError::from_status(401))).await;
+    let st = llm_retry::stats().get("behaviour.stats").unwrap();
+    assert_eq!(st.calls, 4);
+    assert_eq!(st.successes, 2);
+    assert_eq!(st.first_try_successes, 1);
+    assert_eq!(st.attempts, 1 + 2 + 3 + 1);
+    assert_eq!(st.retries, 1 + 2);
+    assert_eq!(st.gave_up(GiveUp::Exhausted), 1);
+    assert_eq!(st.gave_up(GiveUp::NonRetryable), 1);
+}
+
+#[llm_retry(max = 2)]
+async fn plain_default_name(s: &Script) -> Result<String, ApiError> {
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_stats_name_is_the_module_path_and_fn() {
+    let _ = plain_default_name(&Script::new([])).await;
+    assert_eq!(llm_retry::stats().get("attribute_behaviour::plain_default_name").unwrap().calls, 1);
+}
