@@ -268,6 +268,7 @@ async fn the_attempt_timeout_cuts_each_attempt_and_is_retried() {
     assert_eq!(s.starts(), [Duration::ZERO, S, 2 * S]);
 }
 
+#[allow(clippy::ptr_arg)] // a validator receives `&T`, here `&String`
 fn non_empty(text: &String) -> Result<(), InvalidOutput> {
     if text.is_empty() { Err(InvalidOutput::new("the model returned empty text")) } else { Ok(()) }
 }

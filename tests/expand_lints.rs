@@ -1,0 +1,58 @@
+//! The expansion is clean under strict lints, clippy's included: `cargo clippy --all-targets`
+//! (as CI runs it) checks this file (STYLE.md §8).
+#![deny(warnings, clippy::all, clippy::pedantic, unused_qualifications)]
+
+use async_trait::async_trait;
+use llm_retry::{ApiError, InvalidOutput, RetryEvent, llm_retry};
+
+fn log_retry(_: &RetryEvent<'_, ApiError>) {}
+
+fn non_empty(text: &str) -> Result<(), InvalidOutput> {
+    if text.is_empty() { Err(InvalidOutput::new("empty")) } else { Ok(()) }
+}
+
+#[allow(clippy::ptr_arg)] // a validator receives `&T`, here `&String`
+fn validate_reply(text: &String) -> Result<(), InvalidOutput> {
+    non_empty(text)
+}
+
+struct Client;
+
+impl Client {
+    #[llm_retry(max = 3, deadline = "1m", attempt_timeout = "10s", notify = log_retry, validate = validate_reply)]
+    async fn chat(&self, prompt: &str) -> Result<String, ApiError> {
+        Ok(prompt.to_owned())
+    }
+
+    #[llm_retry(
+        max = 6,
+        jitter = "none",
+        on = [RateLimited, Connection, 500, 502, 503],
+        rule(RateLimited, max = 3, backoff = "fixed", delay = "60s"),
+        rule(502, max = 2),
+    )]
+    async fn table(&mut self, prompt: &str) -> Result<String, ApiError> {
+        Ok(prompt.to_owned())
+    }
+}
+
+#[async_trait]
+trait Chat {
+    async fn chat(&self, prompt: &str) -> Result<String, ApiError>;
+}
+
+#[async_trait]
+impl Chat for Client {
+    #[llm_retry(max = 2)]
+    async fn chat(&self, prompt: &str) -> Result<String, ApiError> {
+        Ok(prompt.to_owned())
+    }
+}
+
+#[tokio::test]
+async fn strict_lints_accept_the_expansion() {
+    let mut c = Client;
+    assert_eq!(c.chat("a").await.unwrap(), "a");
+    assert_eq!(c.table("b").await.unwrap(), "b");
+    assert_eq!(Chat::chat(&c, "c").await.unwrap(), "c");
+}
