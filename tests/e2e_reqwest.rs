@@ -677,3 +677,51 @@ async fn under_seeded_chaos_attempts_equal_requests() {
     assert!(requests > CALLS as u64, "the chaos failed some attempts");
     assert_eq!(ok, CALLS as u64, "{results:?}");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The example of docs/TESTKIT.md, verbatim: keep the two equal.
+// ---------------------------------------------------------------------------------------------------
+
+mod guide {
+    use llm_retry::{ApiError, GiveUp, llm_retry};
+    use llm_retry_testkit::{ChaosServer, Fault, RetryAfterHeader};
+    use std::time::Duration;
+
+    #[llm_retry(max = 4, backoff = "exponential", base = "50ms", attempt_timeout = "2s", name = "app::chat")]
+    async fn chat(http: &reqwest::Client, base_url: &str, prompt: &str) -> Result<String, ApiError> {
+        let response = http
+            .post(format!("{base_url}/chat/completions"))
+            .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(ApiError::from_reqwest_response(response).await);
+        }
+        let body: serde_json::Value = response.json().await?;
+        Ok(body["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_owned())
+    }
+
+    #[tokio::test]
+    async fn chat_retries_what_it_should_and_nothing_else() {
+        let http = reqwest::Client::new();
+
+        // A 429 asking for 100 ms, then a dropped connection, then (the script has run out) a 200.
+        let server = ChaosServer::builder().reply("Hi!").start().await;
+        server.script([Fault::RateLimited { retry_after: RetryAfterHeader::Millis(100) }, Fault::ResetBeforeResponse]);
+        assert_eq!(chat(&http, &server.openai_base(), "Say hi").await.unwrap(), "Hi!");
+        let requests = server.requests();
+        assert_eq!(requests.len(), 3);
+        assert!(requests[1].at - requests[0].at >= Duration::from_millis(100), "Retry-After is a floor");
+
+        // A bad API key is sent once, never retried.
+        let server = ChaosServer::builder().script([Fault::InvalidApiKey]).start().await;
+        let err = chat(&http, &server.openai_base(), "Say hi").await.unwrap_err();
+        assert_eq!(err.status(), Some(401));
+        assert_eq!(server.request_count(), 1);
+
+        // The fn's stats agree with what the servers saw.
+        let stats = llm_retry::stats().get("app::chat").unwrap();
+        assert_eq!((stats.calls, stats.attempts, stats.successes), (2, 4, 1));
+        assert_eq!(stats.gave_up(GiveUp::NonRetryable), 1);
+    }
+}
