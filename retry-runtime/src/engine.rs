@@ -6,10 +6,13 @@
 //! nothing is allocated, no random number is drawn, and the clock is read only if a deadline,
 //! an attempt timeout or a notify hook is configured.
 
+use crate::adaptive::Adaptive;
+use crate::budget::Budget;
 use crate::classify::{Classification, Classify};
 use crate::events;
 use crate::hooks::{DelaySource, HookSet, Hooks, Notifier, Predicate, RetryEvent, Validator};
 use crate::kind::ErrorKind;
+use crate::limiter::Limiter;
 use crate::outcome::GiveUp;
 use crate::policy::{MAX_RULES, Policy};
 use crate::rng::with_rng;
@@ -123,8 +126,13 @@ pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
     guard: Guard,
     attempt: u32,
     counts: [u16; MAX_RULES],
-    previous: Duration,
+    /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
+    /// which pays for one of the three per-endpoint references below.
+    previous: u64,
     started: Option<Instant>,
+    budget: Option<&'static Budget>,
+    limiter: Option<&'static Limiter>,
+    adaptive: Option<&'static Adaptive>,
     hooks: H,
     mode: M,
     _out: PhantomData<fn() -> (T, E)>,
@@ -198,8 +206,11 @@ impl<'p, T, E> Call<'p, T, E> {
             guard: Guard { site, done: false },
             attempt: 0,
             counts: [0; MAX_RULES],
-            previous: Duration::ZERO,
+            previous: 0,
             started: None,
+            budget: None,
+            limiter: None,
+            adaptive: None,
             hooks: Hooks { validate: (), notify: (), when: () },
             mode: Untimed,
             _out: PhantomData,
@@ -218,9 +229,70 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
             counts: self.counts,
             previous: self.previous,
             started: self.started,
+            budget: self.budget,
+            limiter: self.limiter,
+            adaptive: self.adaptive,
             hooks,
             mode,
             _out: PhantomData,
+        }
+    }
+
+    /// Spends retries from `budget`, shared by every call to one endpoint: when it is empty
+    /// the call gives up at once with [`GiveUp::BudgetExhausted`]. Successes refill it.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Budget, Policy};
+    /// static OPENAI_BUDGET: Budget = Budget::new();
+    /// let call = Policy::DEFAULT.call::<(), std::io::Error>().budget(&OPENAI_BUDGET);
+    /// # drop(call);
+    /// ```
+    pub fn budget(mut self, budget: &'static Budget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Sends every attempt through `limiter`, shared by every call to one endpoint: after the
+    /// endpoint throttles, each attempt waits for a token; throttles are reported to it.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Limiter, Policy};
+    /// static OPENAI: Limiter = Limiter::new("openai");
+    /// let call = Policy::DEFAULT.call::<(), std::io::Error>().limiter(&OPENAI);
+    /// # drop(call);
+    /// ```
+    pub fn limiter(mut self, limiter: &'static Limiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Scales the back-off delay by `adaptive`'s recent error rate (Retry-After hints are
+    /// kept as the server gave them), and records this call's outcomes in it.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Adaptive, Policy};
+    /// static OPENAI_ERRORS: Adaptive = Adaptive::new();
+    /// let call = Policy::DEFAULT.call::<(), std::io::Error>().adaptive(&OPENAI_ERRORS);
+    /// # drop(call);
+    /// ```
+    pub fn adaptive(mut self, adaptive: &'static Adaptive) -> Self {
+        self.adaptive = Some(adaptive);
+        self
+    }
+
+    /// Waits for the [`limiter`](Self::limiter)'s token, if the call has one (for loops that
+    /// run attempts themselves: call it after [`start_attempt`](Self::start_attempt)).
+    /// Returns at once after one relaxed load while the endpoint has never throttled.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
+    /// call.wait_for_limiter().await;
+    /// # }
+    /// ```
+    pub async fn wait_for_limiter(&self) {
+        if let Some(wait) = self.limiter.and_then(Limiter::wait) {
+            wait.await;
         }
     }
 }
@@ -385,6 +457,11 @@ where
     /// ```
     pub async fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> ControlFlow<Result<T, E>> {
         self.start_attempt();
+        // Inline rather than `wait_for_limiter`: the attempt's future holds one boxed wait
+        // (16 bytes) next to the body's future, not a timer.
+        if let Some(wait) = self.limiter.and_then(Limiter::wait) {
+            wait.await;
+        }
         let (result, timed_out) = self.mode.run(self.started, fut).await;
         let plan = self.settle(result, timed_out)?;
         tokio::time::sleep(plan.delay).await;
@@ -468,6 +545,15 @@ where
                 if let Some(site) = self.guard.site {
                     site.on_success(self.attempt);
                 }
+                if let Some(budget) = self.budget {
+                    budget.deposit();
+                }
+                if let Some(limiter) = self.limiter {
+                    limiter.record(false);
+                }
+                if let Some(adaptive) = self.adaptive {
+                    adaptive.record_success();
+                }
             }
             Some((c, reason)) => {
                 if let Some(site) = self.guard.site {
@@ -499,6 +585,9 @@ where
                 }
             },
         };
+        if let Some(limiter) = self.limiter {
+            limiter.record(matches!(class.kind, ErrorKind::RateLimited | ErrorKind::Overloaded));
+        }
 
         let retryable = validated
             || self
@@ -507,6 +596,9 @@ where
                 .unwrap_or_else(|| class.should_retry.unwrap_or_else(|| policy.on.matches(&class)));
         if !retryable {
             return self.finish(Err(error), Some((&class, GiveUp::NonRetryable)));
+        }
+        if let Some(adaptive) = self.adaptive {
+            adaptive.record_error();
         }
 
         let rule = policy.rule_for(&class);
@@ -534,13 +626,17 @@ where
             Some(h) => (h.saturating_add(with_rng(|rng| hint_jitter(h, rng))), DelaySource::RetryAfter),
             None => {
                 let (backoff, jitter) = policy.backoff_for(rule.map(|(_, r)| r));
-                (with_rng(|rng| jitter.apply(&backoff, n, self.previous, rng)), DelaySource::Backoff)
+                let d = with_rng(|rng| jitter.apply(&backoff, n, Duration::from_nanos(self.previous), rng));
+                (self.adaptive.map_or(d, |a| a.scale(d)), DelaySource::Backoff)
             }
         };
 
         let elapsed = self.started.map_or(Duration::ZERO, |s| s.elapsed());
         if self.mode.deadline().is_some_and(|d| elapsed.saturating_add(delay) >= d) {
             return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
+        }
+        if self.budget.is_some_and(|b| !b.withdraw()) {
+            return self.finish(Err(error), Some((&class, GiveUp::BudgetExhausted)));
         }
 
         self.hooks.notify(&RetryEvent {
@@ -556,8 +652,11 @@ where
         events::retrying(self.site_name(), self.attempt, class.kind, class.status, delay, source);
         if let Some(site) = self.guard.site {
             site.on_retry(delay);
+            site.on_retry_kind(class.kind);
+            #[cfg(feature = "metrics")]
+            crate::metrics::record_retry(site, class.kind, delay);
         }
-        self.previous = delay;
+        self.previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         ControlFlow::Continue(RetryPlan {
             attempt: self.attempt,
             kind: class.kind,
@@ -579,6 +678,16 @@ pub(crate) fn hint_jitter(hint: Duration, rng: &mut impl rand::Rng) -> Duration 
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// The per-endpoint references (budget, limiter, adaptive: 24 bytes) cost 16, because
+    /// the previous delay is kept in 8 bytes instead of a 16-byte `Duration`.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_per_endpoint_references_add_at_most_16_bytes() {
+        let size = core::mem::size_of::<Call<'static, (), std::io::Error>>();
+        println!("size_of::<Call> = {size}");
+        assert!(size <= 72 + 16, "{size}");
+    }
 
     #[test]
     fn hint_jitter_is_small_and_bounded() {

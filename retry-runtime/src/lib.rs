@@ -34,11 +34,17 @@
 //!   ([`Call`], [`Policy::retry`]); `outcome`: why a call gave up.
 //! - `hooks`: events handed to `notify`, and the `validate`/`when` hooks; `events`: tracing.
 //! - `stats`: per-site counters and the process-wide snapshot; `rng`: seeded jitter.
+//! - Per-endpoint controls shared by every call site: `budget` ([`Budget`], retries as a share
+//!   of successes), `limiter` ([`Limiter`], CUBIC client-side rate limiting after throttles),
+//!   `adaptive` ([`Adaptive`], back-off scaled by the recent error rate), `limits` (their
+//!   builders' [`LimitError`]); `metrics` (feature `metrics`): export through the `metrics` crate.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod adaptive;
 mod api_error;
 mod backoff;
+mod budget;
 mod classify;
 mod engine;
 mod events;
@@ -46,6 +52,8 @@ mod hooks;
 mod http;
 mod integrations;
 mod kind;
+mod limiter;
+mod limits;
 mod outcome;
 mod policy;
 mod retry_after;
@@ -57,13 +65,19 @@ mod validate;
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 
+pub use adaptive::{Adaptive, AdaptiveBuilder};
 pub use api_error::ApiError;
 pub use backoff::{Backoff, Jitter};
+pub use budget::{Budget, BudgetBuilder, BudgetStats};
 pub use classify::{Classification, Classify};
 pub use engine::{Call, RetryPlan};
 pub use hooks::{DelaySource, RetryEvent};
 pub use kind::ErrorKind;
+pub use limiter::{Limiter, LimiterBuilder, LimiterConfig, LimiterStats};
+pub use limits::LimitError;
 pub use outcome::GiveUp;
 pub use policy::{MAX_RULES, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;

@@ -7,7 +7,7 @@ use core::fmt;
 /// ```
 /// use llm_retry_runtime::GiveUp;
 /// assert_eq!(GiveUp::Exhausted.name(), "attempts exhausted");
-/// assert_eq!(GiveUp::ALL.len(), 4);
+/// assert_eq!(GiveUp::ALL.len(), 5);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -20,11 +20,15 @@ pub enum GiveUp {
     NonRetryable,
     /// The server asked for a wait longer than `max_retry_after`.
     RetryAfterTooLong,
+    /// The endpoint's [`Budget`](crate::Budget) had no token left for a retry: retries
+    /// already make up the allowed share of recent traffic.
+    BudgetExhausted,
 }
 
 impl GiveUp {
     /// Every reason, in index order.
-    pub const ALL: [GiveUp; 4] = [GiveUp::Exhausted, GiveUp::Deadline, GiveUp::NonRetryable, GiveUp::RetryAfterTooLong];
+    pub const ALL: [GiveUp; 5] =
+        [GiveUp::Exhausted, GiveUp::Deadline, GiveUp::NonRetryable, GiveUp::RetryAfterTooLong, GiveUp::BudgetExhausted];
 
     /// A short phrase for logs and tables.
     ///
@@ -37,6 +41,7 @@ impl GiveUp {
             GiveUp::Deadline => "deadline",
             GiveUp::NonRetryable => "non-retryable",
             GiveUp::RetryAfterTooLong => "retry-after over the cap",
+            GiveUp::BudgetExhausted => "budget exhausted",
         }
     }
 

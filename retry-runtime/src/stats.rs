@@ -4,6 +4,7 @@
 //! Sites register themselves on their first call into an intrusive, append-only list made of
 //! `OnceLock`s, so registering allocates nothing and takes no lock.
 
+use crate::kind::ErrorKind;
 use crate::outcome::GiveUp;
 use crate::policy::Policy;
 use core::fmt;
@@ -29,6 +30,9 @@ pub struct Site {
     registered: AtomicBool,
     next: OnceLock<&'static Site>,
     c: Counters,
+    /// The `site` and `kind` labels of the delay histogram, one pair per kind.
+    #[cfg(feature = "metrics")]
+    labels: OnceLock<Box<[[metrics::Label; 2]; ErrorKind::ALL.len()]>>,
 }
 
 struct Counters {
@@ -41,6 +45,7 @@ struct Counters {
     cancelled: AtomicU64,
     panicked: AtomicU64,
     gave_up: [AtomicU64; GiveUp::ALL.len()],
+    retries_by_kind: [AtomicU64; ErrorKind::ALL.len()],
 }
 
 static HEAD: OnceLock<&'static Site> = OnceLock::new();
@@ -68,7 +73,10 @@ impl Site {
                 cancelled: AtomicU64::new(0),
                 panicked: AtomicU64::new(0),
                 gave_up: [const { AtomicU64::new(0) }; GiveUp::ALL.len()],
+                retries_by_kind: [const { AtomicU64::new(0) }; ErrorKind::ALL.len()],
             },
+            #[cfg(feature = "metrics")]
+            labels: OnceLock::new(),
         }
     }
 
@@ -110,6 +118,7 @@ impl Site {
             cancelled: c.cancelled.load(Relaxed),
             panicked: c.panicked.load(Relaxed),
             gave_up: GiveUp::ALL.map(|r| c.gave_up[r.index()].load(Relaxed)),
+            retries_by_kind: ErrorKind::ALL.map(|k| c.retries_by_kind[k.index()].load(Relaxed)),
         }
     }
 
@@ -150,6 +159,25 @@ impl Site {
         let _ = self.c.slept_ns.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(ns)));
     }
 
+    /// The labels of the delay histogram for `kind`; allocated once per site.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn delay_labels(&'static self, kind: ErrorKind) -> &'static [metrics::Label] {
+        let labels = self.labels.get_or_init(|| {
+            Box::new(ErrorKind::ALL.map(|k| {
+                [
+                    metrics::Label::from_static_parts("site", self.name),
+                    metrics::Label::from_static_parts("kind", k.name()),
+                ]
+            }))
+        });
+        &labels[kind.index()]
+    }
+
+    /// Counts a retry by the kind of failure that caused it.
+    pub(crate) fn on_retry_kind(&self, kind: ErrorKind) {
+        self.c.retries_by_kind[kind.index()].fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn on_give_up(&self, reason: GiveUp) {
         self.c.gave_up[reason.index()].fetch_add(1, Relaxed);
     }
@@ -172,7 +200,8 @@ impl fmt::Debug for Site {
 ///
 /// ```
 /// use llm_retry_runtime::SiteStats;
-/// let s = SiteStats { calls: 10, first_try_successes: 8, successes: 9, retries: 3, ..Default::default() };
+/// let mut s = SiteStats::default();
+/// (s.calls, s.first_try_successes, s.successes, s.retries) = (10, 8, 9, 3);
 /// assert_eq!(s.first_try_success_rate(), Some(0.8));
 /// assert_eq!(s.average_retries(), Some(0.3));
 /// ```
@@ -197,6 +226,8 @@ pub struct SiteStats {
     pub panicked: u64,
     /// Calls that gave up, indexed like [`GiveUp::ALL`].
     pub gave_up: [u64; GiveUp::ALL.len()],
+    /// Retries by the kind of the failure before them, indexed like [`ErrorKind::ALL`].
+    pub retries_by_kind: [u64; ErrorKind::ALL.len()],
 }
 
 fn ratio(a: u64, b: u64) -> Option<f64> {
@@ -212,6 +243,16 @@ impl SiteStats {
     /// ```
     pub fn gave_up(&self, reason: GiveUp) -> u64 {
         self.gave_up[reason.index()]
+    }
+
+    /// Retries made after a failure of `kind`.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{ErrorKind, SiteStats};
+    /// assert_eq!(SiteStats::default().retries_of(ErrorKind::RateLimited), 0);
+    /// ```
+    pub fn retries_of(&self, kind: ErrorKind) -> u64 {
+        self.retries_by_kind[kind.index()]
     }
 
     /// Calls that gave up, for any reason.
@@ -309,6 +350,9 @@ impl StatsSnapshot {
                 acc.cancelled += s.cancelled;
                 acc.panicked += s.panicked;
                 for (a, b) in acc.gave_up.iter_mut().zip(s.gave_up) {
+                    *a += b;
+                }
+                for (a, b) in acc.retries_by_kind.iter_mut().zip(s.retries_by_kind) {
                     *a += b;
                 }
             }

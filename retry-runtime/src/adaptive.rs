@@ -1,0 +1,316 @@
+//! Adaptive delay (the article's `AdaptiveRetryStrategy`): the back-off delay grows with the
+//! recent error rate of an endpoint, shared by every call site that targets it.
+//!
+//! The window is the last 128 attempt outcomes, one bit each in two `AtomicU64` words, plus
+//! the time of the last error. A success costs one relaxed load while the endpoint has never
+//! failed, and a counter increment and a load after that: no lock, no clock read. An error
+//! reads the clock and sets its bit. The multiplier is
+//! `1 + (max_multiplier - 1) × error_rate × (1 - age_of_last_error / window)`: it rises with
+//! the share of failed attempts, falls as successes push failures out of the ring, and fades
+//! to 1 over `window` when traffic stops.
+
+use crate::limits::LimitError;
+use core::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Outcomes kept in the ring.
+pub(crate) const RING: u64 = 128;
+
+/// The time base of every window, shared so that `Adaptive` holds no destructor and can be
+/// built by `match` in a `static`.
+static BASE: OnceLock<Instant> = OnceLock::new();
+
+/// Recent errors of one endpoint, and the delay multiplier they imply.
+///
+/// Declare it once as a `static` and hand it to each call ([`Call::adaptive`](crate::Call::adaptive),
+/// or `adaptive = PATH` in the attribute).
+///
+/// ```
+/// use llm_retry_runtime::Adaptive;
+///
+/// static OPENAI_ERRORS: Adaptive = Adaptive::new(); // up to 3x the delay, errors fade over 300 s
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// assert_eq!(OPENAI_ERRORS.multiplier(), 1.0);
+/// for _ in 0..64 {
+///     OPENAI_ERRORS.record_error();
+/// }
+/// assert_eq!(OPENAI_ERRORS.error_rate(), 0.5);
+/// assert_eq!(OPENAI_ERRORS.multiplier(), 2.0);
+/// # }
+/// ```
+pub struct Adaptive {
+    /// One bit per outcome, 1 for an error.
+    bits: [AtomicU64; 2],
+    /// Outcomes recorded since the first error.
+    head: AtomicU64,
+    /// Milliseconds from `base` to the last error, plus one; 0 before the first error.
+    last_error: AtomicU64,
+    window: Duration,
+    max_multiplier: f64,
+}
+
+/// Builds an [`Adaptive`]; every method is a `const fn` and [`build`](Self::build) validates.
+///
+/// ```
+/// use llm_retry_runtime::Adaptive;
+/// use std::time::Duration;
+/// static A: Adaptive = match Adaptive::builder().max_multiplier(4.0).window(Duration::from_secs(60)).build() {
+///     Ok(a) => a,
+///     Err(e) => panic!("{}", e.message()),
+/// };
+/// assert_eq!(A.max_multiplier(), 4.0);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct AdaptiveBuilder {
+    window: Duration,
+    max_multiplier: f64,
+}
+
+impl Adaptive {
+    /// The defaults: the delay is multiplied by up to 3 (2 at a 50% error rate), and errors
+    /// fade over 300 s.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::Adaptive::new().window().as_secs(), 300);
+    /// ```
+    pub const fn new() -> Adaptive {
+        Adaptive::with(Duration::from_secs(300), 3.0)
+    }
+
+    /// A builder starting from the defaults of [`Adaptive::new`].
+    ///
+    /// ```
+    /// assert!(llm_retry_runtime::Adaptive::builder().max_multiplier(0.5).build().is_err());
+    /// ```
+    pub const fn builder() -> AdaptiveBuilder {
+        AdaptiveBuilder { window: Duration::from_secs(300), max_multiplier: 3.0 }
+    }
+
+    const fn with(window: Duration, max_multiplier: f64) -> Adaptive {
+        Adaptive {
+            bits: [AtomicU64::new(0), AtomicU64::new(0)],
+            head: AtomicU64::new(0),
+            last_error: AtomicU64::new(0),
+            window,
+            max_multiplier,
+        }
+    }
+
+    /// How long an error keeps raising the delay after traffic stops.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::Adaptive::new().window(), std::time::Duration::from_secs(300));
+    /// ```
+    pub const fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The multiplier at a 100% error rate.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::Adaptive::new().max_multiplier(), 3.0);
+    /// ```
+    pub const fn max_multiplier(&self) -> f64 {
+        self.max_multiplier
+    }
+
+    fn now_ms(&self) -> u64 {
+        let now = Instant::now();
+        let base = *BASE.get_or_init(|| now);
+        u64::try_from(now.saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn slot(i: u64) -> (usize, u64) {
+        let i = i % RING;
+        ((i / 64) as usize, 1u64 << (i % 64))
+    }
+
+    /// Records a successful attempt. Before the first error this is one relaxed load.
+    ///
+    /// ```
+    /// static A: llm_retry_runtime::Adaptive = llm_retry_runtime::Adaptive::new();
+    /// A.record_success();
+    /// assert_eq!(A.error_rate(), 0.0);
+    /// ```
+    pub fn record_success(&self) {
+        if self.last_error.load(Relaxed) == 0 {
+            return;
+        }
+        let (w, bit) = Adaptive::slot(self.head.fetch_add(1, Relaxed));
+        if self.bits[w].load(Relaxed) & bit != 0 {
+            self.bits[w].fetch_and(!bit, Relaxed);
+        }
+    }
+
+    /// Records a failed attempt (the engine records the retryable ones). Reads the clock.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// static A: llm_retry_runtime::Adaptive = llm_retry_runtime::Adaptive::new();
+    /// A.record_error();
+    /// assert_eq!(A.error_rate(), 1.0 / 128.0);
+    /// # }
+    /// ```
+    pub fn record_error(&self) {
+        let now = self.now_ms().saturating_add(1);
+        let last = self.last_error.swap(now, Relaxed);
+        if last != 0 && now.saturating_sub(last) > self.window_ms() {
+            // Errors from before a quiet window say nothing about now.
+            self.bits[0].store(0, Relaxed);
+            self.bits[1].store(0, Relaxed);
+        }
+        let (w, bit) = Adaptive::slot(self.head.fetch_add(1, Relaxed));
+        self.bits[w].fetch_or(bit, Relaxed);
+    }
+
+    fn window_ms(&self) -> u64 {
+        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The share of failures among the last 128 attempts (counted since the first error).
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::Adaptive::new().error_rate(), 0.0);
+    /// ```
+    pub fn error_rate(&self) -> f64 {
+        let errors = self.bits[0].load(Relaxed).count_ones() + self.bits[1].load(Relaxed).count_ones();
+        f64::from(errors) / RING as f64
+    }
+
+    /// The factor the back-off delay is multiplied by now, in `1.0..=max_multiplier`. Reads
+    /// the clock once the endpoint has failed.
+    ///
+    /// ```
+    /// assert_eq!(llm_retry_runtime::Adaptive::new().multiplier(), 1.0);
+    /// ```
+    pub fn multiplier(&self) -> f64 {
+        let last = self.last_error.load(Relaxed);
+        if last == 0 {
+            return 1.0;
+        }
+        let age = self.now_ms().saturating_add(1).saturating_sub(last);
+        let window = self.window_ms().max(1);
+        if age >= window {
+            return 1.0;
+        }
+        let fade = 1.0 - age as f64 / window as f64;
+        1.0 + (self.max_multiplier - 1.0) * self.error_rate() * fade
+    }
+
+    /// `delay` times the [`multiplier`](Self::multiplier), saturating.
+    ///
+    /// ```
+    /// let d = std::time::Duration::from_secs(1);
+    /// assert_eq!(llm_retry_runtime::Adaptive::new().scale(d), d);
+    /// ```
+    pub fn scale(&self, delay: Duration) -> Duration {
+        let m = self.multiplier();
+        if m <= 1.0 {
+            return delay;
+        }
+        Duration::try_from_secs_f64(delay.as_secs_f64() * m).unwrap_or(Duration::MAX)
+    }
+}
+
+impl Default for Adaptive {
+    fn default() -> Self {
+        Adaptive::new()
+    }
+}
+
+impl fmt::Debug for Adaptive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Adaptive")
+            .field("window", &self.window)
+            .field("max_multiplier", &self.max_multiplier)
+            .field("error_rate", &self.error_rate())
+            .finish()
+    }
+}
+
+impl AdaptiveBuilder {
+    /// The multiplier at a 100% error rate, in `1.0..=100.0`.
+    ///
+    /// ```
+    /// assert!(llm_retry_runtime::Adaptive::builder().max_multiplier(2.0).build().is_ok());
+    /// ```
+    pub const fn max_multiplier(mut self, m: f64) -> Self {
+        self.max_multiplier = m;
+        self
+    }
+
+    /// How long the last error keeps raising the delay once traffic stops: above zero, at
+    /// most a day.
+    ///
+    /// ```
+    /// let b = llm_retry_runtime::Adaptive::builder().window(std::time::Duration::ZERO);
+    /// assert!(b.build().is_err());
+    /// ```
+    pub const fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// The adaptive state, or why the arguments are wrong.
+    ///
+    /// ```
+    /// assert!(llm_retry_runtime::Adaptive::builder().build().is_ok());
+    /// ```
+    pub const fn build(self) -> Result<Adaptive, LimitError> {
+        if !(self.max_multiplier >= 1.0 && self.max_multiplier <= 100.0) {
+            return Err(LimitError::InvalidMultiplier);
+        }
+        if self.window.is_zero() || self.window.as_secs() > 86_400 {
+            return Err(LimitError::InvalidWindow);
+        }
+        Ok(Adaptive::with(self.window, self.max_multiplier))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn successes_push_errors_out_of_the_ring() {
+        let a = Adaptive::new();
+        for _ in 0..128 {
+            a.record_error();
+        }
+        assert_eq!(a.multiplier(), 3.0);
+        for _ in 0..64 {
+            a.record_success();
+        }
+        assert_eq!(a.error_rate(), 0.5);
+        for _ in 0..64 {
+            a.record_success();
+        }
+        assert_eq!(a.multiplier(), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_fade_with_time_and_a_quiet_window_resets_the_ring() {
+        let a = Adaptive::new();
+        for _ in 0..128 {
+            a.record_error();
+        }
+        tokio::time::advance(Duration::from_secs(150)).await;
+        assert!((a.multiplier() - 2.0).abs() < 1e-9);
+        tokio::time::advance(Duration::from_secs(151)).await;
+        assert_eq!(a.multiplier(), 1.0);
+        a.record_error();
+        assert_eq!(a.error_rate(), 1.0 / 128.0);
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        for m in [f64::NAN, 0.99, 101.0, f64::INFINITY] {
+            assert_eq!(Adaptive::builder().max_multiplier(m).build().unwrap_err(), LimitError::InvalidMultiplier);
+        }
+        let day = Duration::from_secs(86_401);
+        assert_eq!(Adaptive::builder().window(day).build().unwrap_err(), LimitError::InvalidWindow);
+    }
+}

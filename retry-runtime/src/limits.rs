@@ -1,0 +1,64 @@
+//! Why a [`Budget`](crate::Budget), [`Limiter`](crate::Limiter) or [`Adaptive`](crate::Adaptive)
+//! could not be built. Shared by the three builders of the per-endpoint controls.
+
+use core::fmt;
+
+/// A bad argument to one of the per-endpoint builders. Returned by `build`; never a panic.
+///
+/// ```
+/// use llm_retry_runtime::{Budget, LimitError};
+/// assert_eq!(Budget::builder().ratio(1.5).build().unwrap_err(), LimitError::InvalidRatio);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// A budget's ratio is NaN, negative, or above 1.
+    InvalidRatio,
+    /// A budget's burst is zero, or above 1,000,000.
+    InvalidBurst,
+    /// A limiter's rate is NaN, infinite, not positive, or the floor is above the ceiling.
+    InvalidRate,
+    /// A limiter's β is not strictly between 0 and 1.
+    InvalidBeta,
+    /// A limiter's CUBIC scale constant is NaN, infinite or not positive.
+    InvalidScale,
+    /// An adaptive multiplier is NaN, infinite, below 1 or above 100.
+    InvalidMultiplier,
+    /// A window of zero, or longer than a day.
+    InvalidWindow,
+}
+
+impl LimitError {
+    /// The error as a sentence that names the fix.
+    ///
+    /// ```
+    /// assert!(llm_retry_runtime::LimitError::InvalidBeta.message().contains("0.7"));
+    /// ```
+    pub const fn message(&self) -> &'static str {
+        match self {
+            LimitError::InvalidRatio => {
+                "a budget's ratio is the retries earned per success: a number in 0.0..=1.0, such as 0.1"
+            }
+            LimitError::InvalidBurst => "a budget's burst counts retries and must be in 1..=1000000, such as 5",
+            LimitError::InvalidRate => {
+                "a limiter's rates are requests per second: finite and above zero, with min_rate <= max_rate"
+            }
+            LimitError::InvalidBeta => {
+                "β is the factor a throttle multiplies the rate by: strictly between 0 and 1, such as 0.7"
+            }
+            LimitError::InvalidScale => "the CUBIC scale constant must be finite and above zero, such as 0.4",
+            LimitError::InvalidMultiplier => {
+                "the largest delay multiplier must be a finite number in 1.0..=100.0, such as 3.0"
+            }
+            LimitError::InvalidWindow => "a window must be above zero and at most a day, such as 300 s",
+        }
+    }
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for LimitError {}
