@@ -1,0 +1,179 @@
+//! The bodies of the fuzz targets, as plain functions: `fuzz_targets/*.rs` hand them libFuzzer's
+//! input, and `retry-runtime/tests/hostile.rs` (which includes this file as a module) replays the
+//! committed seeds under `fuzz/seeds/` through them on stable, in every CI run.
+//!
+//! Each function panics only when an invariant is broken; any panic from inside the runtime is a
+//! bug the fuzzer found.
+
+use core::ops::ControlFlow;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use llm_retry_runtime::{ApiError, Classify, DelaySource, Policy, RetryAfter, classify_response_at};
+use std::time::{Duration, SystemTime};
+
+/// The wall clock every input is judged against, so that a run is reproducible:
+/// 2026-01-01T00:00:00Z.
+pub fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)
+}
+
+/// The longest Retry-After the fuzzed policy waits for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The most jitter the engine adds on top of a Retry-After hint (`U(0, clamp(hint/10, 10 ms, 1 s))`).
+pub const MAX_HINT_JITTER: Duration = Duration::from_secs(1);
+
+/// The default backoff's cap (exponential, 500 ms doubling, up to 20 s).
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// The policy every input is decided under: the defaults, a 30 s Retry-After cap, and the fixed clock.
+pub const POLICY: Policy = match Policy::builder().max_retry_after(MAX_RETRY_AFTER).wall_clock(now).build() {
+    Ok(p) => p,
+    Err(_) => panic!("the fuzz policy is valid"),
+};
+
+/// The headers a rate-limited response may carry a hint in.
+pub const HINT_HEADERS: [&str; 5] =
+    ["retry-after", "retry-after-ms", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "x-should-retry"];
+
+/// Input: lines of `name: value`. A line whose name is not a valid header name is taken whole as a
+/// `retry-after` value. Values that are not valid header bytes are skipped, as `http` would never
+/// hand them over.
+///
+/// Checks: every parser's result is within [`RetryAfter::MAX_HINT`]; a 429 with these headers either
+/// retries after at most `max_retry_after` + jitter (or the backoff cap), or gives up because the
+/// server asked for too long a wait or said `x-should-retry: false`.
+pub fn retry_after(data: &[u8]) {
+    let mut headers = HeaderMap::new();
+    for line in data.split(|b| *b == b'\n') {
+        let (name, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => match HeaderName::from_bytes(&line[..i]) {
+                Ok(name) => (name, trim_start(&line[i + 1..])),
+                Err(_) => (HeaderName::from_static("retry-after"), line),
+            },
+            None => (HeaderName::from_static("retry-after"), line),
+        };
+        if let Ok(text) = std::str::from_utf8(value) {
+            check_parsers(text);
+        }
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.append(name, value);
+        }
+    }
+
+    let from_headers = RetryAfter::from_headers(&headers, now());
+    check_hint(from_headers);
+    check_hint(RetryAfter::from_rate_limit_headers(&headers));
+    let c = classify_response_at(429, &headers, None, now());
+    check_hint(c.retry_after);
+    assert_eq!(c.status, Some(429));
+
+    let error = ApiError::from_response_at(429, &headers, b"", now());
+    assert_eq!(error.retry_after(), c.retry_after);
+    let _ = (error.to_string(), format!("{error:?}"));
+    decide(error);
+}
+
+/// Input: two bytes of status (big-endian), then the body.
+///
+/// The body is classified as is, then its text (lossily decoded, split at newlines into message,
+/// type and code) is put into an OpenAI and an Anthropic error body and classified again. Checks:
+/// nothing panics, the status is kept, the message is cut to [`ApiError::MAX_MESSAGE_CHARS`], and
+/// each error is retried or given up on as its kind says.
+pub fn error_body(data: &[u8]) {
+    let (status, body) = match data {
+        [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
+        _ => (500, data),
+    };
+    let headers = HeaderMap::new();
+    classify_body(status, &headers, body);
+
+    let text = String::from_utf8_lossy(body);
+    let mut parts = text.splitn(3, '\n');
+    let (message, kind, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let openai = serde_json::json!({"error": {"message": message, "type": kind, "code": code, "param": null}});
+    let anthropic = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}});
+    let wrapped = serde_json::json!([{"error": {"code": code, "message": message}}]);
+    for shaped in [openai, anthropic, wrapped] {
+        classify_body(status, &headers, shaped.to_string().as_bytes());
+    }
+}
+
+fn classify_body(status: u16, headers: &HeaderMap, body: &[u8]) {
+    let c = classify_response_at(status, headers, Some(body), now());
+    assert_eq!(c.status, Some(status));
+    let error = ApiError::from_response_at(status, headers, body, now());
+    assert_eq!(error.kind(), c.kind, "ApiError and classify_response disagree");
+    if let Some(m) = error.message() {
+        assert!(m.chars().count() <= ApiError::MAX_MESSAGE_CHARS + 1, "message not cut: {} chars", m.chars().count());
+    }
+    let _ = (error.to_string(), format!("{error:?}"));
+    let never = error.kind().never_retryable_reason().is_some();
+    match decide(error) {
+        Decided::Retried => assert!(!never, "a never-retryable {:?} was retried", c.kind),
+        Decided::GaveUp => {}
+    }
+}
+
+enum Decided {
+    Retried,
+    GaveUp,
+}
+
+/// The engine's decision on the first attempt failing with `error`, without sleeping.
+fn decide(error: ApiError) -> Decided {
+    let class = error.classify();
+    let hint = class.retry_after.and_then(|h| h.resolve(now()));
+    let mut call = POLICY.call::<(), ApiError>();
+    call.start_attempt();
+    match call.settle(Err(error), None) {
+        ControlFlow::Continue(plan) => {
+            assert_ne!(class.should_retry, Some(false), "retried although the server said x-should-retry: false");
+            match plan.source {
+                DelaySource::RetryAfter => {
+                    let h = hint.expect("a Retry-After delay without a hint");
+                    assert!(h <= MAX_RETRY_AFTER, "waited for a hint over the cap: {h:?}");
+                    assert!(
+                        plan.delay >= h && plan.delay <= h + MAX_HINT_JITTER,
+                        "{:?} for a hint of {h:?}",
+                        plan.delay
+                    );
+                }
+                DelaySource::Backoff => assert!(plan.delay <= MAX_BACKOFF, "backoff {:?}", plan.delay),
+            }
+            Decided::Retried
+        }
+        ControlFlow::Break(Ok(())) => unreachable!("an error became a success"),
+        ControlFlow::Break(Err(_)) => {
+            let retryable = class.should_retry.unwrap_or_else(|| POLICY.retry_on().matches(&class));
+            let too_long = hint.is_some_and(|h| h > MAX_RETRY_AFTER);
+            assert!(!retryable || too_long, "gave up on a retryable {:?} with hint {hint:?}", class.kind);
+            Decided::GaveUp
+        }
+    }
+}
+
+fn check_parsers(text: &str) {
+    check_hint(RetryAfter::parse_retry_after(text, now()));
+    check_hint(RetryAfter::parse_retry_after_ms(text));
+    check_hint(RetryAfter::parse_reset(text));
+}
+
+/// A parsed hint is a non-zero delay of at most `MAX_HINT`, or a date at most `MAX_HINT` ahead.
+fn check_hint(hint: Option<RetryAfter>) {
+    match hint {
+        None => {}
+        Some(RetryAfter::Delay(d)) => assert!(!d.is_zero() && d <= RetryAfter::MAX_HINT, "delay {d:?}"),
+        Some(RetryAfter::At(at)) => {
+            if let Ok(ahead) = at.duration_since(now()) {
+                assert!(ahead <= RetryAfter::MAX_HINT, "date {ahead:?} ahead");
+            }
+        }
+    }
+}
+
+fn trim_start(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    b
+}
