@@ -22,9 +22,9 @@ use tokio::time::Instant;
 /// response, a fresh connection, timer granularity, and a busy machine.
 const SCHED: Duration = Duration::from_millis(60);
 
-/// How long a call that gives up without retrying may take: one request and its answer over loopback
-/// (client built beforehand), in a debug build, on a machine busy with other work. Far below every wait
-/// the policies here could have made instead.
+/// How soon after its only request reached the server a call that gives up without retrying must have
+/// returned: the rest of one answer over loopback and its classification, on a busy machine. Far below
+/// every wait the policies here could have made instead.
 const AT_ONCE: Duration = Duration::from_millis(50);
 
 /// The reply every successful call gets.
@@ -71,6 +71,19 @@ fn gaps(requests: &[RecordedRequest]) -> Vec<Duration> {
 /// The most jitter the policy adds on top of a Retry-After hint: `clamp(hint/10, 10 ms, 1 s)`.
 fn hint_jitter_max(hint: Duration) -> Duration {
     (hint / 10).clamp(ms(10), Duration::from_secs(1))
+}
+
+/// Checks, right after a call returned, that it gave up without waiting: one request, no sleep in the
+/// stats, and the call back within [`AT_ONCE`] of that request reaching the server (measured from there,
+/// so that connecting and the first use of a client do not count). Returns that time.
+fn assert_gave_up_at_once(what: &str, site: &str, before: SiteStats, server: &ChaosServer) -> Duration {
+    let returned = Instant::now();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{what}: one request");
+    let took = returned.duration_since(requests[0].at);
+    assert!(took < AT_ONCE, "{what}: returned {took:?} after its request arrived, not at once");
+    assert_eq!(stats(site).slept, before.slept, "{what}: no sleep");
+    took
 }
 
 /// A server that answers every successful call with [`REPLY`], running `script` first.
@@ -220,13 +233,11 @@ async fn auth_context_length_and_quota_errors_make_exactly_one_request() {
         let server = server([fault.clone(), Fault::Ok]).await;
         let before = stats(SITE);
         let (http, url) = (client(), server.chat_completions_url());
-        let started = Instant::now();
 
         let err = fatal_call(&http, &url).await.unwrap_err();
 
-        assert_eq!(server.request_count(), 1, "{fault:?}");
+        assert_gave_up_at_once(&format!("{fault:?}"), SITE, before, &server);
         assert_eq!((err.kind(), err.status(), err.provider_code()), (kind, Some(status), Some(code)), "{fault:?}");
-        assert!(started.elapsed() < AT_ONCE, "{fault:?}: gave up at once, not after {:?}", started.elapsed());
         assert_stats(SITE, before, 1, Err(GiveUp::NonRetryable));
     }
     assert!(retries(SITE).is_empty(), "{:?}", retries(SITE));
@@ -405,18 +416,15 @@ async fn a_hint_above_max_retry_after_gives_up_at_once() {
     let server = server([Fault::rate_limited(30.0), Fault::Ok]).await;
     let before = stats(SITE);
     let (http, url) = (client(), server.chat_completions_url());
-    let started = Instant::now();
 
     let err = hint_over_cap_call(&http, &url).await.unwrap_err();
 
-    let elapsed = started.elapsed();
-    assert!(elapsed < AT_ONCE, "gave up after {elapsed:?}, not at once");
-    assert_eq!(server.request_count(), 1);
+    let took = assert_gave_up_at_once("retry-after: 30", SITE, before, &server);
     assert_eq!((err.kind(), err.status()), (ErrorKind::RateLimited, Some(429)));
     assert_eq!(err.retry_after(), Some(RetryAfter::Delay(Duration::from_secs(30))), "the caller can see the hint");
     assert!(retries(SITE).is_empty());
     assert_stats(SITE, before, 1, Err(GiveUp::RetryAfterTooLong));
-    eprintln!("retry-after: 30 over a 1s cap -> gave up after {elapsed:?}");
+    eprintln!("retry-after: 30 over a 1s cap -> returned {took:?} after the request arrived");
 }
 
 #[llm_retry(max = 5, deadline = "300ms", notify = record, name = "e2e_reqwest::hint_past_deadline")]
@@ -431,12 +439,10 @@ async fn a_hint_past_the_deadline_gives_up_at_once() {
     let server = server([Fault::RateLimited { retry_after: RetryAfterHeader::Millis(1000) }, Fault::Ok]).await;
     let before = stats(SITE);
     let (http, url) = (client(), server.chat_completions_url());
-    let started = Instant::now();
 
     let err = hint_past_deadline_call(&http, &url).await.unwrap_err();
 
-    assert!(started.elapsed() < AT_ONCE, "gave up after {:?}, not at once", started.elapsed());
-    assert_eq!(server.request_count(), 1);
+    assert_gave_up_at_once("retry-after-ms: 1000", SITE, before, &server);
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert_stats(SITE, before, 1, Err(GiveUp::Deadline));
 }
@@ -558,13 +564,14 @@ async fn the_deadline_holds_against_repeated_500s() {
     let err = deadline_500s_call(&http, &url).await.unwrap_err();
 
     let elapsed = started.elapsed();
-    assert_eq!(err.status(), Some(500), "the last error, not a timeout: {err}");
-    // No sleep crosses the deadline: the call ends before it, once the next sleep would cross it.
+    // No sleep crosses the deadline: the call ends once the next sleep would cross it, with the last
+    // 500 (or, on a machine so slow that an attempt is still running at 500 ms, cut short there).
     assert!(elapsed <= ms(500) + SCHED / 2, "took {elapsed:?}");
+    assert!(err.status() == Some(500) || err.kind() == ErrorKind::Timeout, "{err}");
     let requests = server.requests();
-    assert!((4..=5).contains(&requests.len()), "{} requests in {elapsed:?}", requests.len());
+    assert!((3..=5).contains(&requests.len()), "{} requests in {elapsed:?}", requests.len());
     for gap in gaps(&requests) {
-        assert!(gap >= ms(100) && gap <= ms(100) + SCHED, "gap {gap:?}");
+        assert!(gap >= ms(100), "gap {gap:?}: a sleep was shortened");
     }
     assert_eq!(retries(SITE).len(), requests.len() - 1);
     assert_stats(SITE, before, requests.len(), Err(GiveUp::Deadline));
