@@ -1,0 +1,202 @@
+//! No secret and no request body ever leaves through the library's outputs.
+//!
+//! Annotated calls send a fake API key (as `Authorization: Bearer` and as `x-api-key`) and a
+//! unique marker in every request body to the chaos server, which answers with every fault it
+//! has, including an error body that echoes the key back the way providers quote a wrong key.
+//! Then every log line (a global tracing subscriber at TRACE, every target, `log` records included), every `notify` event
+//! (`RetryEvent`'s Debug), the stats (names and table), and the Debug and Display output of every
+//! error type the library provides (`ApiError` from responses and from reqwest errors, `Timeout`,
+//! `InvalidOutput`, `PolicyError`, `GiveUp`) must be free of the key and of the marker.
+//! async-openai's conversion is checked in `retry-runtime/tests/hostile.rs` (the facade has no
+//! async-openai dev-dependency).
+//!
+//! ```sh
+//! cargo test --test secrets --all-features
+//! ```
+
+use llm_retry::{ApiError, GiveUp, InvalidOutput, Policy, PolicyError, RetryEvent, Timeout, llm_retry};
+use llm_retry_testkit::{ChaosServer, Fault, RefusedPort, RetryAfterHeader};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Shaped like real keys, so that they also meet the masking on the way.
+const OPENAI_KEY: &str = "sk-proj-Zq8XfakeKEYdoNOTuse0000111122223333";
+const ANTHROPIC_KEY: &str = "sk-ant-api03-fakeKEYdoNOTuse4444555566667777";
+/// The parts of the keys that no output may contain, masked or not.
+const KEY_PARTS: [&str; 2] = ["fakeKEYdoNOTuse0000", "fakeKEYdoNOTuse4444"];
+/// In every request body; no output may contain it.
+const MARKER: &str = "BODY-MARKER-7d1e2f9a";
+
+/// Everything the subscriber printed.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// Every notify event, as Debug.
+static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Logs;
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn record(ev: &RetryEvent<'_, ApiError>) {
+    EVENTS.lock().unwrap().push(format!("{ev:?}"));
+}
+
+#[allow(clippy::ptr_arg)] // a validator takes `&T`, and `T` is `String`
+fn non_empty(text: &String) -> Result<(), InvalidOutput> {
+    if text.is_empty() { Err(InvalidOutput::new("the model returned empty text")) } else { Ok(()) }
+}
+
+#[llm_retry(
+    name = "secrets::chat",
+    max = 3,
+    backoff = "fixed",
+    delay = "5ms",
+    attempt_timeout = "200ms",
+    max_retry_after = "1s",
+    notify = record,
+    validate = non_empty
+)]
+async fn chat(http: &reqwest::Client, url: &str, n: usize) -> Result<String, ApiError> {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": format!("{MARKER} #{n}")}]});
+    let response = http.post(url).bearer_auth(OPENAI_KEY).header("x-api-key", ANTHROPIC_KEY).json(&body).send().await?;
+    if !response.status().is_success() {
+        return Err(ApiError::from_reqwest_response(response).await);
+    }
+    let body: Value = response.json().await?;
+    let text = body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default();
+    // The chaos server quotes the prompt in its reply; drop the marker as a real caller would
+    // drop a reply it has used, so that only what the library itself keeps is checked.
+    Ok(text.replace(MARKER, "").trim().to_owned())
+}
+
+/// Every fault the server has, and a provider that echoes the key in its error message.
+fn faults() -> Vec<Fault> {
+    let echo = format!(
+        r#"{{"error":{{"message":"Incorrect API key provided: {OPENAI_KEY}. Authorization: Bearer {OPENAI_KEY}","type":"invalid_request_error","code":"invalid_api_key"}}}}"#
+    );
+    vec![
+        Fault::RateLimited { retry_after: RetryAfterHeader::Millis(5) },
+        Fault::RateLimited { retry_after: RetryAfterHeader::Seconds(0.01) },
+        Fault::Status(500),
+        Fault::Status(503),
+        Fault::Status(529),
+        Fault::ResetBeforeResponse,
+        Fault::ResetDuringBody,
+        Fault::Hang,
+        Fault::StreamCut { after_chunks: 1 },
+        Fault::StreamError { after_chunks: 1 },
+        Fault::InvalidApiKey,
+        Fault::ContextLengthExceeded,
+        Fault::InsufficientQuota,
+        Fault::Custom { status: 401, headers: vec![], body: echo },
+        Fault::Custom {
+            status: 400,
+            headers: vec![("x-echo".into(), OPENAI_KEY.into())],
+            body: format!("bad request for key {ANTHROPIC_KEY}"),
+        },
+        Fault::Status(502).with_should_retry(false),
+    ]
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for part in KEY_PARTS {
+        assert!(!text.contains(part), "{what} leaked an API key:\n{text}");
+    }
+    assert!(!text.contains(MARKER), "{what} leaked a request body:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_and_no_request_body_in_logs_events_stats_or_errors() {
+    // `try_init` also routes the `log` records of reqwest and hyper-util here.
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(|| Logs)
+        .with_ansi(false)
+        .try_init()
+        .unwrap();
+
+    let server = ChaosServer::builder().start().await;
+    let http = reqwest::Client::new();
+    let url = server.chat_completions_url();
+    let mut outputs = Vec::new();
+    for fault in faults() {
+        // Each fault first, then whatever the retries meet: a 200.
+        server.script([fault.clone()]);
+        let result = chat(&http, &url, outputs.len()).await;
+        // Only what the library returned: the fault itself holds the echoed key.
+        outputs.push(format!("{result:?}"));
+        if let Err(e) = &result {
+            outputs.push(format!("{e} / {e:?} / {:?}", std::error::Error::source(e)));
+        }
+    }
+    // Every request carried both keys and the marker: the test sent what it claims.
+    let requests = server.requests();
+    assert!(requests.iter().all(|r| r.had_authorization), "a request went without its key");
+    assert!(requests.iter().all(|r| String::from_utf8_lossy(&r.body).contains(MARKER)));
+
+    // reqwest errors, with the key in the URL's query string: refused, timed out, undecodable.
+    let refused = RefusedPort::bind().unwrap();
+    let keyed = |base: String| format!("{base}/chat/completions?api_key={OPENAI_KEY}&q={MARKER}");
+    let e = http.post(keyed(refused.openai_base())).bearer_auth(OPENAI_KEY).send().await.unwrap_err();
+    let e = ApiError::from(e);
+    outputs.push(format!("{e} / {e:?}"));
+    server.script([Fault::Hang]);
+    let e = http
+        .post(keyed(server.openai_base()))
+        .json(&json!({"messages": []}))
+        .timeout(Duration::from_millis(50))
+        .send()
+        .await
+        .unwrap_err();
+    let e = ApiError::from(e);
+    outputs.push(format!("{e} / {e:?}"));
+    server.script([Fault::ResetDuringBody]);
+    let response = http.post(keyed(server.openai_base())).json(&json!({"messages": []})).send().await.unwrap();
+    let e = ApiError::from(response.json::<Value>().await.unwrap_err());
+    outputs.push(format!("{e} / {e:?}"));
+
+    // The other error types.
+    for t in [Timeout::attempt(Duration::from_secs(1)), Timeout::deadline(Duration::from_secs(2))] {
+        outputs.push(format!("{t} / {t:?} / {} / {:?}", ApiError::from(t), ApiError::from(t)));
+    }
+    let invalid = InvalidOutput::new("the model returned empty text");
+    outputs.push(format!("{invalid} / {invalid:?} / {}", ApiError::from(invalid.clone())));
+    for reason in GiveUp::ALL {
+        outputs.push(format!("{reason} / {reason:?}"));
+    }
+    let bad = [
+        Policy::builder().max_attempts(0).build(),
+        Policy::builder().max_retry_after(Duration::ZERO).build(),
+        Policy::builder().retry_on(llm_retry::RetryOn::none().status(401)).build(),
+    ];
+    for b in bad {
+        let e: PolicyError = b.unwrap_err();
+        outputs.push(format!("{e} / {e:?} / {}", e.message()));
+    }
+    server.shutdown().await;
+
+    let stats = llm_retry::stats();
+    let s = stats.get("secrets::chat").unwrap();
+    assert!(s.retries > 0 && s.failures() > 0, "the faults should have been retried and some given up on: {s:?}");
+    let names: Vec<_> = stats.iter().map(|(name, _)| name).collect();
+    let logs = String::from_utf8(std::mem::take(&mut *LOGS.lock().unwrap())).unwrap();
+    let events = EVENTS.lock().unwrap().join("\n");
+    assert!(logs.contains("retrying") && logs.contains("giving up"), "the library's events were not captured");
+    assert!(!events.is_empty());
+
+    assert!(logs.contains("hyper_util::") && logs.contains("reqwest::"), "the HTTP stack's own logs were not captured");
+    assert_clean("a log line", &logs);
+    assert_clean("a notify event", &events);
+    assert_clean("the stats", &format!("{stats}\n{stats:?}\n{names:?}"));
+    assert_clean("an error", &outputs.join("\n"));
+    // The echoed key reached ApiError, masked.
+    assert!(outputs.join("\n").contains("sk-***"), "the echoing provider's message was not kept (masked)");
+}
