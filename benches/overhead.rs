@@ -1,0 +1,82 @@
+//! The success path's cost: a direct call, the annotated fn, a hand-written retry loop, and
+//! backon's `.retry()`, each with a ready body and with one that yields once. Every variant
+//! runs `iters` calls inside one `block_on`, so the runtime's entry cost is not measured.
+//!
+//! `cargo bench --bench overhead`
+
+use backon::{ExponentialBuilder, Retryable};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use llm_retry::{ApiError, Classify, llm_retry};
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+async fn ready(x: u64) -> Result<u64, ApiError> {
+    Ok(black_box(x))
+}
+
+async fn yielding(x: u64) -> Result<u64, ApiError> {
+    tokio::task::yield_now().await;
+    Ok(black_box(x))
+}
+
+#[llm_retry]
+async fn annotated_ready(x: u64) -> Result<u64, ApiError> {
+    ready(x).await
+}
+
+#[llm_retry]
+async fn annotated_yielding(x: u64) -> Result<u64, ApiError> {
+    yielding(x).await
+}
+
+/// What a careful hand-written loop does: 4 attempts, exponential backoff, no jitter.
+async fn hand_written<F: Future<Output = Result<u64, ApiError>>>(op: impl Fn() -> F) -> Result<u64, ApiError> {
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < 4 && llm_retry::RetryOn::DEFAULT.matches(&e.classify()) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(20));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let mut group = c.benchmark_group("success_path");
+
+    macro_rules! case {
+        ($name:literal, $body:literal, $call:expr) => {
+            group.bench_function(BenchmarkId::new($name, $body), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for i in 0..iters {
+                            black_box($call(i).await.unwrap());
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+        };
+    }
+
+    case!("direct", "ready", ready);
+    case!("llm_retry", "ready", annotated_ready);
+    case!("hand_written", "ready", |i| hand_written(move || ready(i)));
+    case!("backon", "ready", |i| (move || ready(i)).retry(ExponentialBuilder::default()));
+    case!("direct", "yield_once", yielding);
+    case!("llm_retry", "yield_once", annotated_yielding);
+    case!("hand_written", "yield_once", |i| hand_written(move || yielding(i)));
+    case!("backon", "yield_once", |i| (move || yielding(i)).retry(ExponentialBuilder::default()));
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
