@@ -5,8 +5,11 @@
 //! - Until the first throttle (a [`RateLimited`](crate::ErrorKind::RateLimited) or
 //!   [`Overloaded`](crate::ErrorKind::Overloaded) failure) the limiter is off: an attempt costs
 //!   one relaxed atomic load, and so does a success.
-//! - The first throttle arms it: it measures the rate of responses in 0.5 s buckets,
-//!   smoothed (`0.8 × newest + 0.2 × previous`), as the AWS SDKs do.
+//! - The first throttle arms it: it measures the rate of admitted responses (every response
+//!   but a throttle) in 0.5 s buckets, smoothed (`0.8 × newest + 0.2 × previous`) as the AWS
+//!   SDKs do. The AWS SDKs measure every response; counting only the admitted ones makes the
+//!   first cut land near what the provider accepts even when a retry storm has multiplied
+//!   the send rate.
 //! - A throttle once a rate is known cuts the rate to `β × min(measured, current)` (β = 0.7)
 //!   and switches the token bucket on; at most one cut per 0.5 s, so a burst of 429s from one
 //!   overshoot counts once.
@@ -111,7 +114,8 @@ pub struct LimiterConfig(LimiterBuilder);
 pub struct LimiterStats {
     /// The send rate in force (requests per second), `None` while the limiter is off.
     pub rate: Option<f64>,
-    /// The measured response rate, once the limiter has been armed by a throttle.
+    /// The measured rate of admitted (not throttled) responses, once the limiter has been
+    /// armed by a throttle.
     pub measured_rate: Option<f64>,
     /// Throttles reported.
     pub throttles: u64,
@@ -169,7 +173,8 @@ impl State {
         self.last_refill = t;
     }
 
-    fn measure(&mut self, t: f64) {
+    /// Advances the measurement to `t`, counting one response if it was `admitted`.
+    fn measure(&mut self, t: f64, admitted: bool) {
         if t < self.bucket {
             return;
         }
@@ -181,7 +186,9 @@ impl State {
             self.count = 0.0;
             self.bucket = b;
         }
-        self.count += 1.0;
+        if admitted {
+            self.count += 1.0;
+        }
     }
 }
 
@@ -353,7 +360,7 @@ impl Limiter {
         let now = Instant::now();
         let mut s = lock(&self.state);
         let t = s.secs(now);
-        s.measure(t);
+        s.measure(t, true);
         if self.mode.load(Relaxed) == GATING {
             let dt = t - s.last_throttle - s.k;
             let mut rate = self.scale * dt * dt * dt + s.w_max;
@@ -378,7 +385,7 @@ impl Limiter {
             self.register();
             return;
         }
-        s.measure(t);
+        s.measure(t, false);
         if !s.measured_valid || t - s.last_cut < HOLD {
             return;
         }

@@ -1,0 +1,84 @@
+//! The client-side limiter over real loopback TCP, against the chaos server's token bucket
+//! (30 requests a second, 429 with Retry-After above), with twice that demand for 2 s of real
+//! time. Without a limiter about half of the attempts are 429s all along; with one, the limiter
+//! arms on the first 429, cuts towards the server's rate and the 429s die down.
+
+use llm_retry::{ApiError, Limiter, Policy};
+use llm_retry_testkit::{ChaosServer, Outcome};
+use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const POLICY: Policy = match Policy::builder().max_attempts(20).build() {
+    Ok(p) => p,
+    Err(_) => panic!(),
+};
+const RATE: u32 = 30;
+const SECS: u64 = 2;
+
+async fn chat(http: &reqwest::Client, url: &str) -> Result<(), ApiError> {
+    let response = http
+        .post(url)
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        return Err(ApiError::from_reqwest_response(response).await);
+    }
+    Ok(())
+}
+
+/// 429s per second of the run, and the limiter's rate at its end.
+async fn run(limiter: Option<&'static Limiter>) -> (Vec<usize>, Vec<usize>, Option<f64>) {
+    let server = ChaosServer::builder().rate_limit(RATE * 60, 3).start().await;
+    let url = format!("{}/chat/completions", server.openai_base());
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let calls = SECS * u64::from(2 * RATE);
+    for i in 0..calls {
+        tokio::time::sleep_until(start + Duration::from_secs(SECS) * i as u32 / calls as u32).await;
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut call = POLICY.call::<(), ApiError>();
+            if let Some(l) = limiter {
+                call = call.limiter(l);
+            }
+            call.retry(|| chat(&http, &url)).await
+        }));
+    }
+    tokio::time::sleep_until(start + Duration::from_secs(SECS)).await;
+    let rate = limiter.and_then(Limiter::rate);
+    for t in tasks {
+        t.abort();
+    }
+    let mut admitted = vec![0; SECS as usize];
+    let mut throttled = vec![0; SECS as usize];
+    for r in server.requests() {
+        let Some(second) = r.at.checked_duration_since(start).map(|d| d.as_secs() as usize) else { continue };
+        if second >= SECS as usize {
+            continue;
+        }
+        match r.outcome {
+            Outcome::RateLimited { .. } => throttled[second] += 1,
+            _ => admitted[second] += 1,
+        }
+    }
+    (admitted, throttled, rate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tcp_the_limiter_settles_near_the_servers_rate() {
+    static LIMITER: Limiter = Limiter::new("testkit");
+    let (a0, t0, _) = run(None).await;
+    let (a1, t1, rate) = run(Some(&LIMITER)).await;
+    println!("without limiter: admitted/s {a0:?}, 429s/s {t0:?}");
+    println!("with limiter:    admitted/s {a1:?}, 429s/s {t1:?}, rate at the end {rate:?}");
+    let last = SECS as usize - 1;
+    let rate = rate.expect("the limiter is on after the first 429");
+    let c = f64::from(RATE);
+    assert!((0.4 * c..=1.5 * c).contains(&rate), "rate {rate:.1}/s against {RATE}/s");
+    assert!(t0[last] > a0[last] / 2, "without a limiter the server keeps refusing: {t0:?}");
+    assert!(t1[last] * 4 <= t0[last], "the limiter cuts the 429s: {t1:?} vs {t0:?}");
+    assert!(t1[last] < t1[0], "the 429s die down: {t1:?}");
+}
