@@ -29,6 +29,7 @@ pub(crate) fn retrying(
 pub(crate) fn gave_up(site: &str, attempt: u32, kind: ErrorKind, status: Option<u16>, reason: GiveUp) {
     let why = match reason {
         GiveUp::NonRetryable => kind.never_retryable_reason().unwrap_or("the policy does not retry this kind"),
+        GiveUp::BudgetExhausted => "retries already make up the endpoint's budgeted share of its traffic",
         _ => "",
     };
     tracing::warn!(target: TARGET, site, attempt, kind = kind.name(), status, reason = reason.name(), why, "giving up");

@@ -2,7 +2,7 @@
 //! whatever recorder the application installed (Prometheus, StatsD, OpenTelemetry) sees the
 //! retry counters of every call site and the rate of every limiter.
 //!
-//! Counters live in each [`Site`](crate::Site)'s relaxed atomics, so the hot path never calls
+//! Counters live in each [`Site`]'s relaxed atomics, so the hot path never calls
 //! into the recorder: [`export`] copies them out (call it before each scrape or on a timer).
 //! The one metric recorded as it happens is the histogram of retry delays, on the retry path
 //! only.

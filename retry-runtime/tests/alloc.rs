@@ -73,6 +73,33 @@ fn the_success_path_allocates_nothing() {
 }
 
 #[test]
+fn the_success_path_with_a_budget_limiter_and_adaptive_delay_allocates_nothing() {
+    static BUDGET: llm_retry_runtime::Budget = llm_retry_runtime::Budget::new();
+    static LIMITER: llm_retry_runtime::Limiter = llm_retry_runtime::Limiter::new("alloc");
+    static ADAPTIVE: llm_retry_runtime::Adaptive = llm_retry_runtime::Adaptive::new();
+    // No runtime at all: an unthrottled limiter needs no timer, and a full budget no CAS.
+    let once = || {
+        poll_once(async {
+            let mut call = llm_retry_runtime::Call::new(&SITE).budget(&BUDGET).limiter(&LIMITER).adaptive(&ADAPTIVE);
+            loop {
+                if let core::ops::ControlFlow::Break(r) = call.attempt(async { Ok::<u32, ApiError>(1) }).await {
+                    return r;
+                }
+            }
+        })
+    };
+    assert_eq!(once().unwrap(), 1);
+    let info = allocation_counter::measure(|| {
+        for _ in 0..1000 {
+            assert_eq!(once().unwrap(), 1);
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    assert_eq!(BUDGET.tokens(), 5.0);
+    assert_eq!(LIMITER.rate(), None);
+}
+
+#[test]
 fn a_path_with_retries_allocates_nothing_either() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     let run = || {
