@@ -337,3 +337,32 @@ fn the_fuzz_seed_corpus_replays_without_a_panic() {
         assert!(caught.is_ok(), "error_body seed {name} panicked");
     }
 }
+
+/// async-openai errors that quote a key (a provider echoing it, or a URL carrying it) reach
+/// `ApiError`'s Display and Debug masked or stripped. The facade's `tests/secrets.rs` covers the
+/// rest of the error types; the facade has no async-openai dependency of its own.
+#[cfg(feature = "async-openai")]
+#[tokio::test]
+async fn async_openai_errors_keep_no_key() {
+    use async_openai::error::{ApiError as OpenAiApiError, ApiErrorResponse, OpenAIError};
+    const KEY: &str = "sk-proj-fakeKEYdoNOTuse9999888877776666";
+    let echoed = OpenAIError::ApiError(ApiErrorResponse {
+        status_code: reqwest::StatusCode::UNAUTHORIZED,
+        api_error: OpenAiApiError {
+            message: format!("Incorrect API key provided: {KEY}. Bearer {KEY}"),
+            r#type: Some("invalid_request_error".into()),
+            code: Some("invalid_api_key".into()),
+            ..Default::default()
+        },
+    });
+    // A refused connection to a URL with the key in its query string.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1/chat/completions?api_key={KEY}", refused.local_addr().unwrap());
+    drop(refused);
+    let transport = OpenAIError::Reqwest(reqwest::Client::new().post(url).send().await.unwrap_err());
+    for e in [echoed, transport] {
+        let e = ApiError::from(e);
+        let text = format!("{e} / {e:?} / {:?}", std::error::Error::source(&e));
+        assert!(!text.contains("fakeKEYdoNOTuse"), "a key leaked: {text}");
+    }
+}
