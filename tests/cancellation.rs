@@ -129,31 +129,62 @@ async fn limited_call() -> Result<(), ApiError> {
 
 #[tokio::test(start_paused = true)]
 async fn dropped_while_waiting_for_the_limiter() {
-    // Throttle the endpoint until the limiter gates, then spend its tokens.
-    LIMITER.record(true);
-    for _ in 0..10 {
-        tokio::time::sleep(250 * MS).await;
-        LIMITER.record(false);
-    }
-    LIMITER.record(true);
-    assert!(LIMITER.stats().rate.is_some(), "the limiter should be gating: {:?}", LIMITER.stats());
-    let mut spent = 0;
-    while tokio::time::timeout(Duration::ZERO, LIMITER.acquire()).await.is_ok() {
-        spent += 1;
-        assert!(spent < 10_000, "the limiter never made anyone wait");
-    }
+    make_the_next_attempt_wait(&LIMITER).await;
     let waits = LIMITER.stats().waits;
 
     drop_after(limited_call(), 10 * MS).await;
     assert_eq!(LIMITER.stats().waits, waits + 1, "the call did not wait for a token");
-    // The attempt was counted when it started waiting, but its body never ran.
+    // Its body never ran (the attempt is counted all the same: see the ignored test below).
     assert_eq!(IN_LIMITER.load(Ordering::SeqCst), 0);
     assert_eq!(alive_tasks(), 0);
     tokio::time::sleep(HOUR).await;
     assert_eq!(IN_LIMITER.load(Ordering::SeqCst), 0, "the body ran after the drop");
     let s = LIMITED.stats();
-    assert_eq!((s.calls, s.cancelled, s.finished(), s.attempts), (1, 1, 1, 1), "{s:?}");
+    assert_eq!((s.calls, s.cancelled, s.finished()), (1, 1, 1), "{s:?}");
     assert_eq!(alive_tasks(), 0);
+}
+
+/// Throttles `limiter` until it gates, then spends its tokens, so that the next attempt waits.
+async fn make_the_next_attempt_wait(limiter: &'static Limiter) {
+    limiter.record(true);
+    for _ in 0..10 {
+        tokio::time::sleep(250 * MS).await;
+        limiter.record(false);
+    }
+    limiter.record(true);
+    let mut spent = 0;
+    while tokio::time::timeout(Duration::ZERO, limiter.acquire()).await.is_ok() {
+        spent += 1;
+        assert!(spent < 10_000, "the limiter never made anyone wait");
+    }
+}
+
+static QUEUED: Site = Site::new("cancel::queued_attempt", Policy::DEFAULT);
+static QUEUE: Limiter = Limiter::new("cancel::queue");
+
+/// `Call::attempt` counts the attempt (`start_attempt`) before it waits for the limiter's token,
+/// so a call dropped in the queue reports an attempt whose body never ran and whose request was
+/// never sent: `stats.attempts` no longer equals the requests the provider saw.
+#[tokio::test(start_paused = true)]
+#[ignore = "bug: an attempt is counted before the limiter's token, so one dropped in the queue is counted though it never ran"]
+async fn attempt_counted_before_the_limiter_token() {
+    make_the_next_attempt_wait(&QUEUE).await;
+    let ran = AtomicU32::new(0);
+    let call = async {
+        let mut call = llm_retry::Call::new(&QUEUED).limiter(&QUEUE);
+        loop {
+            let attempt = async {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok::<(), ApiError>(())
+            };
+            if let core::ops::ControlFlow::Break(r) = call.attempt(attempt).await {
+                return r;
+            }
+        }
+    };
+    drop_after(call, 10 * MS).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert_eq!(QUEUED.stats().attempts, 0, "an attempt that never left the limiter's queue was counted");
 }
 
 static BATCHED: Site = Site::new("cancel::batch_gate", Policy::DEFAULT);
@@ -270,4 +301,34 @@ async fn a_panic_in_a_spawned_call_reaches_the_join_handle() {
     assert_eq!(SPAWNED_PANICS.load(Ordering::SeqCst), 1);
     let s = site("cancel::spawned_panic");
     assert_eq!((s.calls, s.panicked, s.finished(), s.attempts), (1, 1, 1, 1), "{s:?}");
+}
+
+static DEADLINED: Site = Site::new("cancel::deadline_in_queue", Policy::DEFAULT);
+static SLOW_QUEUE: Limiter = Limiter::new("cancel::slow_queue");
+
+/// `Call::attempt` waits for the limiter's token before it applies the deadline (which bounds only
+/// the attempt's own future), so a call with a 100 ms deadline queued behind a slow limiter
+/// returns only when its token comes up, however late; and as the attempt then finishes within
+/// `timeout(0)`'s first poll, it even succeeds, long after its deadline.
+#[tokio::test(start_paused = true)]
+#[ignore = "bug: the wait for the limiter's token is not bounded by the call's deadline"]
+async fn deadline_not_applied_to_the_limiter_wait() {
+    make_the_next_attempt_wait(&SLOW_QUEUE).await;
+    let deadline = 100 * MS;
+    let started = tokio::time::Instant::now();
+    let out = async {
+        let mut call = llm_retry::Call::new(&DEADLINED).limiter(&SLOW_QUEUE).deadline(deadline);
+        loop {
+            if let core::ops::ControlFlow::Break(r) = call.attempt(async { Ok::<(), ApiError>(()) }).await {
+                return r;
+            }
+        }
+    }
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed <= deadline + MS,
+        "the call outlived its {deadline:?} deadline: it returned {out:?} after {elapsed:?}"
+    );
+    assert!(out.is_err(), "the call should have run out of time in the queue");
 }
