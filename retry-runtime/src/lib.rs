@@ -33,6 +33,11 @@
 //! - `engine`: the per-call state machine shared by the attribute and the builder API
 //!   ([`Call`], [`Policy::retry`]); `outcome`: why a call gave up.
 //! - `hooks`: events handed to `notify`, and the `validate`/`when` hooks; `events`: tracing.
+//! - `batch`: many inputs at bounded concurrency, retried per item behind one shared
+//!   rate-limit gate ([`Batch`], [`Policy::batch`]).
+//! - `stream`: streaming retry ([`RetryStream`], [`Policy::stream`]): reopen a broken LLM
+//!   stream in Restart, Continue or Skip mode, with typed [`StreamEvent`]s; [`text_deltas`]
+//!   reads OpenAI and Anthropic SSE bodies.
 //! - `stats`: per-site counters and the process-wide snapshot; `rng`: seeded jitter.
 //! - Per-endpoint controls shared by every call site: `budget` ([`Budget`], retries as a share
 //!   of successes), `limiter` ([`Limiter`], CUBIC client-side rate limiting after throttles),
@@ -44,6 +49,7 @@
 mod adaptive;
 mod api_error;
 mod backoff;
+mod batch;
 mod budget;
 mod classify;
 mod engine;
@@ -59,6 +65,7 @@ mod policy;
 mod retry_after;
 mod rng;
 mod stats;
+mod stream;
 mod std_impls;
 mod timeout;
 mod validate;
@@ -71,6 +78,9 @@ pub mod metrics;
 pub use adaptive::{Adaptive, AdaptiveBuilder};
 pub use api_error::ApiError;
 pub use backoff::{Backoff, Jitter};
+pub use batch::{
+    Batch, BatchBuilder, BatchError, BatchStream, DEFAULT_BATCH_CONCURRENCY, ItemResult, Progress,
+};
 pub use budget::{Budget, BudgetBuilder, BudgetStats};
 pub use classify::{Classification, Classify};
 pub use engine::{Call, RetryPlan};
@@ -82,6 +92,9 @@ pub use outcome::GiveUp;
 pub use policy::{MAX_RULES, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;
 pub use rng::seed_thread_rng;
+pub use stream::{
+    Received, Resume, RetryStream, StreamChunk, StreamEvent, StreamMode, StreamOptions, TextDeltas, Texts, text_deltas,
+};
 pub use stats::{Site, SiteStats, StatsSnapshot, stats};
 pub use timeout::Timeout;
 pub use validate::InvalidOutput;
