@@ -40,11 +40,8 @@ async fn run(limiter: Option<&'static Limiter>) -> (Vec<usize>, Vec<usize>, Opti
         tokio::time::sleep_until(start + Duration::from_secs(SECS) * i as u32 / calls as u32).await;
         let (http, url) = (http.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            let mut call = POLICY.call::<(), ApiError>();
-            if let Some(l) = limiter {
-                call = call.limiter(l);
-            }
-            call.retry(|| chat(&http, &url)).await
+            // `limiter` is an `Option<&'static Limiter>`: a call takes one chosen at run time.
+            POLICY.call::<(), ApiError>().limiter(limiter).retry(|| chat(&http, &url)).await
         }));
     }
     tokio::time::sleep_until(start + Duration::from_secs(SECS)).await;

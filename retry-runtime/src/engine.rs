@@ -10,7 +10,7 @@ use crate::adaptive::Adaptive;
 use crate::budget::Budget;
 use crate::classify::{Classification, Classify};
 use crate::events;
-use crate::hooks::{DelaySource, HookSet, Hooks, Notifier, Predicate, RetryEvent, Validator};
+use crate::hooks::{DelaySource, HookSet, Hooks, Notifier, Predicate, RetryEvent, SharedSlot, Validator};
 use crate::kind::ErrorKind;
 use crate::limiter::Limiter;
 use crate::outcome::GiveUp;
@@ -22,9 +22,13 @@ use crate::validate::InvalidOutput;
 use core::future::Future;
 use core::marker::PhantomData;
 use core::ops::ControlFlow;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+use pin_project_lite::pin_project;
 use rand::RngExt;
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio::time::Sleep;
 
 /// Calls without a deadline or attempt timeout: the error type needs no `From<Timeout>`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,53 +41,99 @@ pub struct Timed {
     attempt_timeout: Option<Duration>,
 }
 
-/// How an attempt's future is run: as is, or under a timeout.
+/// How an attempt's future is run: as is, or under a timeout armed when the attempt starts.
 #[diagnostic::on_unimplemented(
     message = "a call with a deadline or attempt timeout needs `{E}: From<llm_retry::Timeout>`",
     label = "the timed-out attempt has to become a `{E}`",
     note = "implement `From<llm_retry::Timeout> for {E}`, or drop `deadline`/`attempt_timeout`"
 )]
 pub trait Mode<E> {
+    /// An attempt's future under this mode: the body's output, and `Some(timeout)` when the
+    /// attempt was cut short.
+    type Run<T, F: Future<Output = Result<T, E>>>: Future<Output = (Result<T, E>, Option<Timeout>)>;
     /// The total deadline, if any.
     fn deadline(&self) -> Option<Duration>;
     /// Whether the call needs to read the clock when it starts.
     fn timed(&self) -> bool;
-    /// Runs one attempt; `Some(timeout)` when it was cut short.
-    fn run<T, F: Future<Output = Result<T, E>>>(
-        &self,
-        started: Option<Instant>,
+    /// Wraps the body's future; no timer is armed until [`arm`](Self::arm).
+    fn run<T, F: Future<Output = Result<T, E>>>(fut: F) -> Self::Run<T, F>;
+    /// Arms the timer of an attempt that starts now (a no-op once armed, and when untimed).
+    fn arm<T, F: Future<Output = Result<T, E>>>(&self, run: Pin<&mut Self::Run<T, F>>, started: Option<Instant>);
+}
+
+pin_project! {
+    /// An untimed attempt: the body's future, as is.
+    #[doc(hidden)]
+    pub struct Plain<F> {
+        #[pin]
         fut: F,
-    ) -> impl Future<Output = (Result<T, E>, Option<Timeout>)>;
+    }
+}
+
+impl<T, E, F: Future<Output = Result<T, E>>> Future for Plain<F> {
+    type Output = (Result<T, E>, Option<Timeout>);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx).map(|out| (out, None))
+    }
 }
 
 impl<E> Mode<E> for Untimed {
+    type Run<T, F: Future<Output = Result<T, E>>> = Plain<F>;
     fn deadline(&self) -> Option<Duration> {
         None
     }
     fn timed(&self) -> bool {
         false
     }
-    async fn run<T, F: Future<Output = Result<T, E>>>(
-        &self,
-        _: Option<Instant>,
+    fn run<T, F: Future<Output = Result<T, E>>>(fut: F) -> Plain<F> {
+        Plain { fut }
+    }
+    fn arm<T, F: Future<Output = Result<T, E>>>(&self, _: Pin<&mut Plain<F>>, _: Option<Instant>) {}
+}
+
+pin_project! {
+    /// A timed attempt: the body's future and its timer, armed when the attempt starts.
+    #[doc(hidden)]
+    pub struct Bounded<T, E, F> {
+        #[pin]
         fut: F,
-    ) -> (Result<T, E>, Option<Timeout>) {
-        (fut.await, None)
+        #[pin]
+        timer: Option<Sleep>,
+        cause: Timeout,
+        _out: PhantomData<fn() -> (T, E)>,
+    }
+}
+
+impl<T, E: From<Timeout>, F: Future<Output = Result<T, E>>> Future for Bounded<T, E, F> {
+    type Output = (Result<T, E>, Option<Timeout>);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready((out, None));
+        }
+        match this.timer.as_pin_mut() {
+            Some(timer) => timer.poll(cx).map(|()| (Err(E::from(*this.cause)), Some(*this.cause))),
+            None => Poll::Pending,
+        }
     }
 }
 
 impl<E: From<Timeout>> Mode<E> for Timed {
+    type Run<T, F: Future<Output = Result<T, E>>> = Bounded<T, E, F>;
     fn deadline(&self) -> Option<Duration> {
         self.deadline
     }
     fn timed(&self) -> bool {
         true
     }
-    async fn run<T, F: Future<Output = Result<T, E>>>(
-        &self,
-        started: Option<Instant>,
-        fut: F,
-    ) -> (Result<T, E>, Option<Timeout>) {
+    fn run<T, F: Future<Output = Result<T, E>>>(fut: F) -> Bounded<T, E, F> {
+        Bounded { fut, timer: None, cause: Timeout::attempt(Duration::ZERO), _out: PhantomData }
+    }
+    fn arm<T, F: Future<Output = Result<T, E>>>(&self, run: Pin<&mut Bounded<T, E, F>>, started: Option<Instant>) {
+        let mut this = run.project();
+        if this.timer.is_some() {
+            return;
+        }
         let remaining = match (self.deadline, started) {
             (Some(d), Some(s)) => Some(d.saturating_sub(s.elapsed())),
             _ => None,
@@ -92,14 +142,15 @@ impl<E: From<Timeout>> Mode<E> for Timed {
             (Some(a), Some(r)) if r < a => (r, Timeout::deadline(self.deadline.unwrap_or(r))),
             (Some(a), _) => (a, Timeout::attempt(a)),
             (None, Some(r)) => (r, Timeout::deadline(self.deadline.unwrap_or(r))),
-            (None, None) => return (fut.await, None),
+            (None, None) => return,
         };
-        match tokio::time::timeout(limit, fut).await {
-            Ok(out) => (out, None),
-            Err(_) => (Err(E::from(cause)), Some(cause)),
-        }
+        *this.cause = cause;
+        this.timer.set(Some(tokio::time::sleep(limit)));
     }
 }
+
+/// A [`Call`] with its hook and control slots `V, N, W, B, L, A` (see [`Hooks`]).
+type CallWith<'p, T, E, V, N, W, B, L, A, M> = Call<'p, T, E, Hooks<V, N, W, B, L, A>, M>;
 
 /// One call of a retried operation: the attempt counter, the per-kind counts, the previous
 /// delay, and the hooks. The attribute builds one per call; builder users get one from
@@ -125,30 +176,56 @@ pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
     policy: &'p Policy,
     guard: Guard,
     attempt: u32,
-    counts: [u16; MAX_RULES],
+    counts: [u8; MAX_RULES],
     /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
     /// which pays for one of the three per-endpoint references below.
     previous: u64,
     started: Option<Instant>,
-    budget: Option<&'static Budget>,
-    limiter: Option<&'static Limiter>,
-    adaptive: Option<&'static Adaptive>,
     hooks: H,
     mode: M,
     _out: PhantomData<fn() -> (T, E)>,
 }
 
+/// Where a call is, for the stats: the success path touches one per-thread counter, so a call
+/// is counted in the shared counters only once it leaves that path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No attempt yet.
+    Fresh,
+    /// In its first attempt.
+    First,
+    /// Failed at least once: counted as a slow call.
+    Slow,
+    /// Finished and counted.
+    Done,
+}
+
 /// Counts a call that is dropped unfinished (cancelled, or unwound by a panic).
 struct Guard {
     site: Option<&'static Site>,
-    done: bool,
+    phase: Phase,
+}
+
+impl Guard {
+    /// The call failed: from now on it is counted in the shared counters.
+    fn leave_fast_path(&mut self) {
+        if let (Some(site), Phase::Fresh | Phase::First) = (self.site, self.phase) {
+            site.on_slow_call(true);
+        }
+        self.phase = Phase::Slow;
+    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let (Some(site), false) = (self.site, self.done) {
-            site.on_abandoned(std::thread::panicking());
+        let Some(site) = self.site else { return };
+        match self.phase {
+            Phase::Done => return,
+            Phase::Fresh => site.on_slow_call(false),
+            Phase::First => site.on_slow_call(true),
+            Phase::Slow => {}
         }
+        site.on_abandoned(std::thread::panicking());
     }
 }
 
@@ -203,15 +280,12 @@ impl<'p, T, E> Call<'p, T, E> {
     fn with_policy(policy: &'p Policy, site: Option<&'static Site>) -> Self {
         Call {
             policy,
-            guard: Guard { site, done: false },
+            guard: Guard { site, phase: Phase::Fresh },
             attempt: 0,
             counts: [0; MAX_RULES],
             previous: 0,
             started: None,
-            budget: None,
-            limiter: None,
-            adaptive: None,
-            hooks: Hooks { validate: (), notify: (), when: () },
+            hooks: Hooks { validate: (), notify: (), when: (), budget: (), limiter: (), adaptive: () },
             mode: Untimed,
             _out: PhantomData,
         }
@@ -229,15 +303,14 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
             counts: self.counts,
             previous: self.previous,
             started: self.started,
-            budget: self.budget,
-            limiter: self.limiter,
-            adaptive: self.adaptive,
             hooks,
             mode,
             _out: PhantomData,
         }
     }
+}
 
+impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// Spends retries from `budget`, shared by every call to one endpoint: when it is empty
     /// the call gives up at once with [`GiveUp::BudgetExhausted`]. Successes refill it.
     ///
@@ -247,9 +320,20 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().budget(&OPENAI_BUDGET);
     /// # drop(call);
     /// ```
-    pub fn budget(mut self, budget: &'static Budget) -> Self {
-        self.budget = Some(budget);
-        self
+    pub fn budget<S: SharedSlot<Budget>>(self, budget: S) -> CallWith<'p, T, E, V, N, W, S, L, A, M> {
+        self.map(|h, m| {
+            (
+                Hooks {
+                    validate: h.validate,
+                    notify: h.notify,
+                    when: h.when,
+                    budget,
+                    limiter: h.limiter,
+                    adaptive: h.adaptive,
+                },
+                m,
+            )
+        })
     }
 
     /// Sends every attempt through `limiter`, shared by every call to one endpoint: after the
@@ -261,9 +345,20 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().limiter(&OPENAI);
     /// # drop(call);
     /// ```
-    pub fn limiter(mut self, limiter: &'static Limiter) -> Self {
-        self.limiter = Some(limiter);
-        self
+    pub fn limiter<S: SharedSlot<Limiter>>(self, limiter: S) -> CallWith<'p, T, E, V, N, W, B, S, A, M> {
+        self.map(|h, m| {
+            (
+                Hooks {
+                    validate: h.validate,
+                    notify: h.notify,
+                    when: h.when,
+                    budget: h.budget,
+                    limiter,
+                    adaptive: h.adaptive,
+                },
+                m,
+            )
+        })
     }
 
     /// Scales the back-off delay by `adaptive`'s recent error rate (Retry-After hints are
@@ -275,29 +370,22 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().adaptive(&OPENAI_ERRORS);
     /// # drop(call);
     /// ```
-    pub fn adaptive(mut self, adaptive: &'static Adaptive) -> Self {
-        self.adaptive = Some(adaptive);
-        self
+    pub fn adaptive<S: SharedSlot<Adaptive>>(self, adaptive: S) -> CallWith<'p, T, E, V, N, W, B, L, S, M> {
+        self.map(|h, m| {
+            (
+                Hooks {
+                    validate: h.validate,
+                    notify: h.notify,
+                    when: h.when,
+                    budget: h.budget,
+                    limiter: h.limiter,
+                    adaptive,
+                },
+                m,
+            )
+        })
     }
 
-    /// Waits for the [`limiter`](Self::limiter)'s token, if the call has one (for loops that
-    /// run attempts themselves: call it after [`start_attempt`](Self::start_attempt)).
-    /// Returns at once after one relaxed load while the endpoint has never throttled.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
-    /// call.wait_for_limiter().await;
-    /// # }
-    /// ```
-    pub async fn wait_for_limiter(&self) {
-        if let Some(wait) = self.limiter.and_then(Limiter::wait) {
-            wait.await;
-        }
-    }
-}
-
-impl<'p, T, E, V, N, W, M> Call<'p, T, E, Hooks<V, N, W>, M> {
     /// Counts this call in `site`'s stats, under `site`'s name (the policy stays this call's).
     ///
     /// ```
@@ -321,8 +409,11 @@ impl<'p, T, E, V, N, W, M> Call<'p, T, E, Hooks<V, N, W>, M> {
     ///     .notify(|ev: &RetryEvent<'_, std::io::Error>| eprintln!("{} in {:?}", ev.kind, ev.delay));
     /// # drop(call);
     /// ```
-    pub fn notify<F: Fn(&RetryEvent<'_, E>)>(self, f: F) -> Call<'p, T, E, Hooks<V, Notifier<F>, W>, M> {
-        self.map(|h, m| (Hooks { validate: h.validate, notify: Notifier(f), when: h.when }, m))
+    pub fn notify<F: Fn(&RetryEvent<'_, E>)>(self, f: F) -> CallWith<'p, T, E, V, Notifier<F>, W, B, L, A, M> {
+        self.map(|h, m| {
+            let Hooks { validate, when, budget, limiter, adaptive, .. } = h;
+            (Hooks { validate, notify: Notifier(f), when, budget, limiter, adaptive }, m)
+        })
     }
 
     /// Rejects unusable successful values: a rejected value is retried as
@@ -339,8 +430,11 @@ impl<'p, T, E, V, N, W, M> Call<'p, T, E, Hooks<V, N, W>, M> {
     pub fn validate<F: Fn(&T) -> Result<(), InvalidOutput>>(
         self,
         f: F,
-    ) -> Call<'p, T, E, Hooks<Validator<F>, N, W>, M> {
-        self.map(|h, m| (Hooks { validate: Validator(f), notify: h.notify, when: h.when }, m))
+    ) -> CallWith<'p, T, E, Validator<F>, N, W, B, L, A, M> {
+        self.map(|h, m| {
+            let Hooks { notify, when, budget, limiter, adaptive, .. } = h;
+            (Hooks { validate: Validator(f), notify, when, budget, limiter, adaptive }, m)
+        })
     }
 
     /// Decides retryability with `f` instead of the policy's `retry_on` set. Limits, the
@@ -352,8 +446,11 @@ impl<'p, T, E, V, N, W, M> Call<'p, T, E, Hooks<V, N, W>, M> {
     ///     .when(|e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted);
     /// # drop(call);
     /// ```
-    pub fn when<F: Fn(&E) -> bool>(self, f: F) -> Call<'p, T, E, Hooks<V, N, Predicate<F>>, M> {
-        self.map(|h, m| (Hooks { validate: h.validate, notify: h.notify, when: Predicate(f) }, m))
+    pub fn when<F: Fn(&E) -> bool>(self, f: F) -> CallWith<'p, T, E, V, N, Predicate<F>, B, L, A, M> {
+        self.map(|h, m| {
+            let Hooks { validate, notify, budget, limiter, adaptive, .. } = h;
+            (Hooks { validate, notify, when: Predicate(f), budget, limiter, adaptive }, m)
+        })
     }
 }
 
@@ -455,17 +552,27 @@ where
     /// assert_eq!(out.unwrap(), 7);
     /// # }
     /// ```
-    pub async fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> ControlFlow<Result<T, E>> {
+    pub fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> Attempt<'_, 'p, T, E, H, M, F> {
         self.start_attempt();
-        // Inline rather than `wait_for_limiter`: the attempt's future holds one boxed wait
-        // (16 bytes) next to the body's future, not a timer.
-        if let Some(wait) = self.limiter.and_then(Limiter::wait) {
+        // The limiter's wait is boxed (16 bytes here); it exists only while the limiter throttles.
+        let wait = self.hooks.limiter().and_then(Limiter::wait);
+        Attempt { call: self, step: Step::Running { wait, run: M::run(fut) } }
+    }
+
+    /// Waits for the [`limiter`](Self::limiter)'s token, if the call has one (for loops that
+    /// run attempts themselves: call it after [`start_attempt`](Self::start_attempt)).
+    /// Returns at once after one relaxed load while the endpoint has never throttled.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
+    /// call.wait_for_limiter().await;
+    /// # }
+    /// ```
+    pub async fn wait_for_limiter(&self) {
+        if let Some(wait) = self.hooks.limiter().and_then(Limiter::wait) {
             wait.await;
         }
-        let (result, timed_out) = self.mode.run(self.started, fut).await;
-        let plan = self.settle(result, timed_out)?;
-        tokio::time::sleep(plan.delay).await;
-        ControlFlow::Continue(())
     }
 
     /// Marks the start of an attempt (for loops that run attempts themselves; see
@@ -480,8 +587,10 @@ where
         if self.started.is_none() && (self.mode.timed() || H::NOTIFIES) {
             self.started = Some(Instant::now());
         }
-        if let Some(site) = self.guard.site {
-            site.on_attempt();
+        match (self.guard.phase, self.guard.site) {
+            (Phase::Fresh, _) => self.guard.phase = Phase::First,
+            (Phase::Slow, Some(site)) => site.on_slow_attempt(),
+            _ => {}
         }
     }
 
@@ -539,19 +648,22 @@ where
     }
 
     fn finish(&mut self, out: Result<T, E>, class: Option<(&Classification, GiveUp)>) -> Next<T, E> {
-        self.guard.done = true;
+        if class.is_some() {
+            self.guard.leave_fast_path();
+        }
+        self.guard.phase = Phase::Done;
         match class {
             None => {
                 if let Some(site) = self.guard.site {
                     site.on_success(self.attempt);
                 }
-                if let Some(budget) = self.budget {
+                if let Some(budget) = self.hooks.budget() {
                     budget.deposit();
                 }
-                if let Some(limiter) = self.limiter {
+                if let Some(limiter) = self.hooks.limiter() {
                     limiter.record(false);
                 }
-                if let Some(adaptive) = self.adaptive {
+                if let Some(adaptive) = self.hooks.adaptive() {
                     adaptive.record_success();
                 }
             }
@@ -585,7 +697,7 @@ where
                 }
             },
         };
-        if let Some(limiter) = self.limiter {
+        if let Some(limiter) = self.hooks.limiter() {
             limiter.record(matches!(class.kind, ErrorKind::RateLimited | ErrorKind::Overloaded));
         }
 
@@ -597,7 +709,7 @@ where
         if !retryable {
             return self.finish(Err(error), Some((&class, GiveUp::NonRetryable)));
         }
-        if let Some(adaptive) = self.adaptive {
+        if let Some(adaptive) = self.hooks.adaptive() {
             adaptive.record_error();
         }
 
@@ -627,7 +739,7 @@ where
             None => {
                 let (backoff, jitter) = policy.backoff_for(rule.map(|(_, r)| r));
                 let d = with_rng(|rng| jitter.apply(&backoff, n, Duration::from_nanos(self.previous), rng));
-                (self.adaptive.map_or(d, |a| a.scale(d)), DelaySource::Backoff)
+                (self.hooks.adaptive().map_or(d, |a| a.scale(d)), DelaySource::Backoff)
             }
         };
 
@@ -635,7 +747,7 @@ where
         if self.mode.deadline().is_some_and(|d| elapsed.saturating_add(delay) >= d) {
             return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
         }
-        if self.budget.is_some_and(|b| !b.withdraw()) {
+        if self.hooks.budget().is_some_and(|b| !b.withdraw()) {
             return self.finish(Err(error), Some((&class, GiveUp::BudgetExhausted)));
         }
 
@@ -657,6 +769,7 @@ where
             crate::metrics::record_retry(site, class.kind, delay);
         }
         self.previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.guard.leave_fast_path();
         ControlFlow::Continue(RetryPlan {
             attempt: self.attempt,
             kind: class.kind,
@@ -664,6 +777,71 @@ where
             delay,
             source,
         })
+    }
+}
+
+pin_project! {
+    /// One attempt of a [`Call`]: the body's future (under the call's timeouts), then, when the
+    /// call retries, the back-off sleep in the same place. Returned by [`Call::attempt`].
+    #[must_use = "an attempt does nothing unless awaited"]
+    pub struct Attempt<'c, 'p, T, E, H, M, F>
+    where
+        M: Mode<E>,
+        F: Future<Output = Result<T, E>>,
+    {
+        call: &'c mut Call<'p, T, E, H, M>,
+        #[pin]
+        step: Step<M::Run<T, F>>,
+    }
+}
+
+pin_project! {
+    #[project = StepProj]
+    enum Step<R> {
+        Running { wait: Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>, #[pin] run: R },
+        Sleeping { #[pin] sleep: Sleep },
+        Done,
+    }
+}
+
+impl<T, E, H, M, F> Future for Attempt<'_, '_, T, E, H, M, F>
+where
+    E: Classify,
+    H: HookSet<T, E>,
+    M: Mode<E>,
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = ControlFlow<Result<T, E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.step.as_mut().project() {
+                StepProj::Running { wait, mut run } => {
+                    if let Some(w) = wait {
+                        ready!(w.as_mut().poll(cx));
+                        *wait = None;
+                    }
+                    this.call.mode.arm(run.as_mut(), this.call.started);
+                    let (result, timed_out) = ready!(run.poll(cx));
+                    match this.call.settle(result, timed_out) {
+                        ControlFlow::Break(out) => {
+                            this.step.set(Step::Done);
+                            return Poll::Ready(ControlFlow::Break(out));
+                        }
+                        ControlFlow::Continue(plan) => {
+                            this.step.set(Step::Sleeping { sleep: tokio::time::sleep(plan.delay) });
+                        }
+                    }
+                }
+                StepProj::Sleeping { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.step.set(Step::Done);
+                    return Poll::Ready(ControlFlow::Continue(()));
+                }
+                StepProj::Done => return Poll::Pending,
+            }
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 //! Hooks are type parameters of [`Call`](crate::Call), so a fn item costs nothing when absent
 //! and nothing is boxed when present.
 
+use crate::adaptive::Adaptive;
+use crate::budget::Budget;
 use crate::kind::ErrorKind;
+use crate::limiter::Limiter;
 use crate::validate::InvalidOutput;
 use std::time::Duration;
 
@@ -64,14 +67,47 @@ pub trait HookSet<T, E> {
     fn when(&self, error: &E) -> Option<bool>;
     /// Calls the notify hook, if there is one.
     fn notify(&self, event: &RetryEvent<'_, E>);
+    /// The endpoint's retry budget, if the call has one.
+    fn budget(&self) -> Option<&'static Budget>;
+    /// The endpoint's limiter, if the call has one.
+    fn limiter(&self) -> Option<&'static Limiter>;
+    /// The endpoint's adaptive delay, if the call has one.
+    fn adaptive(&self) -> Option<&'static Adaptive>;
 }
 
-/// A call's hooks: a validator `V`, a notify hook `N` and a predicate `W`; `()` means none.
+/// A call's hooks and per-endpoint controls: a validator `V`, a notify hook `N`, a predicate
+/// `W`, a budget `B`, a limiter `L` and an adaptive delay `A`; `()` means none, and costs no
+/// byte in the call's future.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Hooks<V, N, W> {
+pub struct Hooks<V, N, W, B = (), L = (), A = ()> {
     pub(crate) validate: V,
     pub(crate) notify: N,
     pub(crate) when: W,
+    pub(crate) budget: B,
+    pub(crate) limiter: L,
+    pub(crate) adaptive: A,
+}
+
+/// One per-endpoint control slot: absent (`()`), a `&'static` shared by every call, or an
+/// `Option` of one chosen at run time.
+pub trait SharedSlot<X: 'static> {
+    /// The control, if present.
+    fn get(&self) -> Option<&'static X>;
+}
+impl<X: 'static> SharedSlot<X> for () {
+    fn get(&self) -> Option<&'static X> {
+        None
+    }
+}
+impl<X: 'static> SharedSlot<X> for &'static X {
+    fn get(&self) -> Option<&'static X> {
+        Some(*self)
+    }
+}
+impl<X: 'static> SharedSlot<X> for Option<&'static X> {
+    fn get(&self) -> Option<&'static X> {
+        *self
+    }
 }
 
 /// A validator: `Fn(&T) -> Result<(), InvalidOutput>`.
@@ -134,7 +170,15 @@ impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Predicate<F> {
     }
 }
 
-impl<T, E, V: ValidateSlot<T, E>, N: NotifySlot<E>, W: WhenSlot<E>> HookSet<T, E> for Hooks<V, N, W> {
+impl<T, E, V, N, W, B, L, A> HookSet<T, E> for Hooks<V, N, W, B, L, A>
+where
+    V: ValidateSlot<T, E>,
+    N: NotifySlot<E>,
+    W: WhenSlot<E>,
+    B: SharedSlot<Budget>,
+    L: SharedSlot<Limiter>,
+    A: SharedSlot<Adaptive>,
+{
     const NOTIFIES: bool = N::PRESENT;
     fn validate(&self, value: &T) -> Option<E> {
         self.validate.run(value)
@@ -144,5 +188,14 @@ impl<T, E, V: ValidateSlot<T, E>, N: NotifySlot<E>, W: WhenSlot<E>> HookSet<T, E
     }
     fn notify(&self, event: &RetryEvent<'_, E>) {
         self.notify.run(event)
+    }
+    fn budget(&self) -> Option<&'static Budget> {
+        self.budget.get()
+    }
+    fn limiter(&self) -> Option<&'static Limiter> {
+        self.limiter.get()
+    }
+    fn adaptive(&self) -> Option<&'static Adaptive> {
+        self.adaptive.get()
     }
 }

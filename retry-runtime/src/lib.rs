@@ -65,8 +65,8 @@ mod policy;
 mod retry_after;
 mod rng;
 mod stats;
-mod stream;
 mod std_impls;
+mod stream;
 mod timeout;
 mod validate;
 
@@ -78,12 +78,10 @@ pub mod metrics;
 pub use adaptive::{Adaptive, AdaptiveBuilder};
 pub use api_error::ApiError;
 pub use backoff::{Backoff, Jitter};
-pub use batch::{
-    Batch, BatchBuilder, BatchError, BatchStream, DEFAULT_BATCH_CONCURRENCY, ItemResult, Progress,
-};
+pub use batch::{Batch, BatchBuilder, BatchError, BatchStream, DEFAULT_BATCH_CONCURRENCY, ItemResult, Progress};
 pub use budget::{Budget, BudgetBuilder, BudgetStats};
 pub use classify::{Classification, Classify};
-pub use engine::{Call, RetryPlan};
+pub use engine::{Attempt, Call, RetryPlan};
 pub use hooks::{DelaySource, RetryEvent};
 pub use kind::ErrorKind;
 pub use limiter::{Limiter, LimiterBuilder, LimiterConfig, LimiterStats};
@@ -92,17 +90,17 @@ pub use outcome::GiveUp;
 pub use policy::{MAX_RULES, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;
 pub use rng::seed_thread_rng;
+pub use stats::{Site, SiteStats, StatsSnapshot, stats};
 pub use stream::{
     Received, Resume, RetryStream, StreamChunk, StreamEvent, StreamMode, StreamOptions, TextDeltas, Texts, text_deltas,
 };
-pub use stats::{Site, SiteStats, StatsSnapshot, stats};
 pub use timeout::Timeout;
 pub use validate::InvalidOutput;
 /// Type-level plumbing that appears in [`Call`]'s bounds; never named in user code.
 #[doc(hidden)]
 pub use {
     engine::{Mode, Timed, Untimed},
-    hooks::{HookSet, Hooks, Notifier, NotifySlot, Predicate, ValidateSlot, Validator, WhenSlot},
+    hooks::{HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, ValidateSlot, Validator, WhenSlot},
 };
 // --- classification re-exports (owned by the classification work) ---
 pub use crate::http::{MAX_BODY_BYTES, classify_response, classify_response_at};

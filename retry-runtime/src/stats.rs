@@ -1,15 +1,22 @@
-//! Per-site stats (the article's `RetryMonitor`): counters per call site, relaxed atomics on
-//! the hot path, and a process-wide snapshot of every site that has been called.
+//! Per-site stats (the article's `RetryMonitor`): counters per call site, relaxed atomics only,
+//! and a process-wide snapshot of every site that has been called.
 //!
 //! Sites register themselves on their first call into an intrusive, append-only list made of
 //! `OnceLock`s, so registering allocates nothing and takes no lock.
+//!
+//! The success path touches one counter: first-try successes, kept per thread. Each thread
+//! owns a shard of counters that only it writes (a relaxed load and store, no locked
+//! instruction, so no lost update); a snapshot sums the shards. Calls, attempts and successes
+//! are derived: first-try successes plus what the slow path (any call that fails once, is
+//! cancelled or panics) counts in shared atomics.
 
 use crate::kind::ErrorKind;
 use crate::outcome::GiveUp;
 use crate::policy::Policy;
 use core::fmt;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// A call site: a name (the stats key), a policy, and counters.
@@ -28,6 +35,8 @@ pub struct Site {
     name: &'static str,
     policy: Policy,
     registered: AtomicBool,
+    /// The site's slot in every thread's shard; `usize::MAX` until it registers.
+    index: AtomicUsize,
     next: OnceLock<&'static Site>,
     c: Counters,
     /// The `site` and `kind` labels of the delay histogram, one pair per kind.
@@ -36,10 +45,15 @@ pub struct Site {
 }
 
 struct Counters {
-    calls: AtomicU64,
+    /// Calls that left the fast path: failed once, or were dropped or panicked in their first
+    /// attempt. Calls = first-try successes + these.
+    slow_calls: AtomicU64,
+    /// First-try successes of sites beyond the shards' capacity.
     first_try: AtomicU64,
-    successes: AtomicU64,
-    attempts: AtomicU64,
+    /// Successes after a retry.
+    later_successes: AtomicU64,
+    /// Attempts made by slow calls.
+    slow_attempts: AtomicU64,
     retries: AtomicU64,
     slept_ns: AtomicU64,
     cancelled: AtomicU64,
@@ -62,12 +76,13 @@ impl Site {
             name,
             policy,
             registered: AtomicBool::new(false),
+            index: AtomicUsize::new(usize::MAX),
             next: OnceLock::new(),
             c: Counters {
-                calls: AtomicU64::new(0),
+                slow_calls: AtomicU64::new(0),
                 first_try: AtomicU64::new(0),
-                successes: AtomicU64::new(0),
-                attempts: AtomicU64::new(0),
+                later_successes: AtomicU64::new(0),
+                slow_attempts: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 slept_ns: AtomicU64::new(0),
                 cancelled: AtomicU64::new(0),
@@ -108,11 +123,12 @@ impl Site {
     /// ```
     pub fn stats(&self) -> SiteStats {
         let c = &self.c;
+        let first_try = c.first_try.load(Relaxed).saturating_add(shards::sum(self.index.load(Relaxed)));
         SiteStats {
-            calls: c.calls.load(Relaxed),
-            first_try_successes: c.first_try.load(Relaxed),
-            successes: c.successes.load(Relaxed),
-            attempts: c.attempts.load(Relaxed),
+            calls: first_try.saturating_add(c.slow_calls.load(Relaxed)),
+            first_try_successes: first_try,
+            successes: first_try.saturating_add(c.later_successes.load(Relaxed)),
+            attempts: first_try.saturating_add(c.slow_attempts.load(Relaxed)),
             retries: c.retries.load(Relaxed),
             slept: Duration::from_nanos(c.slept_ns.load(Relaxed)),
             cancelled: c.cancelled.load(Relaxed),
@@ -122,9 +138,10 @@ impl Site {
         }
     }
 
+    /// Registers the site on its first call (the only work a call does here).
     pub(crate) fn on_call(&'static self) {
-        self.c.calls.fetch_add(1, Relaxed);
         if !self.registered.load(Relaxed) && !self.registered.swap(true, Relaxed) {
+            self.index.store(shards::next_index(), Relaxed);
             self.register();
         }
     }
@@ -142,14 +159,28 @@ impl Site {
         }
     }
 
-    pub(crate) fn on_attempt(&self) {
-        self.c.attempts.fetch_add(1, Relaxed);
+    /// A call left the fast path: its first attempt failed, or it was dropped or panicked
+    /// during it (`attempted`: that attempt had started).
+    pub(crate) fn on_slow_call(&self, attempted: bool) {
+        self.c.slow_calls.fetch_add(1, Relaxed);
+        if attempted {
+            self.c.slow_attempts.fetch_add(1, Relaxed);
+        }
     }
 
+    /// A slow call starts another attempt.
+    pub(crate) fn on_slow_attempt(&self) {
+        self.c.slow_attempts.fetch_add(1, Relaxed);
+    }
+
+    /// A call succeeded; `attempt` is its number, from 1.
     pub(crate) fn on_success(&self, attempt: u32) {
-        self.c.successes.fetch_add(1, Relaxed);
         if attempt <= 1 {
-            self.c.first_try.fetch_add(1, Relaxed);
+            if !shards::bump(self.index.load(Relaxed)) {
+                self.c.first_try.fetch_add(1, Relaxed);
+            }
+        } else {
+            self.c.later_successes.fetch_add(1, Relaxed);
         }
     }
 
@@ -187,6 +218,67 @@ impl Site {
     }
 }
 
+/// Per-thread counters of first-try successes: each thread writes only its own shard, so a
+/// relaxed load and store suffice (no locked instruction); readers sum every shard.
+mod shards {
+    use super::*;
+
+    const SEG: usize = 64;
+    const SEGS: usize = 64;
+
+    /// One thread's counters, in segments of 64 sites allocated on first use. Leaked on
+    /// purpose: the counts outlive the thread, and a thread allocates at most one shard.
+    struct Shard {
+        segs: [OnceLock<Box<[AtomicU64; SEG]>>; SEGS],
+    }
+
+    static ALL: Mutex<Vec<&'static Shard>> = Mutex::new(Vec::new());
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    thread_local! {
+        static LOCAL: Cell<Option<&'static Shard>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn next_index() -> usize {
+        NEXT.fetch_add(1, Relaxed)
+    }
+
+    fn local() -> Option<&'static Shard> {
+        LOCAL
+            .try_with(|l| {
+                l.get().or_else(|| {
+                    let shard: &'static Shard = Box::leak(Box::new(Shard { segs: [const { OnceLock::new() }; SEGS] }));
+                    ALL.lock().unwrap_or_else(|e| e.into_inner()).push(shard);
+                    l.set(Some(shard));
+                    Some(shard)
+                })
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Adds one to the site's counter in this thread's shard; `false` if the site has no slot
+    /// (more sites than the shards hold, or a thread being torn down).
+    pub(super) fn bump(index: usize) -> bool {
+        let (Some(seg), Some(shard)) = (index.checked_div(SEG).filter(|s| *s < SEGS), local()) else {
+            return false;
+        };
+        let seg = shard.segs[seg].get_or_init(|| Box::new([const { AtomicU64::new(0) }; SEG]));
+        let c = &seg[index % SEG];
+        c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+        true
+    }
+
+    /// The site's count summed over every thread's shard.
+    pub(super) fn sum(index: usize) -> u64 {
+        if index / SEG >= SEGS {
+            return 0;
+        }
+        let all = ALL.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().filter_map(|s| s.segs[index / SEG].get()).map(|seg| seg[index % SEG].load(Relaxed)).sum()
+    }
+}
+
 impl fmt::Debug for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Site").field("name", &self.name).field("stats", &self.stats()).finish_non_exhaustive()
@@ -208,7 +300,7 @@ impl fmt::Debug for Site {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SiteStats {
-    /// Calls started.
+    /// Calls made. A call still in its first attempt is counted when that attempt ends.
     pub calls: u64,
     /// Calls whose first attempt succeeded.
     pub first_try_successes: u64,

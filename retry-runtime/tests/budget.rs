@@ -72,10 +72,8 @@ async fn simulate(rate: f64, secs: f64, seed: u64, provider: Provider, budget: O
         id += 1;
         let (attempts, successes) = (attempts.clone(), successes.clone());
         tasks.push(tokio::spawn(async move {
-            let mut call = POLICY.call::<(), ApiError>();
-            if let Some(b) = budget {
-                call = call.budget(b);
-            }
+            // `budget` is an `Option<&'static Budget>`: a call takes one chosen at run time.
+            let call = POLICY.call::<(), ApiError>().budget(budget);
             let mut n = 0u64;
             let out = call
                 .retry(|| {

@@ -86,10 +86,8 @@ async fn run(capacity: u32, secs: usize, seed: u64, limiter: Option<&'static Lim
         tokio::time::sleep_until(start + Duration::from_secs_f64(t)).await;
         let (bucket, counts) = (bucket.clone(), counts.clone());
         tasks.push(tokio::spawn(async move {
-            let mut call = POLICY.call::<(), ApiError>();
-            if let Some(l) = limiter {
-                call = call.limiter(l);
-            }
+            // `limiter` is an `Option<&'static Limiter>`: a call takes one chosen at run time.
+            let call = POLICY.call::<(), ApiError>().limiter(limiter);
             let _ = call
                 .retry(|| {
                     // The provider sees the request when the attempt runs, after the limiter.
