@@ -8,13 +8,17 @@
 //! cargo test --test soak --all-features -- --nocapture
 //! ```
 //!
-//! Streaming calls are not part of the mix yet: `RetryStream` has not landed on main (see
-//! docs/RELIABILITY.md).
+//! One call in five streams its answer (`RetryStream` in Continue mode over real SSE) from a
+//! second chaos server whose faults cut the streams: its text must arrive whole, with no chunk
+//! duplicated or missing.
 //!
 //! A second test replays the same fault mix through the same attribute in paused time, without
 //! TCP, where timers are exact: there the deadline bound is one timer tick with no scheduling slack.
 
-use llm_retry::{ApiError, ErrorKind, GiveUp, llm_retry};
+use futures::StreamExt;
+use llm_retry::{
+    ApiError, Backoff, Call, ErrorKind, GiveUp, Policy, Resume, Site, StreamEvent, StreamMode, llm_retry, text_deltas,
+};
 use llm_retry_testkit::{Chaos, ChaosServer, Fault, RetryAfterHeader};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -25,6 +29,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const CALLS: usize = 10_000;
+/// One call in five is a streaming call (`id % 5 == 4`), against its own chaos server.
+const STREAM_CALLS: usize = CALLS / 5;
 const CONCURRENCY: usize = 64;
 const MAX_ATTEMPTS: usize = 4;
 const DEADLINE: Duration = Duration::from_millis(200);
@@ -150,6 +156,7 @@ fn final_fault(fault: &Fault) -> bool {
 
 struct Outcome {
     id: usize,
+    stream: bool,
     result: Result<String, ApiError>,
     elapsed: Duration,
 }
@@ -164,12 +171,15 @@ async fn ten_thousand_calls_under_chaos_balance_the_books() {
     let wall = std::time::Instant::now();
     let server = ChaosServer::builder().chaos(fault_mix(2026)).start().await;
     let url = server.chat_completions_url();
+    let stream_server = ChaosServer::builder().chunk_chars(8).chaos(stream_fault_mix(2027)).start().await;
+    let stream_url = stream_server.chat_completions_url();
+    *OPENS.lock().unwrap() = vec![Vec::new(); CALLS];
     let http = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
 
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
-            let (http, url, next) = (http.clone(), url.clone(), Arc::clone(&next));
+            let (http, url, stream_url, next) = (http.clone(), url.clone(), stream_url.clone(), Arc::clone(&next));
             tokio::spawn(async move {
                 let mut done = Vec::new();
                 loop {
@@ -178,8 +188,10 @@ async fn ten_thousand_calls_under_chaos_balance_the_books() {
                         return done;
                     }
                     let started = Instant::now();
-                    let result = chat(&http, &url, id).await;
-                    done.push(Outcome { id, result, elapsed: started.elapsed() });
+                    let stream = id % 5 == 4;
+                    let result =
+                        if stream { stream_call(&http, &stream_url, id).await } else { chat(&http, &url, id).await };
+                    done.push(Outcome { id, stream, result, elapsed: started.elapsed() });
                 }
             })
         })
@@ -194,13 +206,17 @@ async fn ten_thousand_calls_under_chaos_balance_the_books() {
     assert_eq!(outcomes.len(), CALLS);
     outcomes.sort_by_key(|o| o.id);
     assert!(outcomes.iter().enumerate().all(|(i, o)| o.id == i), "an id is missing or repeated");
+    let all_elapsed: Vec<Duration> = outcomes.iter().map(|o| o.elapsed).collect();
+    let (streams, outcomes): (Vec<Outcome>, Vec<Outcome>) = outcomes.into_iter().partition(|o| o.stream);
+    assert_eq!(streams.len(), STREAM_CALLS);
+    let stream_summary = check_streams(&streams, &stream_server);
 
     // The stats balance, and agree with the client's record of attempts.
     let s = llm_retry::stats().get("soak::chat").expect("the site registered");
     let attempts = std::mem::take(&mut *ATTEMPTS.lock().unwrap());
     let requests = server.requests();
-    assert_eq!(s.calls, CALLS as u64);
-    assert_eq!(s.finished(), CALLS as u64, "{s:?}");
+    assert_eq!(s.calls, (CALLS - STREAM_CALLS) as u64);
+    assert_eq!(s.finished(), (CALLS - STREAM_CALLS) as u64, "{s:?}");
     assert_eq!((s.cancelled, s.panicked), (0, 0));
     assert_eq!(s.successes, outcomes.iter().filter(|o| o.result.is_ok()).count() as u64);
     assert_eq!(s.attempts, s.calls + s.retries);
@@ -279,12 +295,16 @@ async fn ten_thousand_calls_under_chaos_balance_the_books() {
     assert_eq!(gave_up_final, final_faults, "non-retryable give-ups vs final faults served");
 
     overshoots.sort();
-    let mut elapsed: Vec<Duration> = outcomes.iter().map(|o| o.elapsed).collect();
+    for e in &all_elapsed {
+        overshoots.push(e.saturating_sub(DEADLINE));
+    }
+    overshoots.sort();
+    let mut elapsed = all_elapsed;
     elapsed.sort();
     let worst = *overshoots.last().unwrap();
     let faulty = requests.iter().filter(|r| r.fault() != Some(&Fault::Ok)).count();
     println!(
-        "soak: {CALLS} calls, {} requests ({faulty} faulted, {:.1}%) in {ran_for:.2?}; {} ok, {} failed \
+        "soak: {CALLS} calls ({STREAM_CALLS} streaming: {stream_summary}), {} requests ({faulty} faulted, {:.1}%) in {ran_for:.2?}; {} ok, {} failed \
          (non-retryable {}, exhausted {}, deadline {}); retries {}; call time p50 {:?} p99 {:?} max {:?}; \
          deadline overshoot max {worst:?}; late responses {late}, attempts cut before reaching the server {unseen}",
         requests.len(),
@@ -301,6 +321,134 @@ async fn ten_thousand_calls_under_chaos_balance_the_books() {
     );
     assert!(worst <= TICK + SCHEDULING_SLACK, "a call outlived its deadline by {worst:?}");
     server.shutdown().await;
+    stream_server.shutdown().await;
+}
+
+const STREAM_POLICY: Policy = match Policy::builder()
+    .max_attempts(4)
+    .backoff(Backoff::Exponential {
+        initial: Duration::from_millis(5),
+        multiplier: 2.0,
+        min_delay: Duration::ZERO,
+        max_delay: Duration::from_millis(40),
+    })
+    .max_retry_after(Duration::from_secs(1))
+    .build()
+{
+    Ok(p) => p,
+    Err(_) => panic!(),
+};
+static STREAM_SITE: Site = Site::new("soak::stream", STREAM_POLICY);
+
+/// The streaming calls' opens, per call: the status each open was answered with, or `None` while
+/// (or if) it was not answered.
+static OPENS: Mutex<Vec<Vec<Option<u16>>>> = Mutex::new(Vec::new());
+
+/// 30% of stream requests fail: cut after 1 or 3 chunks, `event: error` after 2, reset halfway,
+/// reset before the response, 503, 429 with a hint, a hang, and a non-retryable 401.
+fn stream_fault_mix(seed: u64) -> Chaos {
+    Chaos::seeded(seed)
+        .with(Fault::StreamCut { after_chunks: 1 }, 0.06)
+        .with(Fault::StreamCut { after_chunks: 3 }, 0.04)
+        .with(Fault::StreamError { after_chunks: 2 }, 0.04)
+        .with(Fault::ResetDuringBody, 0.03)
+        .with(Fault::ResetBeforeResponse, 0.03)
+        .with(Fault::Status(503), 0.03)
+        .with(Fault::RateLimited { retry_after: RetryAfterHeader::Millis(30) }, 0.03)
+        .with(Fault::Hang, 0.02)
+        .with(Fault::InvalidApiKey, 0.02)
+}
+
+/// One streaming call in Continue mode: each reopen sends the text so far as an assistant prefill,
+/// and the server streams only the rest.
+async fn stream_call(http: &reqwest::Client, url: &str, id: usize) -> Result<String, ApiError> {
+    let (http, url) = (http.clone(), url.to_owned());
+    let stream = Call::new(&STREAM_SITE)
+        .deadline(DEADLINE)
+        .stream(move |resume| open(http.clone(), url.clone(), id, resume))
+        .mode(StreamMode::Continue)
+        .first_chunk_timeout(Duration::from_millis(100))
+        .idle_timeout(Duration::from_millis(100));
+    let mut stream = std::pin::pin!(stream);
+    let mut text = String::new();
+    while let Some(event) = stream.next().await {
+        match event? {
+            StreamEvent::Chunk(chunk) => text.push_str(&chunk),
+            StreamEvent::Retrying { received, .. } => {
+                assert_eq!(received.chars, text.chars().count() as u64, "call {id}: the stream lost count");
+            }
+            StreamEvent::Reset => panic!("call {id}: Continue mode never resets"),
+        }
+    }
+    Ok(text)
+}
+
+async fn open(
+    http: reqwest::Client,
+    url: String,
+    id: usize,
+    resume: Resume,
+) -> Result<impl futures::Stream<Item = Result<String, ApiError>>, ApiError> {
+    let n = {
+        let mut opens = OPENS.lock().unwrap();
+        opens[id].push(None);
+        opens[id].len()
+    };
+    let mut messages = vec![json!({"role": "user", "content": prompt(id)})];
+    if !resume.text().is_empty() {
+        messages.push(json!({"role": "assistant", "content": resume.text()}));
+    }
+    let body = json!({"model": "soak-1", "stream": true, "messages": messages});
+    let response = http.post(url).header("x-llm-retry-attempt", n).json(&body).send().await?;
+    OPENS.lock().unwrap()[id][n - 1] = Some(response.status().as_u16());
+    if !response.status().is_success() {
+        return Err(ApiError::from_reqwest_response(response).await);
+    }
+    Ok(text_deltas(response.bytes_stream()))
+}
+
+/// The streaming share: every success carries its whole reply, once; stats agree with the opens;
+/// no attempt reaches the server twice; a 401 the client received ends its call.
+fn check_streams(streams: &[Outcome], server: &ChaosServer) -> String {
+    let s = STREAM_SITE.stats();
+    let opens = std::mem::take(&mut *OPENS.lock().unwrap());
+    assert_eq!((s.calls, s.finished(), s.cancelled, s.panicked), (STREAM_CALLS as u64, STREAM_CALLS as u64, 0, 0));
+    assert_eq!(s.attempts, opens.iter().map(Vec::len).sum::<usize>() as u64, "stream attempts: stats vs opens");
+    let requests = server.requests();
+    let mut seen: HashMap<(usize, u32), &Fault> = HashMap::new();
+    for r in &requests {
+        let content = r.json.as_ref().and_then(|j| j.pointer("/messages/0/content")).and_then(Value::as_str);
+        let id: usize =
+            content.and_then(|c| c.strip_prefix("soak-call-")).and_then(|n| n.parse().ok()).expect("tagged");
+        assert!(r.stream, "call {id} did not ask to stream");
+        let n = r.attempt.expect("numbered");
+        assert!(seen.insert((id, n), r.fault().unwrap()).is_none(), "stream call {id} attempt {n} was sent twice");
+        assert!(n as usize <= opens[id].len(), "stream call {id}: a request with no open");
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for o in streams {
+        let log = &opens[o.id];
+        assert!((1..=MAX_ATTEMPTS).contains(&log.len()), "stream call {} opened {} times", o.id, log.len());
+        for (i, status) in log.iter().enumerate() {
+            if *status == Some(401) {
+                assert_eq!(i + 1, log.len(), "stream call {} reopened after a 401", o.id);
+            }
+        }
+        match &o.result {
+            Ok(text) => {
+                ok += 1;
+                assert_eq!(text, &expected_reply(o.id), "stream call {}: text duplicated or missing", o.id);
+            }
+            Err(e) if e.kind() == ErrorKind::Auth => {
+                refused += 1;
+                assert_eq!(log.last(), Some(&Some(401)));
+            }
+            Err(_) => {}
+        }
+    }
+    assert_eq!(s.successes, ok);
+    assert_eq!(s.gave_up(GiveUp::NonRetryable), refused);
+    format!("{} requests, {ok} whole texts, {refused} refused, {} retries", requests.len(), s.retries)
 }
 
 /// The same fault mix and the same attribute in paused time, with an in-process transport: timers
@@ -422,6 +570,4 @@ mod paused {
         assert!(s.gave_up(GiveUp::Deadline) > 0, "the mix should drive some calls into the deadline");
         assert!(worst <= TICK, "a call outlived its deadline by {worst:?}");
     }
-
-    use futures::StreamExt as _;
 }
