@@ -12,7 +12,8 @@
 //! A panic in the body propagates with its payload unchanged, is not retried, and is counted
 //! as `panicked`.
 //!
-//! Streaming calls (dropped during a reconnect) are not covered yet: `RetryStream` has not landed.
+//! A streaming call (`RetryStream`) is dropped during its back-off before a reconnect, and while
+//! the reconnect itself is pending.
 //!
 //! ```sh
 //! cargo test --test cancellation --all-features
@@ -212,6 +213,56 @@ async fn dropped_while_the_batch_gate_holds_its_items() {
     assert_eq!((s.cancelled, s.finished()), (4, 4), "{s:?}");
     assert_eq!(s.attempts, u64::from(ran));
     assert_eq!(alive_tasks(), 0);
+}
+
+const STREAM_POLICY: Policy = match Policy::builder()
+    .max_attempts(5)
+    .backoff(llm_retry::Backoff::Fixed { delay: Duration::from_millis(100) })
+    .jitter(llm_retry::Jitter::None)
+    .build()
+{
+    Ok(p) => p,
+    Err(_) => panic!(),
+};
+static STREAM_IN_BACKOFF: Site = Site::new("cancel::stream_backoff", STREAM_POLICY);
+static STREAM_IN_REOPEN: Site = Site::new("cancel::stream_reopen", STREAM_POLICY);
+
+type Chunks = futures::stream::Iter<std::vec::IntoIter<Result<String, ApiError>>>;
+
+/// A stream whose first attempt delivers one chunk and then breaks; every reopen hangs.
+fn breaking_stream(
+    site: &'static Site,
+    opens: &'static AtomicU32,
+) -> impl futures::Stream<Item = Result<llm_retry::StreamEvent<String>, ApiError>> {
+    llm_retry::Call::new(site).stream(move |_resume| async move {
+        if opens.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::future::pending::<()>().await;
+        }
+        let chunks: Chunks = futures::stream::iter(vec![Ok("Hel".to_owned()), Err(ApiError::connection("reset"))]);
+        Ok(chunks)
+    })
+}
+
+static BACKOFF_OPENS: AtomicU32 = AtomicU32::new(0);
+static REOPEN_OPENS: AtomicU32 = AtomicU32::new(0);
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_before_or_during_its_reconnect() {
+    use futures::StreamExt;
+    for (site, opens, wait) in [
+        (&STREAM_IN_BACKOFF, &BACKOFF_OPENS, 50 * MS), // inside the 100 ms back-off
+        (&STREAM_IN_REOPEN, &REOPEN_OPENS, 150 * MS),  // the reopen is pending
+    ] {
+        let mut stream = Box::pin(breaking_stream(site, opens));
+        assert!(matches!(stream.next().await, Some(Ok(llm_retry::StreamEvent::Chunk(_)))));
+        assert!(matches!(stream.next().await, Some(Ok(llm_retry::StreamEvent::Retrying { .. }))));
+        assert!(tokio::time::timeout(wait, stream.next()).await.is_err(), "the stream went on");
+        drop(stream);
+        let name = site.name();
+        let want = if wait < 100 * MS { 1 } else { 2 };
+        assert_eq!(opens.load(Ordering::SeqCst), want, "{name}");
+        after_the_drop(name, opens).await;
+    }
 }
 
 /// The metric does see tasks: a control for the zeros above.
