@@ -7,13 +7,18 @@
 //! (`RetryEvent`'s Debug), the stats (names and table), and the Debug and Display output of every
 //! error type the library provides (`ApiError` from responses and from reqwest errors, `Timeout`,
 //! `InvalidOutput`, `PolicyError`, `GiveUp`) must be free of the key and of the marker.
-//! async-openai's conversion is checked in `retry-runtime/tests/hostile.rs` (the facade has no
-//! async-openai dev-dependency).
+//! A second annotated fn makes the same calls through async-openai (its own retries off), whose
+//! `OpenAIError`s are checked too, raw and converted to `ApiError`.
 //!
 //! ```sh
 //! cargo test --test secrets --all-features
 //! ```
 
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::ReqwestService;
+use async_openai::types::chat::{ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs};
 use llm_retry::{ApiError, GiveUp, InvalidOutput, Policy, PolicyError, RetryEvent, Timeout, llm_retry};
 use llm_retry_testkit::{ChaosServer, Fault, RefusedPort, RetryAfterHeader};
 use serde_json::{Value, json};
@@ -52,6 +57,22 @@ fn record(ev: &RetryEvent<'_, ApiError>) {
 #[allow(clippy::ptr_arg)] // a validator takes `&T`, and `T` is `String`
 fn non_empty(text: &String) -> Result<(), InvalidOutput> {
     if text.is_empty() { Err(InvalidOutput::new("the model returned empty text")) } else { Ok(()) }
+}
+
+fn record_openai(ev: &RetryEvent<'_, OpenAIError>) {
+    EVENTS.lock().unwrap().push(format!("{ev:?}"));
+}
+
+/// The same call through async-openai, with the key in its config and its own retries off.
+#[llm_retry(name = "secrets::openai", max = 3, backoff = "fixed", delay = "5ms", notify = record_openai)]
+async fn openai_chat(client: &Client<OpenAIConfig>, n: usize) -> Result<String, OpenAIError> {
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("gpt-4o-mini")
+        .messages([ChatCompletionRequestUserMessageArgs::default().content(format!("{MARKER} #{n}")).build()?.into()])
+        .build()?;
+    let response = client.chat().create(request).await?;
+    let text = response.choices.into_iter().next().and_then(|c| c.message.content).unwrap_or_default();
+    Ok(text.replace(MARKER, ""))
 }
 
 #[llm_retry(
@@ -137,6 +158,18 @@ async fn no_key_and_no_request_body_in_logs_events_stats_or_errors() {
             outputs.push(format!("{e} / {e:?} / {:?}", std::error::Error::source(e)));
         }
     }
+    // The same faults through async-openai (no Hang: it has no attempt timeout here).
+    let plain = reqwest::Client::builder().retry(reqwest::retry::never()).build().unwrap();
+    let config = OpenAIConfig::new().with_api_base(server.openai_base()).with_api_key(OPENAI_KEY);
+    let openai = Client::with_config(config).with_http_service(ReqwestService::new(plain));
+    for fault in faults().into_iter().filter(|f| *f != Fault::Hang) {
+        server.script([fault]);
+        // `OpenAIError`'s own Display and Debug quote what the provider said, verbatim: that is
+        // async-openai's type. What this library provides is the conversion to `ApiError`.
+        if let Err(e) = openai_chat(&openai, outputs.len()).await.map_err(ApiError::from) {
+            outputs.push(format!("{e} / {e:?} / {:?}", std::error::Error::source(&e)));
+        }
+    }
     // Every request carried both keys and the marker: the test sent what it claims.
     let requests = server.requests();
     assert!(requests.iter().all(|r| r.had_authorization), "a request went without its key");
@@ -184,8 +217,10 @@ async fn no_key_and_no_request_body_in_logs_events_stats_or_errors() {
     server.shutdown().await;
 
     let stats = llm_retry::stats();
-    let s = stats.get("secrets::chat").unwrap();
-    assert!(s.retries > 0 && s.failures() > 0, "the faults should have been retried and some given up on: {s:?}");
+    for site in ["secrets::chat", "secrets::openai"] {
+        let s = stats.get(site).unwrap();
+        assert!(s.retries > 0 && s.failures() > 0, "{site}: faults should be retried and some given up on: {s:?}");
+    }
     let names: Vec<_> = stats.iter().map(|(name, _)| name).collect();
     let logs = String::from_utf8(std::mem::take(&mut *LOGS.lock().unwrap())).unwrap();
     let events = EVENTS.lock().unwrap().join("\n");
@@ -193,7 +228,13 @@ async fn no_key_and_no_request_body_in_logs_events_stats_or_errors() {
     assert!(!events.is_empty());
 
     assert!(logs.contains("hyper_util::") && logs.contains("reqwest::"), "the HTTP stack's own logs were not captured");
-    assert_clean("a log line", &logs);
+    // async-openai itself logs an error body it cannot parse, verbatim, at ERROR under
+    // `async_openai::error` ("failed deserialization of: ..."): with a provider that echoes the key
+    // in a non-JSON body, that line carries it. It is not this library's line; it is left out here
+    // and documented in docs/RELIABILITY.md (filter that target out in production).
+    let (theirs, ours): (Vec<&str>, Vec<&str>) = logs.lines().partition(|l| l.contains(" async_openai::error:"));
+    assert!(theirs.iter().all(|l| l.contains("failed deserialization of:")), "{theirs:#?}");
+    assert_clean("a log line", &ours.join("\n"));
     assert_clean("a notify event", &events);
     assert_clean("the stats", &format!("{stats}\n{stats:?}\n{names:?}"));
     assert_clean("an error", &outputs.join("\n"));
