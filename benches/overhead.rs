@@ -70,6 +70,8 @@ fn bench(c: &mut Criterion) {
     case!("direct", "ready", ready);
     case!("llm_retry", "ready", annotated_ready);
     case!("hand_written", "ready", |i| hand_written(move || ready(i)));
+    // The same engine through the builder API, with no site: no stats counter.
+    case!("builder_no_stats", "ready", |i| llm_retry::Policy::DEFAULT.retry(move || ready(i)));
     case!("backon", "ready", |i| (move || ready(i)).retry(ExponentialBuilder::default()));
     case!("direct", "yield_once", yielding);
     case!("llm_retry", "yield_once", annotated_yielding);

@@ -217,6 +217,7 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    #[inline]
     fn drop(&mut self) {
         let Some(site) = self.site else { return };
         match self.phase {
@@ -653,20 +654,7 @@ where
         }
         self.guard.phase = Phase::Done;
         match class {
-            None => {
-                if let Some(site) = self.guard.site {
-                    site.on_success(self.attempt);
-                }
-                if let Some(budget) = self.hooks.budget() {
-                    budget.deposit();
-                }
-                if let Some(limiter) = self.hooks.limiter() {
-                    limiter.record(false);
-                }
-                if let Some(adaptive) = self.hooks.adaptive() {
-                    adaptive.record_success();
-                }
-            }
+            None => self.succeeded(),
             Some((c, reason)) => {
                 if let Some(site) = self.guard.site {
                     site.on_give_up(reason);
@@ -675,6 +663,24 @@ where
             }
         }
         ControlFlow::Break(out)
+    }
+
+    /// The bookkeeping of a success: the attempt's number, the stats and the endpoint's
+    /// controls. Kept apart from the result, so the fast path never moves it.
+    #[inline]
+    fn succeeded(&mut self) {
+        if let Some(site) = self.guard.site {
+            site.on_success(self.attempt);
+        }
+        if let Some(budget) = self.hooks.budget() {
+            budget.deposit();
+        }
+        if let Some(limiter) = self.hooks.limiter() {
+            limiter.record(false);
+        }
+        if let Some(adaptive) = self.hooks.adaptive() {
+            adaptive.record_success();
+        }
     }
 
     fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> Next<T, E> {
@@ -824,6 +830,18 @@ where
                     }
                     this.call.mode.arm(run.as_mut(), this.call.started);
                     let (result, timed_out) = ready!(run.poll(cx));
+                    // The fast path: an unvalidated success returns as it is, and only the
+                    // counters are touched.
+                    let result = match result {
+                        Ok(value) if !H::VALIDATES => {
+                            this.call.attempt = this.call.attempt.saturating_add(1);
+                            this.call.guard.phase = Phase::Done;
+                            this.call.succeeded();
+                            this.step.set(Step::Done);
+                            return Poll::Ready(ControlFlow::Break(Ok(value)));
+                        }
+                        other => other,
+                    };
                     match this.call.settle(result, timed_out) {
                         ControlFlow::Break(out) => {
                             this.step.set(Step::Done);

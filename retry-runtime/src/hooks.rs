@@ -61,6 +61,8 @@ pub struct RetryEvent<'a, E> {
 pub trait HookSet<T, E> {
     /// Whether a notify hook is present (it needs the elapsed time, so a clock read).
     const NOTIFIES: bool;
+    /// Whether a validator is present (without one, a success returns as it is).
+    const VALIDATES: bool;
     /// `Some(error)` when the validator rejects `value`.
     fn validate(&self, value: &T) -> Option<E>;
     /// The `when` predicate's verdict, if there is one.
@@ -122,15 +124,19 @@ pub struct Predicate<F>(pub(crate) F);
 
 /// One hook slot: either absent (`()`) or a wrapped closure.
 pub trait ValidateSlot<T, E> {
+    /// Whether the slot holds a validator.
+    const PRESENT: bool;
     /// See [`HookSet::validate`].
     fn run(&self, value: &T) -> Option<E>;
 }
 impl<T, E> ValidateSlot<T, E> for () {
+    const PRESENT: bool = false;
     fn run(&self, _: &T) -> Option<E> {
         None
     }
 }
 impl<T, E: From<InvalidOutput>, F: Fn(&T) -> Result<(), InvalidOutput>> ValidateSlot<T, E> for Validator<F> {
+    const PRESENT: bool = true;
     fn run(&self, value: &T) -> Option<E> {
         (self.0)(value).err().map(E::from)
     }
@@ -180,6 +186,7 @@ where
     A: SharedSlot<Adaptive>,
 {
     const NOTIFIES: bool = N::PRESENT;
+    const VALIDATES: bool = V::PRESENT;
     fn validate(&self, value: &T) -> Option<E> {
         self.validate.run(value)
     }

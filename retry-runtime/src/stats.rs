@@ -139,6 +139,7 @@ impl Site {
     }
 
     /// Registers the site on its first call (the only work a call does here).
+    #[inline]
     pub(crate) fn on_call(&'static self) {
         if !self.registered.load(Relaxed) && !self.registered.swap(true, Relaxed) {
             self.index.store(shards::next_index(), Relaxed);
@@ -146,6 +147,7 @@ impl Site {
         }
     }
 
+    #[cold]
     fn register(&'static self) {
         let mut slot = &HEAD;
         loop {
@@ -174,6 +176,7 @@ impl Site {
     }
 
     /// A call succeeded; `attempt` is its number, from 1.
+    #[inline]
     pub(crate) fn on_success(&self, attempt: u32) {
         if attempt <= 1 {
             if !shards::bump(self.index.load(Relaxed)) {
@@ -243,27 +246,32 @@ mod shards {
         NEXT.fetch_add(1, Relaxed)
     }
 
+    #[inline]
     fn local() -> Option<&'static Shard> {
-        LOCAL
-            .try_with(|l| {
-                l.get().or_else(|| {
-                    let shard: &'static Shard = Box::leak(Box::new(Shard { segs: [const { OnceLock::new() }; SEGS] }));
-                    ALL.lock().unwrap_or_else(|e| e.into_inner()).push(shard);
-                    l.set(Some(shard));
-                    Some(shard)
-                })
-            })
-            .ok()
-            .flatten()
+        LOCAL.try_with(|l| l.get().or_else(|| new_shard(l))).ok().flatten()
+    }
+
+    #[cold]
+    fn new_shard(l: &Cell<Option<&'static Shard>>) -> Option<&'static Shard> {
+        let shard: &'static Shard = Box::leak(Box::new(Shard { segs: [const { OnceLock::new() }; SEGS] }));
+        ALL.lock().unwrap_or_else(|e| e.into_inner()).push(shard);
+        l.set(Some(shard));
+        Some(shard)
+    }
+
+    #[cold]
+    fn new_segment() -> Box<[AtomicU64; SEG]> {
+        Box::new([const { AtomicU64::new(0) }; SEG])
     }
 
     /// Adds one to the site's counter in this thread's shard; `false` if the site has no slot
     /// (more sites than the shards hold, or a thread being torn down).
+    #[inline]
     pub(super) fn bump(index: usize) -> bool {
         let (Some(seg), Some(shard)) = (index.checked_div(SEG).filter(|s| *s < SEGS), local()) else {
             return false;
         };
-        let seg = shard.segs[seg].get_or_init(|| Box::new([const { AtomicU64::new(0) }; SEG]));
+        let seg = shard.segs[seg].get_or_init(new_segment);
         let c = &seg[index % SEG];
         c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
         true
