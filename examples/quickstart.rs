@@ -27,8 +27,8 @@ struct Llm {
 }
 
 /// Rejects an empty completion, so that it is retried like any other failure.
-fn non_empty(text: &String) -> Result<(), InvalidOutput> {
-    if text.trim().is_empty() { Err(InvalidOutput::new("the model returned empty text")) } else { Ok(()) }
+fn non_empty<S: AsRef<str>>(text: &S) -> Result<(), InvalidOutput> {
+    if text.as_ref().trim().is_empty() { Err(InvalidOutput::new("the model returned empty text")) } else { Ok(()) }
 }
 
 /// One chat completion. Everything about retrying is in the attribute.
@@ -111,14 +111,11 @@ async fn main() {
             model: std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
         },
         None => {
-            let server = ChaosServer::builder().reply("A short answer from the chaos server.").chaos(chaos()).start().await;
+            let server =
+                ChaosServer::builder().reply("A short answer from the chaos server.").chaos(chaos()).start().await;
             println!("chaos LLM server on {} (set OPENAI_API_KEY to call a real endpoint)\n", server.url());
-            let llm = Llm {
-                http: reqwest::Client::new(),
-                base: server.openai_base(),
-                key: None,
-                model: "chaos-1".into(),
-            };
+            let llm =
+                Llm { http: reqwest::Client::new(), base: server.openai_base(), key: None, model: "chaos-1".into() };
             _server = server;
             llm
         }
