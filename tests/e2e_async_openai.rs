@@ -10,82 +10,17 @@
 //! cargo test --test e2e_async_openai
 //! ```
 
-use std::sync::Mutex;
-use std::time::Duration;
-
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use async_openai::types::chat::{ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs};
-use llm_retry::{ApiError, Classify, DelaySource, ErrorKind, GiveUp, RetryEvent, SiteStats, llm_retry};
-use llm_retry_testkit::{ChaosServer, Fault, RecordedRequest, RetryAfterHeader};
+use llm_retry::{ApiError, Classify, DelaySource, ErrorKind, GiveUp, llm_retry};
+use llm_retry_testkit::{ChaosServer, Fault, RetryAfterHeader};
 use tokio::time::Instant;
 
-/// How late a request may arrive after the moment the policy planned for it (see tests/e2e_reqwest.rs).
-const SCHED: Duration = Duration::from_millis(60);
-
-/// How soon after its only request reached the server a call that gives up without retrying must have
-/// returned: the rest of one answer over loopback and its classification, on a busy machine. Far below
-/// every wait the policies here could have made instead.
-const AT_ONCE: Duration = Duration::from_millis(50);
-
-/// The reply every successful call gets.
-const REPLY: &str = "Hello from the chaos server.";
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// One retry decision, as the `notify` hook saw it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Retry {
-    kind: ErrorKind,
-    status: Option<u16>,
-    delay: Duration,
-    source: DelaySource,
-}
-
-/// Every retry decision of every site in this test binary, with its site's name.
-static RETRIES: Mutex<Vec<(&'static str, Retry)>> = Mutex::new(Vec::new());
-
-/// The `notify` hook of every annotated fn here, whatever its error type.
-fn record<E>(ev: &RetryEvent<'_, E>) {
-    let retry = Retry { kind: ev.kind, status: ev.status, delay: ev.delay, source: ev.source };
-    RETRIES.lock().unwrap_or_else(|e| e.into_inner()).push((ev.site, retry));
-}
-
-/// The retry decisions made at `site`, in order.
-fn retries(site: &str) -> Vec<Retry> {
-    RETRIES.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(s, _)| *s == site).map(|(_, r)| *r).collect()
-}
-
-/// `site`'s stats (zero before its first call).
-fn stats(site: &str) -> SiteStats {
-    llm_retry::stats().get(site).unwrap_or_default()
-}
-
-fn gaps(requests: &[RecordedRequest]) -> Vec<Duration> {
-    requests.windows(2).map(|w| w[1].at.duration_since(w[0].at)).collect()
-}
-
-/// Checks, right after a call returned, that it gave up without waiting: one request, no sleep in the
-/// stats, and the call back within [`AT_ONCE`] of that request reaching the server (measured from there,
-/// so that connecting and the first use of a client do not count). Returns that time.
-fn assert_gave_up_at_once(what: &str, site: &str, before: SiteStats, server: &ChaosServer) -> Duration {
-    let returned = Instant::now();
-    let requests = server.requests();
-    assert_eq!(requests.len(), 1, "{what}: one request");
-    let took = returned.duration_since(requests[0].at);
-    assert!(took < AT_ONCE, "{what}: returned {took:?} after its request arrived, not at once");
-    assert_eq!(stats(site).slept, before.slept, "{what}: no sleep");
-    took
-}
-
-/// A server that answers every successful call with [`REPLY`], running `script` first.
-async fn server(script: impl IntoIterator<Item = Fault>) -> ChaosServer {
-    ChaosServer::builder().reply(REPLY).script(script).start().await
-}
+mod support;
+use support::*;
 
 fn config(server: &ChaosServer) -> OpenAIConfig {
     OpenAIConfig::new().with_api_base(server.openai_base()).with_api_key("sk-e2e-not-a-real-key")
@@ -106,23 +41,6 @@ async fn ask(client: &Client<OpenAIConfig>) -> Result<String, OpenAIError> {
         .build()?;
     let response = client.chat().create(request).await?;
     Ok(response.choices.into_iter().next().and_then(|c| c.message.content).unwrap_or_default())
-}
-
-/// Checks that `site`'s stats (from `before`) match what the server recorded: one call, `requests`
-/// attempts, one retry fewer, and the given ending.
-fn assert_stats(site: &str, before: SiteStats, requests: usize, ending: Result<(), GiveUp>) {
-    let after = stats(site);
-    let requests = requests as u64;
-    assert_eq!(after.calls - before.calls, 1, "{site}: calls");
-    assert_eq!(after.attempts - before.attempts, requests, "{site}: attempts = requests the server saw");
-    assert_eq!(after.retries - before.retries, requests - 1, "{site}: retries");
-    match ending {
-        Ok(()) => assert_eq!(after.successes - before.successes, 1, "{site}: successes"),
-        Err(reason) => {
-            assert_eq!(after.successes, before.successes, "{site}: successes");
-            assert_eq!(after.gave_up(reason) - before.gave_up(reason), 1, "{site}: gave up for {reason:?}");
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -10,86 +10,15 @@
 //! cargo test --test e2e_reqwest
 //! ```
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use llm_retry::{ApiError, DelaySource, ErrorKind, GiveUp, RetryAfter, RetryEvent, SiteStats, llm_retry};
-use llm_retry_testkit::{Chaos, ChaosServer, Fault, RecordedRequest, RetryAfterHeader};
+use llm_retry::{ApiError, DelaySource, ErrorKind, GiveUp, RetryAfter, llm_retry};
+use llm_retry_testkit::{Chaos, ChaosServer, Fault, RetryAfterHeader};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-/// How late a request may arrive after the moment the policy planned for it: the rest of the failed
-/// response, a fresh connection, timer granularity, and a busy machine.
-const SCHED: Duration = Duration::from_millis(60);
-
-/// How soon after its only request reached the server a call that gives up without retrying must have
-/// returned: the rest of one answer over loopback and its classification, on a busy machine. Far below
-/// every wait the policies here could have made instead.
-const AT_ONCE: Duration = Duration::from_millis(50);
-
-/// The reply every successful call gets.
-const REPLY: &str = "Hello from the chaos server.";
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// One retry decision, as the `notify` hook saw it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Retry {
-    attempt: u32,
-    kind: ErrorKind,
-    status: Option<u16>,
-    delay: Duration,
-    source: DelaySource,
-}
-
-/// Every retry decision of every site in this test binary, with its site's name.
-static RETRIES: Mutex<Vec<(&'static str, Retry)>> = Mutex::new(Vec::new());
-
-/// The `notify` hook of every annotated fn here.
-fn record(ev: &RetryEvent<'_, ApiError>) {
-    let retry = Retry { attempt: ev.attempt, kind: ev.kind, status: ev.status, delay: ev.delay, source: ev.source };
-    RETRIES.lock().unwrap_or_else(|e| e.into_inner()).push((ev.site, retry));
-}
-
-/// The retry decisions made at `site`, in order.
-fn retries(site: &str) -> Vec<Retry> {
-    RETRIES.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(s, _)| *s == site).map(|(_, r)| *r).collect()
-}
-
-/// `site`'s stats (zero before its first call).
-fn stats(site: &str) -> SiteStats {
-    llm_retry::stats().get(site).unwrap_or_default()
-}
-
-/// The time between consecutive requests, as the server saw them arrive.
-fn gaps(requests: &[RecordedRequest]) -> Vec<Duration> {
-    requests.windows(2).map(|w| w[1].at.duration_since(w[0].at)).collect()
-}
-
-/// The most jitter the policy adds on top of a Retry-After hint: `clamp(hint/10, 10 ms, 1 s)`.
-fn hint_jitter_max(hint: Duration) -> Duration {
-    (hint / 10).clamp(ms(10), Duration::from_secs(1))
-}
-
-/// Checks, right after a call returned, that it gave up without waiting: one request, no sleep in the
-/// stats, and the call back within [`AT_ONCE`] of that request reaching the server (measured from there,
-/// so that connecting and the first use of a client do not count). Returns that time.
-fn assert_gave_up_at_once(what: &str, site: &str, before: SiteStats, server: &ChaosServer) -> Duration {
-    let returned = Instant::now();
-    let requests = server.requests();
-    assert_eq!(requests.len(), 1, "{what}: one request");
-    let took = returned.duration_since(requests[0].at);
-    assert!(took < AT_ONCE, "{what}: returned {took:?} after its request arrived, not at once");
-    assert_eq!(stats(site).slept, before.slept, "{what}: no sleep");
-    took
-}
-
-/// A server that answers every successful call with [`REPLY`], running `script` first.
-async fn server(script: impl IntoIterator<Item = Fault>) -> ChaosServer {
-    ChaosServer::builder().reply(REPLY).script(script).start().await
-}
+mod support;
+use support::*;
 
 /// A reqwest client with its own retries off (it only retries HTTP/2 refusals anyway), so the server
 /// sees exactly the attempts the policy makes.
@@ -113,23 +42,6 @@ async fn chat(http: &reqwest::Client, url: &str) -> Result<String, ApiError> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| ApiError::new(ErrorKind::Other, "the completion has no content"))
-}
-
-/// Checks that attempts, retries and outcome in `site`'s stats (from `before`) match what the server
-/// recorded: one call, `requests` attempts, one retry fewer, and the given ending.
-fn assert_stats(site: &str, before: SiteStats, requests: usize, ending: Result<(), GiveUp>) {
-    let after = stats(site);
-    let requests = requests as u64;
-    assert_eq!(after.calls - before.calls, 1, "{site}: calls");
-    assert_eq!(after.attempts - before.attempts, requests, "{site}: attempts = requests the server saw");
-    assert_eq!(after.retries - before.retries, requests - 1, "{site}: retries");
-    match ending {
-        Ok(()) => assert_eq!(after.successes - before.successes, 1, "{site}: successes"),
-        Err(reason) => {
-            assert_eq!(after.successes, before.successes, "{site}: successes");
-            assert_eq!(after.gave_up(reason) - before.gave_up(reason), 1, "{site}: gave up for {reason:?}");
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------
