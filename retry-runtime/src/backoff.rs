@@ -223,12 +223,14 @@ impl Jitter {
     }
 }
 
-/// `min(cap, U(base, 3·previous))`, with `previous` taken as at least `base`.
+/// `min(cap, U(base, 3·previous))`, with `previous` taken as at least `base`: the draw spans
+/// the whole range and is clamped afterwards, as in AWS's formula, so a long chain settles at the
+/// cap rather than spreading below it.
 fn decorrelated(base: Duration, previous: Duration, cap: Duration, rng: &mut impl rand::Rng) -> Duration {
     let base = base.min(cap);
-    let hi = previous.max(base).saturating_mul(3).min(cap);
+    let hi = previous.max(base).saturating_mul(3);
     let span = hi.saturating_sub(base);
-    base.saturating_add(scale(span, unit(rng), cap)).min(cap)
+    base.saturating_add(scale(span, unit(rng), Duration::MAX)).min(cap)
 }
 
 #[cfg(test)]
