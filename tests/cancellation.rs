@@ -135,7 +135,7 @@ async fn dropped_while_waiting_for_the_limiter() {
 
     drop_after(limited_call(), 10 * MS).await;
     assert_eq!(LIMITER.stats().waits, waits + 1, "the call did not wait for a token");
-    // Its body never ran (the attempt is counted all the same: see the ignored test below).
+    // Its body never ran, and no attempt is counted (see `an_attempt_is_counted_when_its_body_starts`).
     assert_eq!(IN_LIMITER.load(Ordering::SeqCst), 0);
     assert_eq!(alive_tasks(), 0);
     tokio::time::sleep(HOUR).await;
@@ -163,12 +163,11 @@ async fn make_the_next_attempt_wait(limiter: &'static Limiter) {
 static QUEUED: Site = Site::new("cancel::queued_attempt", Policy::DEFAULT);
 static QUEUE: Limiter = Limiter::new("cancel::queue");
 
-/// `Call::attempt` counts the attempt (`start_attempt`) before it waits for the limiter's token,
-/// so a call dropped in the queue reports an attempt whose body never ran and whose request was
-/// never sent: `stats.attempts` no longer equals the requests the provider saw.
+/// Regression: `Call::attempt` counted the attempt before it waited for the limiter's token, so a
+/// call dropped in the queue reported an attempt whose body never ran and whose request was never
+/// sent, and `stats.attempts` no longer equalled the requests the provider saw.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: an attempt is counted before the limiter's token, so one dropped in the queue is counted though it never ran"]
-async fn attempt_counted_before_the_limiter_token() {
+async fn an_attempt_is_counted_when_its_body_starts() {
     make_the_next_attempt_wait(&QUEUE).await;
     let ran = AtomicU32::new(0);
     let call = async {
@@ -357,13 +356,11 @@ async fn a_panic_in_a_spawned_call_reaches_the_join_handle() {
 static DEADLINED: Site = Site::new("cancel::deadline_in_queue", Policy::DEFAULT);
 static SLOW_QUEUE: Limiter = Limiter::new("cancel::slow_queue");
 
-/// `Call::attempt` waits for the limiter's token before it applies the deadline (which bounds only
-/// the attempt's own future), so a call with a 100 ms deadline queued behind a slow limiter
-/// returns only when its token comes up, however late; and as the attempt then finishes within
-/// `timeout(0)`'s first poll, it even succeeds, long after its deadline.
+/// Regression: `Call::attempt` waited for the limiter's token before it applied the deadline (which
+/// bounded only the attempt's own future), so a call with a 100 ms deadline queued behind a slow
+/// limiter returned when its token came up, and even succeeded, long after its deadline.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: the wait for the limiter's token is not bounded by the call's deadline"]
-async fn deadline_not_applied_to_the_limiter_wait() {
+async fn the_deadline_bounds_the_wait_for_the_limiter() {
     make_the_next_attempt_wait(&SLOW_QUEUE).await;
     let deadline = 100 * MS;
     let started = tokio::time::Instant::now();

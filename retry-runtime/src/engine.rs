@@ -59,6 +59,12 @@ pub trait Mode<E> {
     fn run<T, F: Future<Output = Result<T, E>>>(fut: F) -> Self::Run<T, F>;
     /// Arms the timer of an attempt that starts now (a no-op once armed, and when untimed).
     fn arm<T, F: Future<Output = Result<T, E>>>(&self, run: Pin<&mut Self::Run<T, F>>, started: Option<Instant>);
+    /// Polls the timer alone, without the body (while the attempt waits for the limiter):
+    /// ready with the timed-out outcome once it fires; never ready when untimed.
+    fn expired<T, F: Future<Output = Result<T, E>>>(
+        run: Pin<&mut Self::Run<T, F>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Result<T, E>, Option<Timeout>)>;
 }
 
 pin_project! {
@@ -89,6 +95,12 @@ impl<E> Mode<E> for Untimed {
         Plain { fut }
     }
     fn arm<T, F: Future<Output = Result<T, E>>>(&self, _: Pin<&mut Plain<F>>, _: Option<Instant>) {}
+    fn expired<T, F: Future<Output = Result<T, E>>>(
+        _: Pin<&mut Plain<F>>,
+        _: &mut Context<'_>,
+    ) -> Poll<(Result<T, E>, Option<Timeout>)> {
+        Poll::Pending
+    }
 }
 
 pin_project! {
@@ -146,6 +158,16 @@ impl<E: From<Timeout>> Mode<E> for Timed {
         };
         *this.cause = cause;
         this.timer.set(Some(tokio::time::sleep(limit)));
+    }
+    fn expired<T, F: Future<Output = Result<T, E>>>(
+        run: Pin<&mut Bounded<T, E, F>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Result<T, E>, Option<Timeout>)> {
+        let this = run.project();
+        match this.timer.as_pin_mut() {
+            Some(timer) => timer.poll(cx).map(|()| (Err(E::from(*this.cause)), Some(*this.cause))),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -209,8 +231,11 @@ struct Guard {
 impl Guard {
     /// The call failed: from now on it is counted in the shared counters.
     fn leave_fast_path(&mut self) {
-        if let (Some(site), Phase::Fresh | Phase::First) = (self.site, self.phase) {
-            site.on_slow_call(true);
+        match (self.site, self.phase) {
+            // No body ran: the first attempt timed out while it queued for the limiter.
+            (Some(site), Phase::Fresh) => site.on_slow_call(false),
+            (Some(site), Phase::First) => site.on_slow_call(true),
+            _ => {}
         }
         self.phase = Phase::Slow;
     }
@@ -554,9 +579,13 @@ where
     /// # }
     /// ```
     pub fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> Attempt<'_, 'p, T, E, H, M, F> {
-        self.start_attempt();
+        self.start_clock();
         // The limiter's wait is boxed (16 bytes here); it exists only while the limiter throttles.
+        // The attempt is counted when its body can start, not while it queues.
         let wait = self.hooks.limiter().and_then(Limiter::wait);
+        if wait.is_none() {
+            self.count_attempt();
+        }
         Attempt { call: self, step: Step::Running { wait, run: M::run(fut) } }
     }
 
@@ -585,9 +614,19 @@ where
     /// call.start_attempt();
     /// ```
     pub fn start_attempt(&mut self) {
+        self.start_clock();
+        self.count_attempt();
+    }
+
+    /// Reads the clock on the first attempt, if a deadline, timeout or notify hook needs it.
+    fn start_clock(&mut self) {
         if self.started.is_none() && (self.mode.timed() || H::NOTIFIES) {
             self.started = Some(Instant::now());
         }
+    }
+
+    /// Counts an attempt whose body starts now.
+    fn count_attempt(&mut self) {
         match (self.guard.phase, self.guard.site) {
             (Phase::Fresh, _) => self.guard.phase = Phase::First,
             (Phase::Slow, Some(site)) => site.on_slow_attempt(),
@@ -824,12 +863,20 @@ where
         loop {
             match this.step.as_mut().project() {
                 StepProj::Running { wait, mut run } => {
-                    if let Some(w) = wait {
-                        ready!(w.as_mut().poll(cx));
-                        *wait = None;
-                    }
+                    // Armed before the limiter's wait: the deadline and the attempt timeout
+                    // bound the time an attempt queues as well as the time it runs.
                     this.call.mode.arm(run.as_mut(), this.call.started);
-                    let (result, timed_out) = ready!(run.poll(cx));
+                    let (result, timed_out) = match wait {
+                        Some(w) => match w.as_mut().poll(cx) {
+                            Poll::Ready(()) => {
+                                *wait = None;
+                                this.call.count_attempt();
+                                ready!(run.poll(cx))
+                            }
+                            Poll::Pending => ready!(M::expired(run.as_mut(), cx)),
+                        },
+                        None => ready!(run.poll(cx)),
+                    };
                     // The fast path: an unvalidated success returns as it is, and only the
                     // counters are touched.
                     let result = match result {
