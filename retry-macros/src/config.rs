@@ -30,6 +30,10 @@ pub struct RetryConfig {
     pub when: Option<syn::Path>,
     pub name: Option<syn::LitStr>,
     pub krate: Option<syn::Path>,
+    /// `stream = "..."`: the mode, as written (already checked to be one of `keys::STREAM_MODES`).
+    pub stream: Option<syn::LitStr>,
+    pub first_chunk_timeout: Option<Nanos>,
+    pub idle_timeout: Option<Nanos>,
 }
 
 /// A backoff and a jitter, each only when the user set something about it.
@@ -134,6 +138,22 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
             keys::WHEN => config.when = hook_path(cx, entry, &key),
             keys::NAME => config.name = name(cx, entry),
             keys::CRATE => config.krate = crate_path(cx, entry),
+            keys::STREAM => config.stream = stream_mode(cx, entry),
+            keys::FIRST_CHUNK_TIMEOUT | keys::IDLE_TIMEOUT => {
+                let d = duration_value(cx, entry, &key).filter(|d| {
+                    if d.is_zero() {
+                        cx.error_spanned(
+                            &entry.value,
+                            format!("a zero `{key}` would fail every stream at once; remove it to have no limit"),
+                        );
+                    }
+                    !d.is_zero()
+                });
+                match key.as_str() {
+                    keys::FIRST_CHUNK_TIMEOUT => config.first_chunk_timeout = d,
+                    _ => config.idle_timeout = d,
+                }
+            }
             _ => strategy.take(cx, entry, &key),
         }
     }
@@ -167,6 +187,7 @@ fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Seen) {
             "`when` replaces the `on` decision, so `on` would be ignored; remove `on`, or check those kinds in your predicate",
         );
     }
+    stream_checks(cx, seen);
     if config.max == Some(1) {
         for key in [keys::BACKOFF, keys::DELAY, keys::BASE, keys::MAX_DELAY, keys::MULTIPLIER, keys::JITTER] {
             if seen.spans.contains_key(key) {
@@ -178,6 +199,46 @@ fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Seen) {
                 );
             }
         }
+    }
+}
+
+/// Keys that apply only with `stream = ...`, and keys that do not apply to it.
+fn stream_checks(cx: &mut Ctxt, seen: &Seen) {
+    let set = |key: &str| seen.spans.contains_key(key);
+    if set(keys::STREAM) {
+        if set(keys::ATTEMPT_TIMEOUT) {
+            cx.error_at(
+                seen.span(keys::ATTEMPT_TIMEOUT),
+                "`attempt_timeout` does not apply to a stream (a long answer is not a slow one); bound the wait for the first chunk with `first_chunk_timeout = \"30s\"` and the gaps between chunks with `idle_timeout = \"15s\"`",
+            );
+        }
+        if set(keys::VALIDATE) {
+            cx.error_at(
+                seen.span(keys::VALIDATE),
+                "`validate` checks a whole response, and a stream has none to check; remove it, and check the chunks as you read them",
+            );
+        }
+    } else {
+        for key in [keys::FIRST_CHUNK_TIMEOUT, keys::IDLE_TIMEOUT] {
+            if set(key) {
+                cx.error_at(
+                    seen.span(key),
+                    format!("`{key}` applies only to streams; add `stream = \"restart\"` (or \"continue\", \"skip\") to retry a stream, or use `attempt_timeout` for a plain call"),
+                );
+            }
+        }
+    }
+}
+
+/// `stream = "restart" | "continue" | "skip"`.
+fn stream_mode(cx: &mut Ctxt, entry: &Entry) -> Option<syn::LitStr> {
+    if let Value::Invalid(_) = entry.value {
+        return None; // `stream = continue`: a keyword, already reported as not a value
+    }
+    choice(cx, entry, keys::STREAM, keys::STREAM_MODES)?;
+    match &entry.value {
+        Value::Lit(Lit::Str(s)) => Some(s.clone()),
+        _ => None,
     }
 }
 

@@ -16,6 +16,17 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
     let entries = args::parse(&mut cx, args);
     let config = config::validate(&mut cx, &entries);
+    if config.stream.is_some() {
+        let target = crate::stream::check(&mut cx, &config, item.clone());
+        return match (cx.finish(), target) {
+            (Ok(()), Some(func)) => crate::stream::generate(&config, func),
+            (Err(errors), _) => {
+                let errors = errors.to_compile_error();
+                quote!(#errors #item)
+            }
+            (Ok(()), None) => item,
+        };
+    }
     let target = check_item(&mut cx, item.clone());
     match (cx.finish(), target) {
         (Ok(()), Some((func, shape))) => generate(&config, func, shape),
@@ -28,7 +39,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// How the fn carries its body.
-enum Shape {
+pub(crate) enum Shape {
     /// `async fn f(..) -> R { body }`.
     AsyncFn { output: Type },
     /// `#[async_trait]`'s rewrite: `fn f(..) -> Pin<Box<dyn Future<Output = R> + ..>> {
@@ -36,7 +47,7 @@ enum Shape {
     AsyncTrait { output: Type },
 }
 
-fn check_item(cx: &mut Ctxt, item: TokenStream) -> Option<(ItemFn, Shape)> {
+pub(crate) fn check_item(cx: &mut Ctxt, item: TokenStream) -> Option<(ItemFn, Shape)> {
     let func = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Fn(func)) => func,
         Ok(syn::Item::Verbatim(_)) | Err(_) => {
@@ -215,7 +226,7 @@ fn future_output(ty: &Type) -> Option<Type> {
 }
 
 /// The declared type with every `impl Trait` replaced by `_`, so it can annotate a `let`.
-fn inferable(ty: &Type) -> Type {
+pub(crate) fn inferable(ty: &Type) -> Type {
     let mut ty = ty.clone();
     replace_impl_trait(&mut ty);
     ty
@@ -342,7 +353,7 @@ fn is_async_trait_prelude(stmt: &Stmt) -> bool {
     }
 }
 
-fn duration(p: &TokenStream, d: Nanos) -> TokenStream {
+pub(crate) fn duration(p: &TokenStream, d: Nanos) -> TokenStream {
     let n = d.0;
     let (ctor, value) = if n % 1_000_000_000 == 0 {
         ("from_secs", n / 1_000_000_000)
@@ -418,7 +429,7 @@ fn kind(p: &TokenStream, name: &str) -> TokenStream {
 }
 
 /// The `const` policy builder: only the keys given.
-fn policy(p: &TokenStream, config: &RetryConfig) -> TokenStream {
+pub(crate) fn policy(p: &TokenStream, config: &RetryConfig) -> TokenStream {
     let mut b = quote!(#p::Policy::builder());
     if let Some(n) = config.max {
         let n = Literal::u32_unsuffixed(n);
@@ -470,7 +481,7 @@ fn policy(p: &TokenStream, config: &RetryConfig) -> TokenStream {
 }
 
 /// `.deadline(..).attempt_timeout(..).notify(..).validate(..).when(..)`, only those given.
-fn call_options(p: &TokenStream, config: &RetryConfig) -> TokenStream {
+pub(crate) fn call_options(p: &TokenStream, config: &RetryConfig) -> TokenStream {
     let mut out = TokenStream::new();
     if let Some(d) = config.deadline {
         let d = duration(p, d);

@@ -45,6 +45,12 @@ pub const WHEN: &str = "when";
 pub const NAME: &str = "name";
 /// `crate = "my::reexport"`: where `llm_retry` is.
 pub const CRATE: &str = "crate";
+/// `stream = "continue"`: the fn opens one attempt's stream; the attribute makes it a retrying stream.
+pub const STREAM: &str = "stream";
+/// `first_chunk_timeout = "30s"`: with `stream`, the limit from opening an attempt to its first chunk.
+pub const FIRST_CHUNK_TIMEOUT: &str = "first_chunk_timeout";
+/// `idle_timeout = "15s"`: with `stream`, the limit between two chunks.
+pub const IDLE_TIMEOUT: &str = "idle_timeout";
 
 /// Every top-level key.
 pub const TOP: &[&str] = &[
@@ -69,6 +75,9 @@ pub const TOP: &[&str] = &[
     WHEN,
     NAME,
     CRATE,
+    STREAM,
+    FIRST_CHUNK_TIMEOUT,
+    IDLE_TIMEOUT,
 ];
 
 /// The keys a `rule(...)` may set.
@@ -118,6 +127,9 @@ pub fn example(key: &str) -> &'static str {
         WHEN => "when = is_transient",
         NAME => "name = \"openai.chat\"",
         CRATE => "crate = \"my_crate::llm_retry\"",
+        STREAM => "stream = \"continue\"",
+        FIRST_CHUNK_TIMEOUT => "first_chunk_timeout = \"30s\"",
+        IDLE_TIMEOUT => "idle_timeout = \"15s\"",
         _ => "",
     }
 }
@@ -126,3 +138,5 @@ pub fn example(key: &str) -> &'static str {
 pub const BACKOFFS: &[&str] = &["none", "fixed", "linear", "exponential", "decorrelated"];
 /// The jitter names.
 pub const JITTERS: &[&str] = &["none", "full", "equal", "proportional", "decorrelated"];
+/// The stream recovery modes (the runtime's `StreamMode::from_name`).
+pub const STREAM_MODES: &[&str] = &["restart", "continue", "skip"];

@@ -13,6 +13,7 @@ mod duration;
 mod expand;
 mod keys;
 mod kinds;
+mod stream;
 mod suggest;
 
 #[cfg(test)]

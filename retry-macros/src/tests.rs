@@ -124,6 +124,122 @@ snapshot!(
     }
 );
 snapshot!(expand_error_keeps_the_fn, (max = 0, backoff = "exponentail"));
+snapshot!(
+    expand_stream_continue,
+    (stream = "continue", max = 5, deadline = "120s", first_chunk_timeout = "30s", idle_timeout = "15s"),
+    quote! {
+        async fn chat(
+            client: &reqwest::Client,
+            prompt: &str,
+            model: String,
+            resume: Resume,
+        ) -> Result<impl Stream<Item = Result<String, ApiError>>, ApiError> {
+            let body = request(&model, prompt, resume.text());
+            let resp = client.post(URL).json(&body).send().await?;
+            Ok(text_deltas(resp.bytes_stream()))
+        }
+    }
+);
+snapshot!(
+    expand_stream_named_type_method,
+    (stream = "skip", notify = log_retry),
+    quote! {
+        pub async fn chat<'c, C: Client>(&self, client: &'c C, (a, b): (u32, u32)) -> Result<BoxStream<'static, Result<String, C::Error>>, C::Error> {
+            client.open(self.url, a + b).await
+        }
+    }
+);
+
+fn stream_chat() -> TokenStream {
+    quote! {
+        async fn chat(prompt: &str) -> Result<impl Stream<Item = Result<String, ApiError>>, ApiError> {
+            open(prompt).await
+        }
+    }
+}
+
+#[test]
+fn stream_messages_name_the_fix() {
+    let cases: &[(TokenStream, TokenStream, &str)] = &[
+        (quote!(stream = "contine"), stream_chat(), "did you mean \"continue\"?"),
+        (quote!(stream = continue), stream_chat(), "expected a value"),
+        (quote!(stream = "continue"), stream_chat(), "add `resume: llm_retry::Resume`"),
+        (quote!(stream = "restart", attempt_timeout = "30s"), stream_chat(), "`first_chunk_timeout = \"30s\"`"),
+        (quote!(stream = "restart", validate = check), stream_chat(), "a stream has none to check"),
+        (quote!(first_chunk_timeout = "30s"), chat(), "add `stream = \"restart\"`"),
+        (quote!(idle_timeout = "15s"), chat(), "applies only to streams"),
+        (quote!(stream = "restart", idle_timeout = "0s"), stream_chat(), "a zero `idle_timeout`"),
+        (quote!(stream = "restart"), chat(), "`String` is not a stream"),
+        (
+            quote!(stream = "restart"),
+            quote!(
+                async fn chat() -> impl Stream<Item = Result<String, E>> {
+                    s
+                }
+            ),
+            "return `Result<impl Stream<Item = Result<C, E>>, E>`",
+        ),
+        (
+            quote!(stream = "restart"),
+            quote!(
+                async fn chat() -> Result<impl Stream<Item = String>, E> {
+                    s
+                }
+            ),
+            "return `Result<impl Stream<Item = Result<C, E>>, E>`",
+        ),
+        (
+            quote!(stream = "restart"),
+            quote!(
+                async fn chat(&mut self) -> Result<impl Stream<Item = Result<String, E>>, E> {
+                    s
+                }
+            ),
+            "cannot hold `&mut self`",
+        ),
+        (
+            quote!(stream = "restart"),
+            quote!(
+                async fn chat(self) -> Result<impl Stream<Item = Result<String, E>>, E> {
+                    s
+                }
+            ),
+            "take `&self`",
+        ),
+        (
+            quote!(stream = "restart"),
+            quote!(
+                async fn chat(p: impl AsRef<str>) -> Result<impl Stream<Item = Result<String, E>>, E> {
+                    s
+                }
+            ),
+            "use a type parameter",
+        ),
+        (
+            quote!(stream = "restart"),
+            quote!(
+                async fn chat(buf: &mut Vec<u8>) -> Result<impl Stream<Item = Result<String, E>>, E> {
+                    s
+                }
+            ),
+            "cannot hold a `&mut` argument",
+        ),
+        (
+            quote!(stream = "restart"),
+            quote!(
+                fn chat() -> Result<impl Stream<Item = Result<String, E>>, E> {
+                    s
+                }
+            ),
+            "make it `async fn chat(...)`",
+        ),
+    ];
+    for (args, item, want) in cases {
+        let errs = errors(args.clone(), item.clone());
+        assert_eq!(errs.len(), 1, "`{args}` on `{item}`: {errs:#?}");
+        assert!(errs[0].contains(want), "`{args}`:\n  got:  {}\n  want: …{want}…", errs[0]);
+    }
+}
 
 #[test]
 fn every_error_of_one_attribute_is_reported() {
@@ -336,6 +452,11 @@ mod robustness {
         "when",
         "name",
         "crate",
+        "stream",
+        "first_chunk_timeout",
+        "idle_timeout",
+        "\"continue\"",
+        "\"skip\"",
         "bogus",
         "=",
         ",",

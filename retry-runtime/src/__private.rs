@@ -17,3 +17,40 @@ pub const fn policy(builder: PolicyBuilder) -> Policy {
         Err(e) => panic!("{}", e.message()),
     }
 }
+
+// `#[llm_retry(stream = "...")]`: the streaming expansion's paths.
+pub use crate::stream::{Resume, StreamEvent, StreamMode, StreamOptions};
+pub use futures_core::Stream;
+
+/// The chunk type of a named stream type `S: Stream<Item = Result<C, E>>`, so the attribute
+/// can write the rewritten fn's item type when the declared one is not an `impl Stream<..>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stream of `Result<chunk, error>`",
+    label = "with `stream = ...`, the fn opens one attempt and returns `Result<impl Stream<Item = Result<C, E>>, E>`"
+)]
+pub trait ChunkStream {
+    /// `C`.
+    type Chunk;
+}
+
+impl<S: Stream<Item = Result<C, E>>, C, E> ChunkStream for S {
+    type Chunk = C;
+}
+
+/// An owned argument of a `stream = ...` fn, copied for each attempt's opener.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` must be `Clone`: a `stream = ...` fn opens each attempt with its own copy of this argument",
+    label = "not `Clone`",
+    note = "derive or implement `Clone` for it, or take it by reference (`&{Self}`)"
+)]
+pub trait CloneEachAttempt {
+    /// A copy for one attempt.
+    fn clone_each_attempt(&self) -> Self;
+}
+
+impl<T: Clone> CloneEachAttempt for T {
+    #[inline]
+    fn clone_each_attempt(&self) -> Self {
+        self.clone()
+    }
+}
