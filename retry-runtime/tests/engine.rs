@@ -495,3 +495,21 @@ fn the_call_future_is_send_when_the_body_is() {
     assert_send(EXP.call::<u32, Fail>().deadline(Duration::from_secs(1)).retry(|| async { Ok(1) }));
     assert_send(EXP.retry(|| async { Ok::<u32, Fail>(1) }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_success_path_draws_no_random_number() {
+    // Seeded alike, a run that first makes 100 successful calls must draw the same jitter for
+    // its first retry as a run that makes none: a success that touched the RNG would shift it.
+    const FULL: Policy = policy(Policy::builder().max_attempts(2).jitter(Jitter::Full));
+    let mut first_delays = Vec::new();
+    for successes in [0, 100] {
+        seed_thread_rng(42);
+        for _ in 0..successes {
+            assert_eq!(run_script(FULL.call(), vec![Ok(1)]).await.0, Ok(1));
+        }
+        let (_, times) = run_script(FULL.call(), vec![Err(Fail::status(503)), Ok(1)]).await;
+        first_delays.push(times[1]);
+    }
+    assert_eq!(first_delays[0], first_delays[1]);
+    assert!(first_delays[0] > Duration::ZERO);
+}
