@@ -159,6 +159,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
     }
     config.strategy = strategy.resolve(cx);
     cross_checks(cx, &config, &seen);
+    stream_checks(cx, &mut config, &seen);
     config.rules = validate_rules(cx, &config, &seen, &rules);
     config
 }
@@ -187,7 +188,6 @@ fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Seen) {
             "`when` replaces the `on` decision, so `on` would be ignored; remove `on`, or check those kinds in your predicate",
         );
     }
-    stream_checks(cx, seen);
     if config.max == Some(1) {
         for key in [keys::BACKOFF, keys::DELAY, keys::BASE, keys::MAX_DELAY, keys::MULTIPLIER, keys::JITTER] {
             if seen.spans.contains_key(key) {
@@ -202,10 +202,13 @@ fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Seen) {
     }
 }
 
-/// Keys that apply only with `stream = ...`, and keys that do not apply to it.
-fn stream_checks(cx: &mut Ctxt, seen: &Seen) {
+/// Keys that apply only with `stream = ...`, and keys that do not apply to it (those are
+/// reported and dropped, so the stream form can still be generated next to the errors).
+fn stream_checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Seen) {
     let set = |key: &str| seen.spans.contains_key(key);
     if set(keys::STREAM) {
+        config.attempt_timeout = None;
+        config.validate = None;
         if set(keys::ATTEMPT_TIMEOUT) {
             cx.error_at(
                 seen.span(keys::ATTEMPT_TIMEOUT),
@@ -232,13 +235,23 @@ fn stream_checks(cx: &mut Ctxt, seen: &Seen) {
 
 /// `stream = "restart" | "continue" | "skip"`.
 fn stream_mode(cx: &mut Ctxt, entry: &Entry) -> Option<syn::LitStr> {
-    if let Value::Invalid(_) = entry.value {
-        return None; // `stream = continue`: a keyword, already reported as not a value
-    }
-    choice(cx, entry, keys::STREAM, keys::STREAM_MODES)?;
     match &entry.value {
-        Value::Lit(Lit::Str(s)) => Some(s.clone()),
-        _ => None,
+        // `stream = continue`: a keyword, already reported as not a value.
+        Value::Invalid(_) => None,
+        Value::Lit(Lit::Str(s)) if keys::STREAM_MODES.contains(&s.value().as_str()) => Some(s.clone()),
+        Value::Lit(Lit::Str(s)) => {
+            let hint = suggest::closest(&s.value(), keys::STREAM_MODES.iter().copied())
+                .map_or_else(String::new, |c| format!("; did you mean \"{c}\"?"));
+            cx.error_spanned(
+                s,
+                format!("unknown stream mode \"{}\"{hint}\nvalid: \"restart\" (reopen, and `Reset` the text), \"continue\" (the model continues the text so far), \"skip\" (replay, and drop what was delivered)", s.value()),
+            );
+            None
+        }
+        _ => {
+            choice(cx, entry, keys::STREAM, keys::STREAM_MODES);
+            None
+        }
     }
 }
 

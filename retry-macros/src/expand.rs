@@ -16,15 +16,17 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
     let entries = args::parse(&mut cx, args);
     let config = config::validate(&mut cx, &entries);
-    if config.stream.is_some() {
+    if entries.iter().any(|e| e.key_name() == crate::keys::STREAM) {
+        // The stream form changes the signature: once the fn itself checks out, it is generated
+        // even next to attribute errors, so callers see no follow-on errors.
         let target = crate::stream::check(&mut cx, &config, item.clone());
-        return match (cx.finish(), target) {
-            (Ok(()), Some(func)) => crate::stream::generate(&config, func),
-            (Err(errors), _) => {
-                let errors = errors.to_compile_error();
-                quote!(#errors #item)
+        let errors = cx.finish().err().map(|e| e.to_compile_error());
+        return match target {
+            Some(func) => {
+                let func = crate::stream::generate(&config, func);
+                quote!(#errors #func)
             }
-            (Ok(()), None) => item,
+            None => quote!(#errors #item),
         };
     }
     let target = check_item(&mut cx, item.clone());

@@ -41,7 +41,10 @@ pub struct StreamFn {
 }
 
 enum Chunk {
-    Written(Type),
+    /// `C` of `impl Stream<Item = Result<C, E>>`, and the trait's path as written (so the
+    /// user's `use futures::Stream` stays used).
+    Written(Type, syn::Path),
+    /// A named stream type.
     Named(Type),
 }
 
@@ -167,21 +170,25 @@ fn stream_output(cx: &mut Ctxt, output: &Type, name: &Ident) -> Option<(Chunk, T
     };
     match &stream {
         Type::ImplTrait(i) => {
-            let item = i.bounds.iter().find_map(|b| match b {
+            let bound = i.bounds.iter().find_map(|b| match b {
                 TypeParamBound::Trait(t) => {
                     let last = t.path.segments.last().filter(|s| s.ident == "Stream")?;
                     let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
-                    args.args.iter().find_map(|a| match a {
+                    let item = args.args.iter().find_map(|a| match a {
                         GenericArgument::AssocType(a) if a.ident == "Item" => Some(a.ty.clone()),
                         _ => None,
-                    })
+                    })?;
+                    let mut path = t.path.clone();
+                    path.segments.last_mut()?.arguments = PathArguments::None;
+                    Some((item, path))
                 }
                 _ => None,
             });
-            match item.as_ref().and_then(result_args) {
-                Some([chunk, _]) => Some((Chunk::Written(chunk), error)),
+            let item = bound.as_ref().map(|b| &b.0);
+            match item.and_then(result_args) {
+                Some([chunk, _]) => Some((Chunk::Written(chunk, bound.map(|b| b.1)?), error)),
                 None => {
-                    let at = item.as_ref().map_or_else(|| stream.to_token_stream(), ToTokens::to_token_stream);
+                    let at = item.map_or_else(|| stream.to_token_stream(), ToTokens::to_token_stream);
                     cx.error_spanned(at, wanted);
                     None
                 }
@@ -347,17 +354,18 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     for b in bounds {
         sig.generics.make_where_clause().predicates.push(syn::parse_quote!(#b));
     }
-    let chunk = match chunk {
-        Chunk::Written(c) => c,
+    let (chunk, stream_trait) = match chunk {
+        Chunk::Written(c, path) => (c, path.into_token_stream()),
         Chunk::Named(mut s) => {
             fill_lifetimes(&mut s, &lifetime);
-            let span = s.span();
-            syn::parse_quote_spanned!(span=> <#s as #p::ChunkStream>::Chunk)
+            // rustc reports a type that is not a stream at the attribute (the signature's
+            // well-formedness), naming the type: "`S: Stream` is not satisfied".
+            (syn::parse_quote!(<#s as #p::ChunkStream>::Chunk), quote!(#p::Stream))
         }
     };
     let span = output.span();
     sig.output = syn::parse_quote_spanned! {span=>
-        -> impl #p::Stream<Item = ::core::result::Result<#p::StreamEvent<#chunk>, #error>> + #lifetime
+        -> impl #stream_trait<Item = ::core::result::Result<#p::StreamEvent<#chunk>, #error>> + #lifetime
     };
 
     // Each attempt: its own copies of the arguments, then the body as an async block whose

@@ -159,6 +159,17 @@ fn stream_chat() -> TokenStream {
 }
 
 #[test]
+fn a_stream_fn_is_rewritten_even_next_to_attribute_errors() {
+    // Callers call the rewritten signature (no `Resume`, no `.await`): emitting the original
+    // fn would add follow-on errors at every call site.
+    let out = expand(quote!(stream = "contine", attempt_timeout = "1s"), stream_chat());
+    let file: syn::File = syn::parse2(out).expect("parses");
+    assert_eq!(file.items.iter().filter(|i| matches!(i, syn::Item::Macro(_))).count(), 2);
+    let Some(syn::Item::Fn(f)) = file.items.last() else { panic!("no fn") };
+    assert!(f.sig.asyncness.is_none(), "the stream form, not the original");
+}
+
+#[test]
 fn stream_messages_name_the_fix() {
     let cases: &[(TokenStream, TokenStream, &str)] = &[
         (quote!(stream = "contine"), stream_chat(), "did you mean \"continue\"?"),

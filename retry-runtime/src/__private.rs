@@ -24,10 +24,6 @@ pub use futures_core::Stream;
 
 /// The chunk type of a named stream type `S: Stream<Item = Result<C, E>>`, so the attribute
 /// can write the rewritten fn's item type when the declared one is not an `impl Stream<..>`.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a stream of `Result<chunk, error>`",
-    label = "with `stream = ...`, the fn opens one attempt and returns `Result<impl Stream<Item = Result<C, E>>, E>`"
-)]
 pub trait ChunkStream {
     /// `C`.
     type Chunk;

@@ -1,0 +1,10 @@
+use llm_retry::{ApiError, llm_retry};
+
+#[llm_retry(max = 3, first_chunk_timeout = "30s")]
+async fn chat(prompt: &str) -> Result<String, ApiError> {
+    Ok(prompt.to_owned())
+}
+
+fn main() {
+    drop(chat("hi"));
+}
