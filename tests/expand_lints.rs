@@ -49,6 +49,23 @@ impl Chat for Client {
     }
 }
 
+/// The stream form: borrowed, owned and `Copy` arguments, and a `Resume`.
+#[llm_retry(stream = "continue", max = 3, deadline = "1m", first_chunk_timeout = "5s", notify = log_retry)]
+async fn stream_chat(
+    prompt: &str,
+    model: String,
+    n: u32,
+    resume: llm_retry::Resume,
+) -> Result<impl futures::Stream<Item = Result<String, ApiError>>, ApiError> {
+    Ok(futures::stream::iter([Ok(format!("{prompt}{model}{n}{}", resume.text()))]))
+}
+
+#[tokio::test]
+async fn strict_lints_accept_the_stream_expansion() {
+    let text = futures::StreamExt::collect::<Vec<_>>(std::pin::pin!(stream_chat("a", "b".into(), 1))).await;
+    assert_eq!(text.len(), 1);
+}
+
 #[tokio::test]
 async fn strict_lints_accept_the_expansion() {
     let mut c = Client;
