@@ -86,7 +86,9 @@ pub fn check(cx: &mut Ctxt, config: &RetryConfig, item: TokenStream) -> Option<S
         match arg {
             FnArg::Receiver(mut r) => match &mut r.kind {
                 ReceiverKind::Reference(_, lt, None) => {
-                    lt.get_or_insert_with(|| lifetime.clone());
+                    if lt.as_ref().is_none_or(|l| l.ident == "_") {
+                        *lt = Some(lifetime.clone());
+                    }
                     inputs.push(FnArg::Receiver(r));
                 }
                 ReceiverKind::Reference(_, _, Some(m)) => {
