@@ -30,10 +30,23 @@ pub struct RetryConfig {
     pub when: Option<syn::Path>,
     pub name: Option<syn::LitStr>,
     pub krate: Option<syn::Path>,
+    /// `limiter = PATH`: the user's `static Limiter`.
+    pub limiter: Option<syn::Path>,
+    /// `budget = PATH`: the user's `static Budget`.
+    pub budget: Option<syn::Path>,
+    /// `adaptive = true | false | PATH`.
+    pub adaptive: Option<Adaptive>,
     /// `stream = "..."`: the mode, as written (already checked to be one of `keys::STREAM_MODES`).
     pub stream: Option<syn::LitStr>,
     pub first_chunk_timeout: Option<Nanos>,
     pub idle_timeout: Option<Nanos>,
+}
+
+/// `adaptive = ...`: off, a window of the fn's own, or a shared `static`.
+pub enum Adaptive {
+    Off,
+    Own,
+    Shared(syn::Path),
 }
 
 /// A backoff and a jitter, each only when the user set something about it.
@@ -138,6 +151,9 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
             keys::WHEN => config.when = hook_path(cx, entry, &key),
             keys::NAME => config.name = name(cx, entry),
             keys::CRATE => config.krate = crate_path(cx, entry),
+            keys::LIMITER => config.limiter = static_path(cx, entry, &key, "`static Limiter`"),
+            keys::BUDGET => config.budget = static_path(cx, entry, &key, "`static Budget`"),
+            keys::ADAPTIVE => config.adaptive = adaptive(cx, entry),
             keys::STREAM => config.stream = stream_mode(cx, entry),
             keys::FIRST_CHUNK_TIMEOUT | keys::IDLE_TIMEOUT => {
                 let d = duration_value(cx, entry, &key).filter(|d| {
@@ -189,7 +205,17 @@ fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Seen) {
         );
     }
     if config.max == Some(1) {
-        for key in [keys::BACKOFF, keys::DELAY, keys::BASE, keys::MAX_DELAY, keys::MULTIPLIER, keys::JITTER] {
+        let keys = [
+            keys::BACKOFF,
+            keys::DELAY,
+            keys::BASE,
+            keys::MAX_DELAY,
+            keys::MULTIPLIER,
+            keys::JITTER,
+            keys::BUDGET,
+            keys::ADAPTIVE,
+        ];
+        for key in keys {
             if seen.spans.contains_key(key) {
                 cx.error_at(
                     seen.span(key),
@@ -213,6 +239,13 @@ fn stream_checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Seen) {
             cx.error_at(
                 seen.span(keys::ATTEMPT_TIMEOUT),
                 "`attempt_timeout` does not apply to a stream (a long answer is not a slow one); bound the wait for the first chunk with `first_chunk_timeout = \"30s\"` and the gaps between chunks with `idle_timeout = \"15s\"`",
+            );
+        }
+        if set(keys::LIMITER) {
+            config.limiter = None;
+            cx.error_at(
+                seen.span(keys::LIMITER),
+                "a stream's attempts are not paced by a `limiter` yet; remove it here, and keep it on the plain calls to the endpoint (their throttles still slow every caller down)",
             );
         }
         if set(keys::VALIDATE) {
@@ -445,6 +478,56 @@ fn hook_path(cx: &mut Ctxt, entry: &Entry, key: &str) -> Option<syn::Path> {
         }
         _ => {
             wrong_type(cx, entry, key, "the path of a function");
+            None
+        }
+    }
+}
+
+/// The path of a user's `static` (`what` names its type, for the messages).
+fn static_path(cx: &mut Ctxt, entry: &Entry, key: &str, what: &str) -> Option<syn::Path> {
+    match &entry.value {
+        Value::Path(p) => Some(p.clone()),
+        Value::Lit(Lit::Str(s)) => {
+            cx.error_spanned(
+                &entry.value,
+                format!("`{key}` takes the path of a {what}, without quotes: `{key} = {}`", s.value()),
+            );
+            None
+        }
+        _ => {
+            cx.error_spanned(
+                &entry.value,
+                format!(
+                    "`{key}` takes the path of a {what} declared once and shared by every call to the endpoint, like `{}`",
+                    keys::example(key)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `adaptive = true | false | PATH`.
+fn adaptive(cx: &mut Ctxt, entry: &Entry) -> Option<Adaptive> {
+    let key = keys::ADAPTIVE;
+    match &entry.value {
+        Value::Lit(Lit::Bool(b)) => Some(if b.value() { Adaptive::Own } else { Adaptive::Off }),
+        Value::Path(p) => Some(Adaptive::Shared(p.clone())),
+        Value::Lit(Lit::Str(s)) => {
+            let fix = match s.value().as_str() {
+                v @ ("true" | "false") => format!("write the boolean without quotes: `{key} = {v}`"),
+                v => format!("`{key}` takes `true` or the path of a `static Adaptive`, without quotes: `{key} = {v}`"),
+            };
+            cx.error_spanned(&entry.value, fix);
+            None
+        }
+        _ => {
+            cx.error_spanned(
+                &entry.value,
+                format!(
+                    "`{key}` takes `true` (a window of this fn's own errors), `false`, or the path of a `static Adaptive` shared per endpoint, like `{key} = OPENAI_ERRORS`"
+                ),
+            );
             None
         }
     }

@@ -277,6 +277,7 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     };
     let policy = policy(&p, config);
     let options = call_options(&p, config);
+    let own_adaptive = own_adaptive(&p, config);
 
     let (output, body): (Type, &mut Block) = match shape {
         Shape::AsyncFn { output } => (output, &mut func.block),
@@ -320,6 +321,7 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     let new_body = quote! {
         {
             static #site: #p::Site = #p::Site::new(#name, #p::policy(#policy));
+            #own_adaptive
             #(#prelude)*
             let mut #call = #p::Call::new(&#site) #options;
             loop {
@@ -499,5 +501,34 @@ pub(crate) fn call_options(p: &TokenStream, config: &RetryConfig) -> TokenStream
             out.extend(quote!(.#method(#path)));
         }
     }
+    // The shared controls are the user's `static`s, borrowed for `'static`: a path to anything
+    // else (a `const`, a `Budget` given as the limiter) is a type error at the path.
+    let adaptive = match &config.adaptive {
+        Some(config::Adaptive::Shared(path)) => Some(path.clone()),
+        Some(config::Adaptive::Own) => Some(syn::Path::from(adaptive_static())),
+        Some(config::Adaptive::Off) | None => None,
+    };
+    for (method, path) in [("limiter", &config.limiter), ("budget", &config.budget), ("adaptive", &adaptive)] {
+        if let Some(path) = path {
+            let method = Ident::new(method, path.span());
+            out.extend(quote_spanned!(path.span()=> .#method(&#path)));
+        }
+    }
     out
+}
+
+/// The fn's own error window, for `adaptive = true`.
+fn adaptive_static() -> Ident {
+    Ident::new("__LLM_RETRY_ADAPTIVE", Span::mixed_site())
+}
+
+/// `static __LLM_RETRY_ADAPTIVE: Adaptive = Adaptive::new();` for `adaptive = true`, else nothing.
+pub(crate) fn own_adaptive(p: &TokenStream, config: &RetryConfig) -> TokenStream {
+    match config.adaptive {
+        Some(config::Adaptive::Own) => {
+            let ident = adaptive_static();
+            quote!(static #ident: #p::Adaptive = #p::Adaptive::new();)
+        }
+        _ => TokenStream::new(),
+    }
 }

@@ -45,6 +45,13 @@ pub const WHEN: &str = "when";
 pub const NAME: &str = "name";
 /// `crate = "my::reexport"`: where `llm_retry` is.
 pub const CRATE: &str = "crate";
+/// `limiter = OPENAI`: a `static Limiter` shared by every fn that calls the endpoint.
+pub const LIMITER: &str = "limiter";
+/// `budget = OPENAI_BUDGET`: a `static Budget` shared by every fn that calls the endpoint.
+pub const BUDGET: &str = "budget";
+/// `adaptive = true` (this fn's own error window) or `adaptive = OPENAI_ERRORS` (a shared
+/// `static Adaptive`): back-off scaled by the recent error rate.
+pub const ADAPTIVE: &str = "adaptive";
 /// `stream = "continue"`: the fn opens one attempt's stream; the attribute makes it a retrying stream.
 pub const STREAM: &str = "stream";
 /// `first_chunk_timeout = "30s"`: with `stream`, the limit from opening an attempt to its first chunk.
@@ -78,6 +85,9 @@ pub const TOP: &[&str] = &[
     STREAM,
     FIRST_CHUNK_TIMEOUT,
     IDLE_TIMEOUT,
+    LIMITER,
+    BUDGET,
+    ADAPTIVE,
 ];
 
 /// The keys a `rule(...)` may set.
@@ -101,6 +111,9 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("cap", MAX_DELAY),
     ("max_backoff", MAX_DELAY),
     ("on_retry", NOTIFY),
+    ("rate_limiter", LIMITER),
+    ("retry_budget", BUDGET),
+    ("adaptive_delay", ADAPTIVE),
 ];
 
 /// How the key is written, for "takes ..., like `...`" messages.
@@ -127,6 +140,9 @@ pub fn example(key: &str) -> &'static str {
         WHEN => "when = is_transient",
         NAME => "name = \"openai.chat\"",
         CRATE => "crate = \"my_crate::llm_retry\"",
+        LIMITER => "limiter = OPENAI",
+        BUDGET => "budget = OPENAI_BUDGET",
+        ADAPTIVE => "adaptive = true",
         STREAM => "stream = \"continue\"",
         FIRST_CHUNK_TIMEOUT => "first_chunk_timeout = \"30s\"",
         IDLE_TIMEOUT => "idle_timeout = \"15s\"",

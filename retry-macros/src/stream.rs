@@ -317,6 +317,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     };
     let policy = expand::policy(&p, config);
     let call_options = expand::call_options(&p, config);
+    let own_adaptive = expand::own_adaptive(&p, config);
 
     let mode = match config.stream.as_ref().map(syn::LitStr::value).as_deref() {
         Some("continue") => quote!(Continue),
@@ -390,6 +391,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
         {
             static #site: #p::Site = #p::Site::new(#name, #p::policy(#policy));
             const #options: #p::StreamOptions = #stream_options;
+            #own_adaptive
             #p::Call::new(&#site) #call_options
                 .stream(move |#resume_pat: #resume_ty| {
                     #(#copies)*

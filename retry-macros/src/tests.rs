@@ -56,7 +56,15 @@ macro_rules! snapshot {
     };
 }
 
+#[test]
+fn a_stream_takes_no_limiter() {
+    let errs = errors(quote!(stream = "restart", limiter = OPENAI), chat());
+    assert!(errs.iter().any(|e| e.contains("not paced by a `limiter`")), "{errs:?}");
+}
+
 snapshot!(expand_defaults, ());
+snapshot!(expand_shared_limits, (limiter = endpoints::OPENAI, budget = OPENAI_BUDGET, adaptive = true));
+snapshot!(expand_shared_adaptive, (adaptive = OPENAI_ERRORS));
 snapshot!(
     expand_max_and_exponential,
     (max = 5, backoff = "exponential", base = "250ms", multiplier = 1.5, max_delay = "10s", min_delay = "100ms")
@@ -305,6 +313,15 @@ fn messages_name_the_fix() {
         (quote!(when = f, on = [Timeout]), "`when` replaces the `on` decision"),
         (quote!(max = 1, backoff = "fixed"), "does nothing with `max = 1`"),
         (quote!(5), "expected `key = value`"),
+        (quote!(limiter = "OPENAI"), "`limiter = OPENAI`"),
+        (quote!(limiter = 10), "the path of a `static Limiter`"),
+        (quote!(budget = 0.1), "the path of a `static Budget`"),
+        (quote!(budget = B, budget = B), "duplicate `budget`"),
+        (quote!(adaptive = "true"), "without quotes: `adaptive = true`"),
+        (quote!(adaptive = 3), "`adaptive` takes `true`"),
+        (quote!(adaptive = true, adaptive = false), "duplicate `adaptive`"),
+        (quote!(rate_limiter = OPENAI), "limiter"),
+        (quote!(max = 1, budget = B), "`budget` does nothing with `max = 1`"),
         (quote!(max = 3,, on = [Timeout]), "remove the extra comma"),
     ];
     for (args, want) in cases {

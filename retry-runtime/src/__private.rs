@@ -1,6 +1,7 @@
 //! What the attribute's expansion reaches. Not a public API: it changes without notice, and
 //! the facade pins the macro and runtime versions together.
 
+pub use crate::adaptive::Adaptive;
 pub use crate::backoff::{Backoff, Jitter};
 pub use crate::engine::Call;
 pub use crate::kind::ErrorKind;

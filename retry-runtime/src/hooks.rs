@@ -92,6 +92,11 @@ pub struct Hooks<V, N, W, B = (), L = (), A = ()> {
 
 /// One per-endpoint control slot: absent (`()`), a `&'static` shared by every call, or an
 /// `Option` of one chosen at run time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `{X}` shared by the calls to an endpoint",
+    label = "expected a `&'static {X}` (or an `Option` of one): name a `static` of that type",
+    note = "declare the endpoint's state once, as a `static {X}`, and give its path here"
+)]
 pub trait SharedSlot<X: 'static> {
     /// The control, if present.
     fn get(&self) -> Option<&'static X>;

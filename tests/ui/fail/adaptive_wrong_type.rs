@@ -1,0 +1,10 @@
+use llm_retry::{ApiError, llm_retry};
+
+#[llm_retry(adaptive = 3)]
+async fn chat(prompt: &str) -> Result<String, ApiError> {
+    Ok(prompt.to_owned())
+}
+
+fn main() {
+    drop(chat("hi"));
+}

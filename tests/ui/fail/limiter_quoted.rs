@@ -1,0 +1,13 @@
+use llm_retry::{ApiError, Limiter, llm_retry};
+
+static OPENAI: Limiter = Limiter::new("openai");
+
+#[llm_retry(limiter = "OPENAI")]
+async fn chat(prompt: &str) -> Result<String, ApiError> {
+    Ok(prompt.to_owned())
+}
+
+fn main() {
+    let _ = &OPENAI;
+    drop(chat("hi"));
+}
