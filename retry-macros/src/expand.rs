@@ -299,22 +299,10 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     // The attempt is located at the return type, so type errors (an `E` that is not
     // `Classify`, an output that is not a `Result`) point there rather than at the attribute.
     let call_at = Ident::new("__llm_retry", Span::mixed_site().located_at(span));
+    let return_edge = fake_return_edge(&fake, &fake_ty);
     let attempt = quote_spanned! {span=>
         #call_at.attempt(async {
-            #[allow(
-                unknown_lints,
-                unreachable_code,
-                clippy::diverging_sub_expression,
-                clippy::empty_loop,
-                clippy::let_unit_value,
-                clippy::let_with_type_underscore,
-                clippy::needless_return,
-                clippy::unreachable
-            )]
-            if false {
-                let #fake: #fake_ty = loop {};
-                return #fake;
-            }
+            #return_edge
             #(#stmts)*
         }).await
     };
@@ -530,5 +518,27 @@ pub(crate) fn own_adaptive(p: &TokenStream, config: &RetryConfig) -> TokenStream
             quote!(static #ident: #p::Adaptive = #p::Adaptive::new();)
         }
         _ => TokenStream::new(),
+    }
+}
+
+/// A fake return edge (as in tracing-attributes): an unreachable `return` of the fn's declared
+/// type, which gives an attempt's `async` block that output type, so `?` converts through `From`
+/// and `return` type-checks. Its lints are allowed on the glue alone.
+pub(crate) fn fake_return_edge(fake: &Ident, ty: &impl ToTokens) -> TokenStream {
+    quote! {
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::let_with_type_underscore,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let #fake: #ty = loop {};
+            return #fake;
+        }
     }
 }

@@ -386,6 +386,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
         None => quote!(let #pat = #name;),
     });
     let fake_ty = expand::inferable(&output);
+    let return_edge = expand::fake_return_edge(&fake, &fake_ty);
     let stmts = &func.block.stmts;
     let body = quote! {
         {
@@ -396,20 +397,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
                 .stream(move |#resume_pat: #resume_ty| {
                     #(#copies)*
                     async move {
-                        #[allow(
-                            unknown_lints,
-                            unreachable_code,
-                            clippy::diverging_sub_expression,
-                            clippy::empty_loop,
-                            clippy::let_unit_value,
-                            clippy::let_with_type_underscore,
-                            clippy::needless_return,
-                            clippy::unreachable
-                        )]
-                        if false {
-                            let #fake: #fake_ty = loop {};
-                            return #fake;
-                        }
+                        #return_edge
                         #(#stmts)*
                     }
                 })
