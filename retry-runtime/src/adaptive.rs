@@ -117,10 +117,15 @@ impl Adaptive {
         self.max_multiplier
     }
 
+    /// Milliseconds on a scale centred at 2⁶² on [`BASE`], so that an instant *before* the base
+    /// (another runtime's paused clock, say, set the base later) still gets its own distinct time
+    /// rather than saturating to the base: ages are differences and stay right either side.
     fn now_ms(&self) -> u64 {
+        const MID: u64 = 1 << 62;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let now = Instant::now();
         let base = *BASE.get_or_init(|| now);
-        u64::try_from(now.saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX - 1)
+        if now >= base { MID.saturating_add(ms(now - base)) } else { MID.saturating_sub(ms(base - now)) }
     }
 
     fn slot(i: u64) -> (usize, u64) {
@@ -312,5 +317,33 @@ mod tests {
         }
         let day = Duration::from_secs(86_401);
         assert_eq!(Adaptive::builder().window(day).build().unwrap_err(), LimitError::InvalidWindow);
+    }
+}
+
+#[cfg(test)]
+mod base_tests {
+    use super::*;
+
+    /// Regression: the time base is process-wide, and a runtime whose paused clock is behind it
+    /// (another test's runtime set it later) read a frozen clock, so errors never faded.
+    #[test]
+    fn a_clock_behind_the_shared_base_still_ages_errors() {
+        let ahead = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        ahead.block_on(async {
+            tokio::time::advance(Duration::from_secs(10 * 3600)).await;
+            // Sets the base, if no one has yet, ten hours ahead of the runtime below.
+            let _ = Adaptive::new().now_ms();
+        });
+        let behind = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        behind.block_on(async {
+            let a = Adaptive::new();
+            for _ in 0..128 {
+                a.record_error();
+            }
+            tokio::time::advance(Duration::from_secs(150)).await;
+            assert!((a.multiplier() - 2.0).abs() < 1e-9, "{}", a.multiplier());
+            tokio::time::advance(Duration::from_secs(151)).await;
+            assert_eq!(a.multiplier(), 1.0);
+        });
     }
 }
