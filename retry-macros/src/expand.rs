@@ -268,13 +268,7 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     let result = Ident::new("__llm_retry_result", Span::mixed_site());
     let fake = Ident::new("__llm_retry_fake_return", Span::mixed_site());
 
-    let name = match &config.name {
-        Some(name) => name.to_token_stream(),
-        None => {
-            let fn_name = func.sig.ident.unraw().to_string();
-            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
-        }
-    };
+    let name = site_name(config, &func);
     let policy = policy(&p, config);
     let options = call_options(&p, config);
     let own_adaptive = own_adaptive(&p, config);
@@ -539,6 +533,17 @@ pub(crate) fn fake_return_edge(fake: &Ident, ty: &impl ToTokens) -> TokenStream 
         if false {
             let #fake: #ty = loop {};
             return #fake;
+        }
+    }
+}
+
+/// The stats key: `name = "..."`, or the module path and the fn's name.
+pub(crate) fn site_name(config: &RetryConfig, func: &ItemFn) -> TokenStream {
+    match &config.name {
+        Some(name) => name.to_token_stream(),
+        None => {
+            let fn_name = func.sig.ident.unraw().to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
         }
     }
 }

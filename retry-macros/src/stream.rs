@@ -308,13 +308,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     let site = Ident::new("__LLM_RETRY_SITE", Span::mixed_site());
     let options = Ident::new("__LLM_RETRY_STREAM", Span::mixed_site());
     let fake = Ident::new("__llm_retry_fake_return", Span::mixed_site());
-    let name = match &config.name {
-        Some(name) => name.to_token_stream(),
-        None => {
-            let fn_name = func.sig.ident.unraw().to_string();
-            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
-        }
-    };
+    let name = expand::site_name(config, &func);
     let policy = expand::policy(&p, config);
     let call_options = expand::call_options(&p, config);
     let own_adaptive = expand::own_adaptive(&p, config);
