@@ -5,10 +5,11 @@
 //! are cloned per attempt, `&self` methods work, the stream timeouts apply. One test streams
 //! real SSE over loopback TCP from the chaos server, cut twice, in Continue mode.
 
+mod support;
+
 use futures::{Stream, StreamExt, stream};
-use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, StreamEvent, StreamMode, llm_retry, text_deltas};
+use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, StreamEvent, StreamMode, llm_retry};
 use llm_retry_testkit::{ChaosServer, Fault};
-use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -182,16 +183,7 @@ async fn chat_sse(
     prompt: &str,
     resume: Resume,
 ) -> Result<impl Stream<Item = Result<String, ApiError>>, ApiError> {
-    let mut messages = vec![json!({"role": "user", "content": prompt})];
-    if !resume.text().is_empty() {
-        messages.push(json!({"role": "assistant", "content": resume.text()}));
-    }
-    let body = json!({"model": "chaos-model", "max_tokens": 64, "stream": true, "messages": messages});
-    let resp = client.post(url).json(&body).send().await?;
-    if !resp.status().is_success() {
-        return Err(ApiError::from_reqwest_response(resp).await);
-    }
-    Ok(text_deltas(resp.bytes_stream()))
+    support::open_sse(client, url, prompt, resume.text()).await
 }
 
 #[tokio::test]

@@ -14,10 +14,11 @@
 //!
 //! Each test prints its tally (`cargo test --test stream_e2e -- --nocapture`).
 
+mod support;
+
 use futures::StreamExt;
-use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, StreamEvent, StreamMode, text_deltas};
+use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, StreamEvent, StreamMode};
 use llm_retry_testkit::{ChaosServer, Fault};
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 const TEXT: &str = "Streams break; retries mend them: ünïcödé ✓, and not one token lost.";
@@ -71,16 +72,7 @@ async fn open(
     prompt: String,
     resume: Resume,
 ) -> Result<impl futures::Stream<Item = Result<String, ApiError>>, ApiError> {
-    let mut messages = vec![json!({"role": "user", "content": prompt})];
-    if !resume.text().is_empty() {
-        messages.push(json!({"role": "assistant", "content": resume.text()}));
-    }
-    let body = json!({"model": "chaos-model", "max_tokens": 64, "stream": true, "messages": messages});
-    let resp = client.post(url).json(&body).send().await?;
-    if !resp.status().is_success() {
-        return Err(ApiError::from_reqwest_response(resp).await);
-    }
-    Ok(text_deltas(resp.bytes_stream()))
+    support::open_sse(&client, &url, &prompt, resume.text()).await
 }
 
 #[derive(Debug, Default)]

@@ -99,3 +99,24 @@ pub fn assert_stats(site: &str, before: SiteStats, requests: usize, ending: Resu
         }
     }
 }
+
+/// Opens one attempt of a streaming chat against the chaos server: `prefill`, when not empty,
+/// goes back as an assistant message so the server continues it. A non-2xx answer becomes a
+/// classified `ApiError`; the SSE body becomes text deltas.
+pub async fn open_sse(
+    client: &reqwest::Client,
+    url: &str,
+    prompt: &str,
+    prefill: &str,
+) -> Result<impl futures::Stream<Item = Result<String, llm_retry::ApiError>> + use<>, llm_retry::ApiError> {
+    let mut messages = vec![serde_json::json!({"role": "user", "content": prompt})];
+    if !prefill.is_empty() {
+        messages.push(serde_json::json!({"role": "assistant", "content": prefill}));
+    }
+    let body = serde_json::json!({"model": "chaos-model", "max_tokens": 64, "stream": true, "messages": messages});
+    let resp = client.post(url).json(&body).send().await?;
+    if !resp.status().is_success() {
+        return Err(llm_retry::ApiError::from_reqwest_response(resp).await);
+    }
+    Ok(llm_retry::text_deltas(resp.bytes_stream()))
+}
