@@ -115,10 +115,13 @@ async fn a_thousand_prompts_through_a_rate_limit_with_and_without_the_shared_gat
         assert_eq!(r.outcome.as_ref().unwrap(), &format!("prompt {i} -> ok"));
         assert_eq!(r.attempts as usize, 1 + r.rate_limited as usize);
     }
-    // The gate turns the herd into a queue: far fewer 429s than per-item retries, and no
-    // slower (both are bound by the server's rate).
-    assert!(gated.server_429s * 5 < free.server_429s, "{} vs {}", gated.server_429s, free.server_429s);
-    assert!(gated.server_429s < ITEMS / 5, "{}", gated.server_429s);
+    // The gate turns the herd into a queue: far fewer 429s than per-item retries (55-72x fewer
+    // in the runs measured), and no slower (both are bound by the server's rate). The absolute
+    // count is 60-120 on a quiet machine and reached 250 in a clean-clone CI run while this
+    // file's three tests shared two cores, since the gate's pacing runs in real time: the
+    // ceiling is half a 429 per item, and the relative bound carries the claim.
+    assert!(gated.server_429s * 20 < free.server_429s, "{} vs {}", gated.server_429s, free.server_429s);
+    assert!(gated.server_429s < ITEMS / 2, "{}", gated.server_429s);
     assert!(gated.took < free.took + Duration::from_secs(2), "{:?} vs {:?}", gated.took, free.took);
 }
 
