@@ -39,7 +39,12 @@ type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 /// assert_eq!(err.to_string(), "Overloaded (HTTP 529, overloaded_error): Overloaded");
 /// ```
 #[derive(Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<Fields>);
+
+/// What an [`ApiError`] records. Boxed, so that `Result<T, ApiError>` is a pointer wider than
+/// `T` and the success path never moves 120 bytes of error slot.
+#[derive(Clone)]
+struct Fields {
     kind: ErrorKind,
     status: Option<u16>,
     retry_after: Option<RetryAfter>,
@@ -74,7 +79,7 @@ impl ApiError {
     /// assert_eq!(e.status(), None);
     /// ```
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { message: clean_message(&message.into()), ..ApiError::bare(kind) }
+        Fields { message: clean_message(&message.into()), ..Fields::bare(kind) }.build()
     }
 
     /// An HTTP error response with only a status: the kind is [`ErrorKind::from_status`].
@@ -87,7 +92,7 @@ impl ApiError {
     /// assert!(e.kind().is_retryable_by_default());
     /// ```
     pub fn from_status(status: u16) -> Self {
-        ApiError { status: Some(status), ..ApiError::bare(ErrorKind::from_status(status)) }
+        Fields { status: Some(status), ..Fields::bare(ErrorKind::from_status(status)) }.build()
     }
 
     /// An HTTP error response: status, headers and body, classified as by
@@ -132,7 +137,7 @@ impl ApiError {
             Provider::Unknown => plain_text_message(body),
             _ => parsed.message.as_deref().and_then(clean_message),
         };
-        ApiError {
+        Fields {
             kind,
             status: Some(status),
             retry_after: response_hint(status, headers, now),
@@ -142,6 +147,7 @@ impl ApiError {
             provider_code: parsed.code.as_deref().and_then(clean_token),
             source: None,
         }
+        .build()
     }
 
     /// The connection could not be made or was lost ([`ErrorKind::Connection`]).
@@ -177,7 +183,7 @@ impl ApiError {
     /// assert!(e.retry_after().is_some());
     /// ```
     pub fn with_retry_after(mut self, hint: RetryAfter) -> Self {
-        self.retry_after = Some(hint);
+        self.0.retry_after = Some(hint);
         self
     }
 
@@ -188,7 +194,7 @@ impl ApiError {
     /// assert_eq!(ApiError::from_status(401).kind(), ErrorKind::Auth);
     /// ```
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The HTTP status, when the error came from a response.
@@ -197,7 +203,7 @@ impl ApiError {
     /// assert_eq!(llm_retry_runtime::ApiError::connection("refused").status(), None);
     /// ```
     pub fn status(&self) -> Option<u16> {
-        self.status
+        self.0.status
     }
 
     /// The provider's (or the wrapped error's) message, masked and cut.
@@ -208,7 +214,7 @@ impl ApiError {
     /// assert_eq!(e.message(), Some("Incorrect API key provided: sk-***"));
     /// ```
     pub fn message(&self) -> Option<&str> {
-        self.message.as_deref()
+        self.0.message.as_deref()
     }
 
     /// The provider's error `code` (OpenAI: `insufficient_quota`, `context_length_exceeded`,
@@ -221,7 +227,7 @@ impl ApiError {
     /// assert_eq!(e.provider_code(), Some("rate_limit_exceeded"));
     /// ```
     pub fn provider_code(&self) -> Option<&str> {
-        self.provider_code.as_deref()
+        self.0.provider_code.as_deref()
     }
 
     /// The provider's error `type` (OpenAI: `invalid_request_error`, ...; Anthropic:
@@ -234,7 +240,7 @@ impl ApiError {
     /// assert_eq!(ApiError::from_response(429, &HeaderMap::new(), body).provider_type(), Some("rate_limit_error"));
     /// ```
     pub fn provider_type(&self) -> Option<&str> {
-        self.provider_type.as_deref()
+        self.0.provider_type.as_deref()
     }
 
     /// When the server asked to be called again, if it said so.
@@ -243,7 +249,7 @@ impl ApiError {
     /// assert_eq!(llm_retry_runtime::ApiError::from_status(429).retry_after(), None);
     /// ```
     pub fn retry_after(&self) -> Option<RetryAfter> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// The server's `x-should-retry` verdict, if it sent one.
@@ -256,11 +262,17 @@ impl ApiError {
     /// assert_eq!(ApiError::from_response(500, &h, b"").should_retry(), Some(false));
     /// ```
     pub fn should_retry(&self) -> Option<bool> {
-        self.should_retry
+        self.0.should_retry
+    }
+}
+
+impl Fields {
+    fn build(self) -> ApiError {
+        ApiError(Box::new(self))
     }
 
     fn bare(kind: ErrorKind) -> Self {
-        ApiError {
+        Fields {
             kind,
             status: None,
             retry_after: None,
@@ -271,7 +283,9 @@ impl ApiError {
             source: None,
         }
     }
+}
 
+impl ApiError {
     /// An error from fields a client library already parsed (masked and cut here).
     #[cfg_attr(not(feature = "async-openai"), allow(dead_code))]
     pub(crate) fn from_parts(
@@ -281,18 +295,19 @@ impl ApiError {
         provider_type: Option<String>,
         provider_code: Option<String>,
     ) -> Self {
-        ApiError {
+        Fields {
             status,
             message: message.as_deref().and_then(clean_message),
             provider_type: provider_type.as_deref().and_then(clean_token),
             provider_code: provider_code.as_deref().and_then(clean_token),
-            ..ApiError::bare(kind)
+            ..Fields::bare(kind)
         }
+        .build()
     }
 
     /// Wraps another error: its text becomes the (masked) message.
     pub(crate) fn wrapping(kind: ErrorKind, status: Option<u16>, err: Source) -> Self {
-        ApiError { status, message: clean_message(&err.to_string()), source: Some(err), ..ApiError::bare(kind) }
+        Fields { status, message: clean_message(&err.to_string()), source: Some(err), ..Fields::bare(kind) }.build()
     }
 }
 
@@ -305,10 +320,10 @@ impl Classify for ApiError {
     /// assert_eq!((c.kind, c.status), (ErrorKind::Overloaded, Some(529)));
     /// ```
     fn classify(&self) -> Classification {
-        let mut c = Classification::new(self.kind);
-        c.status = self.status;
-        c.retry_after = self.retry_after;
-        c.should_retry = self.should_retry;
+        let mut c = Classification::new(self.0.kind);
+        c.status = self.0.status;
+        c.retry_after = self.0.retry_after;
+        c.should_retry = self.0.should_retry;
         c
     }
 }
@@ -317,18 +332,18 @@ impl fmt::Display for ApiError {
     /// `Kind (HTTP status, code): message [not retryable: reason]`, leaving out the parts
     /// that are unknown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind.name())?;
-        let token = self.provider_code.as_deref().or(self.provider_type.as_deref());
-        match (self.status, token) {
+        f.write_str(self.0.kind.name())?;
+        let token = self.0.provider_code.as_deref().or(self.0.provider_type.as_deref());
+        match (self.0.status, token) {
             (Some(s), Some(t)) => write!(f, " (HTTP {s}, {t})")?,
             (Some(s), None) => write!(f, " (HTTP {s})")?,
             (None, Some(t)) => write!(f, " ({t})")?,
             (None, None) => {}
         }
-        if let Some(m) = self.message.as_deref().filter(|m| !m.is_empty()) {
+        if let Some(m) = self.0.message.as_deref().filter(|m| !m.is_empty()) {
             write!(f, ": {m}")?;
         }
-        if let Some(reason) = self.kind.never_retryable_reason() {
+        if let Some(reason) = self.0.kind.never_retryable_reason() {
             write!(f, " [not retryable: {reason}]")?;
         }
         Ok(())
@@ -339,13 +354,13 @@ impl fmt::Debug for ApiError {
     /// Only the fields that are kept, all of them already masked; never headers.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiError")
-            .field("kind", &self.kind)
-            .field("status", &self.status)
-            .field("provider_type", &self.provider_type)
-            .field("provider_code", &self.provider_code)
-            .field("message", &self.message)
-            .field("retry_after", &self.retry_after)
-            .field("should_retry", &self.should_retry)
+            .field("kind", &self.0.kind)
+            .field("status", &self.0.status)
+            .field("provider_type", &self.0.provider_type)
+            .field("provider_code", &self.0.provider_code)
+            .field("message", &self.0.message)
+            .field("retry_after", &self.0.retry_after)
+            .field("should_retry", &self.0.should_retry)
             .finish()
     }
 }
@@ -353,7 +368,7 @@ impl fmt::Debug for ApiError {
 impl std::error::Error for ApiError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         // Transparent: our Display already shows the wrapped error's own text.
-        self.source.as_deref().and_then(|e| e.source())
+        self.0.source.as_deref().and_then(|e| e.source())
     }
 }
 
