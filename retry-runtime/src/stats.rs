@@ -179,11 +179,17 @@ impl Site {
     #[inline]
     pub(crate) fn on_success(&self, attempt: u32) {
         if attempt <= 1 {
-            if !shards::bump(self.index.load(Relaxed)) {
-                self.c.first_try.fetch_add(1, Relaxed);
-            }
+            self.on_first_try_success();
         } else {
             self.c.later_successes.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A call succeeded on its first attempt: the one count on the success path.
+    #[inline]
+    pub(crate) fn on_first_try_success(&self) {
+        if !shards::bump(self.index.load(Relaxed)) {
+            self.c.first_try.fetch_add(1, Relaxed);
         }
     }
 
@@ -221,69 +227,66 @@ impl Site {
     }
 }
 
-/// Per-thread counters of first-try successes: each thread writes only its own shard, so a
-/// relaxed load and store suffice (no locked instruction); readers sum every shard.
+/// Per-thread counters of first-try successes: each thread writes only its own blocks, so a
+/// relaxed load and store suffice (no locked instruction); readers sum every block.
 mod shards {
     use super::*;
 
-    const SEG: usize = 64;
-    const SEGS: usize = 64;
+    /// Sites beyond this many count their first-try successes in a shared atomic instead.
+    const MAX_SITES: usize = 1 << 16;
+    /// The first block of a thread holds this many sites.
+    const FIRST_BLOCK: usize = 64;
 
-    /// One thread's counters, in segments of 64 sites allocated on first use. Leaked on
-    /// purpose: the counts outlive the thread, and a thread allocates at most one shard.
-    struct Shard {
-        segs: [OnceLock<Box<[AtomicU64; SEG]>>; SEGS],
-    }
-
-    static ALL: Mutex<Vec<&'static Shard>> = Mutex::new(Vec::new());
+    /// Every block of every thread. A thread that meets a site beyond its block's end takes a
+    /// block twice as long and counts there from then on; the old block keeps what it
+    /// counted, so a site's total is its sum over all blocks and nothing is ever copied.
+    /// Blocks are leaked on purpose: counts outlive their thread, and a thread's blocks add
+    /// up to at most twice its last one.
+    static ALL: Mutex<Vec<&'static [AtomicU64]>> = Mutex::new(Vec::new());
     static NEXT: AtomicUsize = AtomicUsize::new(0);
 
     thread_local! {
-        static LOCAL: Cell<Option<&'static Shard>> = const { Cell::new(None) };
+        /// This thread's current block: the bump is two thread-local loads and a bounds check.
+        static LOCAL: Cell<&'static [AtomicU64]> = const { Cell::new(&[]) };
     }
 
     pub(super) fn next_index() -> usize {
         NEXT.fetch_add(1, Relaxed)
     }
 
-    #[inline]
-    fn local() -> Option<&'static Shard> {
-        LOCAL.try_with(|l| l.get().or_else(|| new_shard(l))).ok().flatten()
-    }
-
-    #[cold]
-    fn new_shard(l: &Cell<Option<&'static Shard>>) -> Option<&'static Shard> {
-        let shard: &'static Shard = Box::leak(Box::new(Shard { segs: [const { OnceLock::new() }; SEGS] }));
-        ALL.lock().unwrap_or_else(|e| e.into_inner()).push(shard);
-        l.set(Some(shard));
-        Some(shard)
-    }
-
-    #[cold]
-    fn new_segment() -> Box<[AtomicU64; SEG]> {
-        Box::new([const { AtomicU64::new(0) }; SEG])
-    }
-
-    /// Adds one to the site's counter in this thread's shard; `false` if the site has no slot
-    /// (more sites than the shards hold, or a thread being torn down).
+    /// Adds one to the site's counter in this thread's block; `false` if the site has no slot
+    /// (not registered yet, more sites than [`MAX_SITES`], or a thread being torn down).
     #[inline]
     pub(super) fn bump(index: usize) -> bool {
-        let (Some(seg), Some(shard)) = (index.checked_div(SEG).filter(|s| *s < SEGS), local()) else {
-            return false;
-        };
-        let seg = shard.segs[seg].get_or_init(new_segment);
-        let c = &seg[index % SEG];
-        c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
-        true
+        LOCAL
+            .try_with(|local| {
+                let Some(c) = local.get().get(index).or_else(|| grow(local, index)) else {
+                    return false;
+                };
+                c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+                true
+            })
+            .unwrap_or(false)
     }
 
-    /// The site's count summed over every thread's shard.
-    pub(super) fn sum(index: usize) -> u64 {
-        if index / SEG >= SEGS {
-            return 0;
+    /// Gives this thread a block long enough for `index`, and returns its counter there.
+    #[cold]
+    #[inline(never)]
+    fn grow(local: &Cell<&'static [AtomicU64]>, index: usize) -> Option<&'static AtomicU64> {
+        if index >= MAX_SITES {
+            return None;
         }
+        let len = (index + 1).next_power_of_two().max(FIRST_BLOCK).max(local.get().len() * 2);
+        let block: &'static [AtomicU64] = Box::leak((0..len).map(|_| AtomicU64::new(0)).collect());
+        ALL.lock().unwrap_or_else(|e| e.into_inner()).push(block);
+        local.set(block);
+        block.get(index)
+    }
+
+    /// The site's count summed over every block of every thread.
+    pub(super) fn sum(index: usize) -> u64 {
         let all = ALL.lock().unwrap_or_else(|e| e.into_inner());
-        all.iter().filter_map(|s| s.segs[index / SEG].get()).map(|seg| seg[index % SEG].load(Relaxed)).sum()
+        all.iter().filter_map(|block| block.get(index)).map(|c| c.load(Relaxed)).fold(0, u64::wrapping_add)
     }
 }
 
