@@ -78,6 +78,7 @@ pin_project! {
 
 impl<T, E, F: Future<Output = Result<T, E>>> Future for Plain<F> {
     type Output = (Result<T, E>, Option<Timeout>);
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().fut.poll(cx).map(|out| (out, None))
     }
@@ -244,6 +245,17 @@ impl Guard {
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
+        if self.phase != Phase::Done {
+            self.abandon();
+        }
+    }
+}
+
+impl Guard {
+    /// The call is dropped unfinished: cancelled, or unwound by a panic.
+    #[cold]
+    #[inline(never)]
+    fn abandon(&mut self) {
         let Some(site) = self.site else { return };
         match self.phase {
             Phase::Done => return,
@@ -578,6 +590,7 @@ where
     /// assert_eq!(out.unwrap(), 7);
     /// # }
     /// ```
+    #[inline(always)]
     pub fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> Attempt<'_, 'p, T, E, H, M, F> {
         self.start_clock();
         // The limiter's wait is boxed (16 bytes here); it exists only while the limiter throttles.
@@ -658,8 +671,16 @@ where
     /// call.start_attempt();
     /// assert!(matches!(call.settle(Ok(1), None), ControlFlow::Break(Ok(1))));
     /// ```
+    #[inline]
     pub fn settle(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> ControlFlow<Result<T, E>, RetryPlan> {
-        self.decide(result, timed_out)
+        match result {
+            // The fast path: an unvalidated success returns as it is; only counters move.
+            Ok(value) if !H::VALIDATES => {
+                self.succeeded_unvalidated();
+                ControlFlow::Break(Ok(value))
+            }
+            other => self.decide(other, timed_out),
+        }
     }
 
     /// Runs `op` until it succeeds or the policy gives up.
@@ -704,6 +725,22 @@ where
         ControlFlow::Break(out)
     }
 
+    /// The bookkeeping of a success that needs no validation. The call ends here, so the
+    /// attempt number is left as it is: only a first attempt has `Phase::First`.
+    #[inline]
+    fn succeeded_unvalidated(&mut self) {
+        let first = self.guard.phase == Phase::First;
+        self.guard.phase = Phase::Done;
+        if let Some(site) = self.guard.site {
+            if first {
+                site.on_first_try_success();
+            } else {
+                site.on_success(self.attempt.saturating_add(1));
+            }
+        }
+        self.controls_on_success();
+    }
+
     /// The bookkeeping of a success: the attempt's number, the stats and the endpoint's
     /// controls. Kept apart from the result, so the fast path never moves it.
     #[inline]
@@ -711,6 +748,12 @@ where
         if let Some(site) = self.guard.site {
             site.on_success(self.attempt);
         }
+        self.controls_on_success();
+    }
+
+    /// Tells the endpoint's controls that a call succeeded.
+    #[inline]
+    fn controls_on_success(&self) {
         if let Some(budget) = self.hooks.budget() {
             budget.deposit();
         }
@@ -722,6 +765,7 @@ where
         }
     }
 
+    #[inline(never)]
     fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> Next<T, E> {
         self.attempt = self.attempt.saturating_add(1);
         let policy = self.policy;
@@ -858,54 +902,99 @@ where
 {
     type Output = ControlFlow<Result<T, E>>;
 
+    /// Inlined down to the body's poll: with no limiter wait pending, a success costs the
+    /// body, one per-thread counter and a few stores. Everything else is in `poll_slow`.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.step.as_mut().project() {
-                StepProj::Running { wait, mut run } => {
-                    // Armed before the limiter's wait: the deadline and the attempt timeout
-                    // bound the time an attempt queues as well as the time it runs.
-                    this.call.mode.arm(run.as_mut(), this.call.started);
-                    let (result, timed_out) = match wait {
-                        Some(w) => match w.as_mut().poll(cx) {
-                            Poll::Ready(()) => {
-                                *wait = None;
-                                this.call.count_attempt();
-                                ready!(run.poll(cx))
-                            }
-                            Poll::Pending => ready!(M::expired(run.as_mut(), cx)),
-                        },
-                        None => ready!(run.poll(cx)),
-                    };
-                    // The fast path: an unvalidated success returns as it is, and only the
-                    // counters are touched.
-                    let result = match result {
-                        Ok(value) if !H::VALIDATES => {
-                            this.call.attempt = this.call.attempt.saturating_add(1);
-                            this.call.guard.phase = Phase::Done;
-                            this.call.succeeded();
-                            this.step.set(Step::Done);
-                            return Poll::Ready(ControlFlow::Break(Ok(value)));
-                        }
-                        other => other,
-                    };
-                    match this.call.settle(result, timed_out) {
-                        ControlFlow::Break(out) => {
-                            this.step.set(Step::Done);
-                            return Poll::Ready(ControlFlow::Break(out));
-                        }
-                        ControlFlow::Continue(plan) => {
-                            this.step.set(Step::Sleeping { sleep: tokio::time::sleep(plan.delay) });
-                        }
-                    }
+        let this = self.project();
+        let mut step = this.step;
+        if let StepProj::Running { wait, mut run } = step.as_mut().project()
+            && (!H::LIMITS || wait.is_none())
+        {
+            this.call.mode.arm(run.as_mut(), this.call.started);
+            let (result, timed_out) = ready!(run.poll(cx));
+            return match result {
+                Ok(value) if !H::VALIDATES => {
+                    this.call.succeeded_unvalidated();
+                    step.set(Step::Done);
+                    Poll::Ready(ControlFlow::Break(Ok(value)))
                 }
-                StepProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
-                    this.step.set(Step::Done);
-                    return Poll::Ready(ControlFlow::Continue(()));
+                other => match conclude(this.call, step.as_mut(), other, timed_out) {
+                    Some(out) => Poll::Ready(out),
+                    None => poll_slow(this.call, step, cx),
+                },
+            };
+        }
+        poll_slow(this.call, step, cx)
+    }
+}
+
+/// Settles a finished attempt: `Some(output)` when the call ends, `None` once the back-off
+/// sleep is in place.
+fn conclude<T, E, H, M, F>(
+    call: &mut Call<'_, T, E, H, M>,
+    mut step: Pin<&mut Step<M::Run<T, F>>>,
+    result: Result<T, E>,
+    timed_out: Option<Timeout>,
+) -> Option<ControlFlow<Result<T, E>>>
+where
+    E: Classify,
+    H: HookSet<T, E>,
+    M: Mode<E>,
+    F: Future<Output = Result<T, E>>,
+{
+    match call.settle(result, timed_out) {
+        ControlFlow::Break(out) => {
+            step.set(Step::Done);
+            Some(ControlFlow::Break(out))
+        }
+        ControlFlow::Continue(plan) => {
+            step.set(Step::Sleeping { sleep: tokio::time::sleep(plan.delay) });
+            None
+        }
+    }
+}
+
+/// The rest of an attempt: the limiter's wait, the back-off sleep, and polls after the end.
+#[inline(never)]
+fn poll_slow<T, E, H, M, F>(
+    call: &mut Call<'_, T, E, H, M>,
+    mut step: Pin<&mut Step<M::Run<T, F>>>,
+    cx: &mut Context<'_>,
+) -> Poll<ControlFlow<Result<T, E>>>
+where
+    E: Classify,
+    H: HookSet<T, E>,
+    M: Mode<E>,
+    F: Future<Output = Result<T, E>>,
+{
+    loop {
+        match step.as_mut().project() {
+            StepProj::Running { wait, mut run } => {
+                // Armed before the limiter's wait: the deadline and the attempt timeout
+                // bound the time an attempt queues as well as the time it runs.
+                call.mode.arm(run.as_mut(), call.started);
+                let (result, timed_out) = match wait {
+                    Some(w) => match w.as_mut().poll(cx) {
+                        Poll::Ready(()) => {
+                            *wait = None;
+                            call.count_attempt();
+                            ready!(run.poll(cx))
+                        }
+                        Poll::Pending => ready!(M::expired(run.as_mut(), cx)),
+                    },
+                    None => ready!(run.poll(cx)),
+                };
+                if let Some(out) = conclude(call, step.as_mut(), result, timed_out) {
+                    return Poll::Ready(out);
                 }
-                StepProj::Done => return Poll::Pending,
             }
+            StepProj::Sleeping { sleep } => {
+                ready!(sleep.poll(cx));
+                step.set(Step::Done);
+                return Poll::Ready(ControlFlow::Continue(()));
+            }
+            StepProj::Done => return Poll::Pending,
         }
     }
 }

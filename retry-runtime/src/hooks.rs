@@ -63,6 +63,8 @@ pub trait HookSet<T, E> {
     const NOTIFIES: bool;
     /// Whether a validator is present (without one, a success returns as it is).
     const VALIDATES: bool;
+    /// Whether a limiter may be present (without one, no attempt waits before its body).
+    const LIMITS: bool;
     /// `Some(error)` when the validator rejects `value`.
     fn validate(&self, value: &T) -> Option<E>;
     /// The `when` predicate's verdict, if there is one.
@@ -98,10 +100,14 @@ pub struct Hooks<V, N, W, B = (), L = (), A = ()> {
     note = "declare the endpoint's state once, as a `static {X}`, and give its path here"
 )]
 pub trait SharedSlot<X: 'static> {
+    /// Whether the slot can hold a control (`false` only for `()`), so an absent one costs
+    /// no check at run time.
+    const PRESENT: bool = true;
     /// The control, if present.
     fn get(&self) -> Option<&'static X>;
 }
 impl<X: 'static> SharedSlot<X> for () {
+    const PRESENT: bool = false;
     fn get(&self) -> Option<&'static X> {
         None
     }
@@ -192,6 +198,7 @@ where
 {
     const NOTIFIES: bool = N::PRESENT;
     const VALIDATES: bool = V::PRESENT;
+    const LIMITS: bool = L::PRESENT;
     fn validate(&self, value: &T) -> Option<E> {
         self.validate.run(value)
     }
