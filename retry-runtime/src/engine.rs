@@ -213,9 +213,9 @@ pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
 /// is counted in the shared counters only once it leaves that path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// No attempt yet.
+    /// Its first attempt has not started: it queues for the limiter.
     Fresh,
-    /// In its first attempt.
+    /// In its first attempt (from the call's creation, unless a limiter holds it `Fresh`).
     First,
     /// Failed at least once: counted as a slow call.
     Slow,
@@ -318,7 +318,9 @@ impl<'p, T, E> Call<'p, T, E> {
     fn with_policy(policy: &'p Policy, site: Option<&'static Site>) -> Self {
         Call {
             policy,
-            guard: Guard { site, phase: Phase::Fresh },
+            // The first attempt starts with the call; a limiter moves it back to `Fresh`,
+            // since that attempt may queue before its body runs.
+            guard: Guard { site, phase: Phase::First },
             attempt: 0,
             counts: [0; MAX_RULES],
             previous: 0,
@@ -331,6 +333,15 @@ impl<'p, T, E> Call<'p, T, E> {
 }
 
 impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
+    /// Counts an attempt whose body starts now.
+    fn count_attempt(&mut self) {
+        match (self.guard.phase, self.guard.site) {
+            (Phase::Fresh, _) => self.guard.phase = Phase::First,
+            (Phase::Slow, Some(site)) => site.on_slow_attempt(),
+            _ => {}
+        }
+    }
+
     /// The same call with its hooks and mode mapped by `f`.
     fn map<H2, M2>(self, f: impl FnOnce(H, M) -> (H2, M2)) -> Call<'p, T, E, H2, M2> {
         let (hooks, mode) = f(self.hooks, self.mode);
@@ -384,7 +395,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// # drop(call);
     /// ```
     pub fn limiter<S: SharedSlot<Limiter>>(self, limiter: S) -> CallWith<'p, T, E, V, N, W, B, S, A, M> {
-        self.map(|h, m| {
+        let mut call = self.map(|h, m| {
             (
                 Hooks {
                     validate: h.validate,
@@ -396,7 +407,11 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
                 },
                 m,
             )
-        })
+        });
+        if S::PRESENT && call.guard.phase == Phase::First && call.attempt == 0 {
+            call.guard.phase = Phase::Fresh;
+        }
+        call
     }
 
     /// Scales the back-off delay by `adaptive`'s recent error rate (Retry-After hints are
@@ -635,15 +650,6 @@ where
     fn start_clock(&mut self) {
         if self.started.is_none() && (self.mode.timed() || H::NOTIFIES) {
             self.started = Some(Instant::now());
-        }
-    }
-
-    /// Counts an attempt whose body starts now.
-    fn count_attempt(&mut self) {
-        match (self.guard.phase, self.guard.site) {
-            (Phase::Fresh, _) => self.guard.phase = Phase::First,
-            (Phase::Slow, Some(site)) => site.on_slow_attempt(),
-            _ => {}
         }
     }
 
@@ -914,9 +920,11 @@ where
             this.call.mode.arm(run.as_mut(), this.call.started);
             let (result, timed_out) = ready!(run.poll(cx));
             return match result {
+                // The step stays `Running` with the finished body: resetting it would drop the
+                // body here and again in the attempt's own drop. Polling after `Ready` breaks
+                // the `Future` contract, and the attribute and `retry` never do.
                 Ok(value) if !H::VALIDATES => {
                     this.call.succeeded_unvalidated();
-                    step.set(Step::Done);
                     Poll::Ready(ControlFlow::Break(Ok(value)))
                 }
                 other => match conclude(this.call, step.as_mut(), other, timed_out) {
@@ -996,6 +1004,84 @@ where
             }
             StepProj::Done => return Poll::Pending,
         }
+    }
+}
+
+impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
+    /// Settles an attempt whose body the caller ran itself: `Break(result)` to return it, or
+    /// `Continue(pause)`, a future that sleeps the back-off delay and then starts the next
+    /// attempt. This is the attribute's one runtime call per attempt when its body needs no
+    /// wrapping (no deadline, attempt timeout, limiter or notify hook; those calls go through
+    /// [`attempt`](Self::attempt)). A success is settled inline and builds no future at all.
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use llm_retry_runtime::{ApiError, Policy};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let policy = Policy::DEFAULT;
+    /// let mut call = policy.call::<u32, ApiError>();
+    /// let mut n = 0;
+    /// let out = loop {
+    ///     n += 1;
+    ///     let result = async { if n < 3 { Err(ApiError::from_status(503)) } else { Ok(n) } }.await;
+    ///     match call.conclude(result) {
+    ///         ControlFlow::Break(r) => break r,
+    ///         ControlFlow::Continue(pause) => pause.await,
+    ///     }
+    /// };
+    /// assert_eq!(out.unwrap(), 3);
+    /// # }
+    /// ```
+    #[inline]
+    pub fn conclude(&mut self, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
+    where
+        E: Classify,
+        Hooks<V, (), W, B, (), A>: HookSet<T, E>,
+    {
+        match self.settle(result, None) {
+            ControlFlow::Break(out) => ControlFlow::Break(out),
+            ControlFlow::Continue(plan) => {
+                ControlFlow::Continue(Pause { site: self.guard.site, sleep: Box::pin(tokio::time::sleep(plan.delay)) })
+            }
+        }
+    }
+}
+
+/// The back-off sleep between two attempts of a [`Call::conclude`] loop; the next attempt is
+/// counted when it ends.
+///
+/// The sleep is boxed: a caller's future holds one pointer for it, and its drop stays small
+/// enough to inline on the success path. A retry allocates that box; a success allocates
+/// nothing.
+///
+/// ```
+/// use core::ops::ControlFlow;
+/// use llm_retry_runtime::{ApiError, Policy};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let policy = Policy::DEFAULT;
+/// let mut call = policy.call::<(), ApiError>();
+/// if let ControlFlow::Continue(pause) = call.conclude(Err(ApiError::from_status(503))) {
+///     pause.await;
+/// }
+/// # }
+/// ```
+#[must_use = "a pause does nothing unless awaited"]
+#[derive(Debug)]
+pub struct Pause {
+    site: Option<&'static Site>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Future for Pause {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        ready!(self.sleep.as_mut().poll(cx));
+        // A failed call is past its fast path: its next attempt is counted in the shared counters.
+        if let Some(site) = self.site.take() {
+            site.on_slow_attempt();
+        }
+        Poll::Ready(())
     }
 }
 

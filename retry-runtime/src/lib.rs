@@ -81,7 +81,7 @@ pub use backoff::{Backoff, Jitter};
 pub use batch::{Batch, BatchBuilder, BatchError, BatchStream, DEFAULT_BATCH_CONCURRENCY, ItemResult, Progress};
 pub use budget::{Budget, BudgetBuilder, BudgetStats};
 pub use classify::{Classification, Classify};
-pub use engine::{Attempt, Call, RetryPlan};
+pub use engine::{Attempt, Call, Pause, RetryPlan};
 pub use hooks::{DelaySource, RetryEvent};
 pub use kind::ErrorKind;
 pub use limiter::{Limiter, LimiterBuilder, LimiterConfig, LimiterStats};
