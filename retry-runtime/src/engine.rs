@@ -268,7 +268,9 @@ impl Guard {
 }
 
 impl<T, E> Call<'static, T, E> {
-    /// A call at `site`, under the site's policy. Counts the call; reads no clock.
+    /// A call at `site`, under the site's policy. Touches no counter and reads no clock: the
+    /// call is counted when its first attempt ends, or when it is dropped (its first attempt
+    /// is taken to start with it, unless a [`limiter`](Call::limiter) queues it).
     ///
     /// ```
     /// use llm_retry_runtime::{ApiError, Call, Policy, Site};
@@ -278,7 +280,6 @@ impl<T, E> Call<'static, T, E> {
     /// assert_eq!(SITE.stats().calls, 1);
     /// ```
     pub fn new(site: &'static Site) -> Self {
-        site.on_call();
         Call::with_policy(site.policy(), Some(site))
     }
 }
@@ -449,7 +450,6 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// assert_eq!(SITE.stats().calls, 1);
     /// ```
     pub fn site(mut self, site: &'static Site) -> Self {
-        site.on_call();
         self.guard.site = Some(site);
         self
     }

@@ -1,8 +1,9 @@
 //! Per-site stats (the article's `RetryMonitor`): counters per call site, relaxed atomics only,
-//! and a process-wide snapshot of every site that has been called.
+//! and a process-wide snapshot of every site that has counted a call.
 //!
-//! Sites register themselves on their first call into an intrusive, append-only list made of
-//! `OnceLock`s, so registering allocates nothing and takes no lock.
+//! A site registers itself when it first counts something (a call's first attempt ends, or
+//! a call is dropped), into an intrusive, append-only list made of `OnceLock`s, so
+//! registering allocates nothing and takes no lock, and starting a call touches no counter.
 //!
 //! The success path touches one counter: first-try successes, kept per thread. Each thread
 //! owns a shard of counters that only it writes (a relaxed load and store, no locked
@@ -138,9 +139,9 @@ impl Site {
         }
     }
 
-    /// Registers the site on its first call (the only work a call does here).
+    /// Registers the site, the first time it counts anything.
     #[inline]
-    pub(crate) fn on_call(&'static self) {
+    fn register_once(&'static self) {
         if !self.registered.load(Relaxed) && !self.registered.swap(true, Relaxed) {
             self.index.store(shards::next_index(), Relaxed);
             self.register();
@@ -163,7 +164,8 @@ impl Site {
 
     /// A call left the fast path: its first attempt failed, or it was dropped or panicked
     /// during it (`attempted`: that attempt had started).
-    pub(crate) fn on_slow_call(&self, attempted: bool) {
+    pub(crate) fn on_slow_call(&'static self, attempted: bool) {
+        self.register_once();
         self.c.slow_calls.fetch_add(1, Relaxed);
         if attempted {
             self.c.slow_attempts.fetch_add(1, Relaxed);
@@ -177,7 +179,7 @@ impl Site {
 
     /// A call succeeded; `attempt` is its number, from 1.
     #[inline]
-    pub(crate) fn on_success(&self, attempt: u32) {
+    pub(crate) fn on_success(&'static self, attempt: u32) {
         if attempt <= 1 {
             self.on_first_try_success();
         } else {
@@ -187,7 +189,18 @@ impl Site {
 
     /// A call succeeded on its first attempt: the one count on the success path.
     #[inline]
-    pub(crate) fn on_first_try_success(&self) {
+    pub(crate) fn on_first_try_success(&'static self) {
+        if !shards::bump(self.index.load(Relaxed)) {
+            self.first_try_success_elsewhere();
+        }
+    }
+
+    /// A first-try success the thread's block could not count: the site was not registered
+    /// yet, or it has no slot (more sites than the blocks hold, or a thread being torn down).
+    #[cold]
+    #[inline(never)]
+    fn first_try_success_elsewhere(&'static self) {
+        self.register_once();
         if !shards::bump(self.index.load(Relaxed)) {
             self.c.first_try.fetch_add(1, Relaxed);
         }
@@ -404,7 +417,7 @@ impl SiteStats {
     }
 }
 
-/// Every site that has been called in this process, with its counters.
+/// Every site that has counted a call in this process, with its counters.
 ///
 /// ```
 /// let snapshot = llm_retry_runtime::stats();
@@ -418,7 +431,7 @@ pub struct StatsSnapshot {
     sites: Vec<(&'static str, SiteStats)>,
 }
 
-/// Takes a snapshot of every site that has been called, in the order they were first called.
+/// Takes a snapshot of every site that has counted a call, in the order they first did.
 ///
 /// ```
 /// assert!(llm_retry_runtime::stats().get("never::called").is_none());
