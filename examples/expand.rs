@@ -6,7 +6,7 @@ use llm_retry::{ApiError, llm_retry};
 struct Client;
 
 impl Client {
-    #[llm_retry(max = 5, on = [RateLimited, Overloaded, 503], rule(RateLimited, max = 3, backoff = "fixed", delay = "60s"), deadline = "2m")]
+    #[llm_retry(max = 5, on = [RateLimited, Overloaded, 503], rule(RateLimited, max = 3, backoff = "fixed", delay = "60s"))]
     async fn chat(&self, prompt: &str) -> Result<String, ApiError> {
         Ok(format!("echo: {prompt}"))
     }

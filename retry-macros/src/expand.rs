@@ -290,15 +290,33 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
         body.stmts.drain(..n).collect()
     };
     let stmts = &body.stmts;
-    // The attempt is located at the return type, so type errors (an `E` that is not
+    // The runtime call is located at the return type, so type errors (an `E` that is not
     // `Classify`, an output that is not a `Result`) point there rather than at the attribute.
     let call_at = Ident::new("__llm_retry", Span::mixed_site().located_at(span));
     let return_edge = fake_return_edge(&fake, &fake_ty);
-    let attempt = quote_spanned! {span=>
-        #call_at.attempt(async {
+    let attempt_body = quote_spanned! {span=>
+        async {
             #return_edge
             #(#stmts)*
-        }).await
+        }
+    };
+    let each_attempt = if runs_body_directly(config) {
+        // Nothing wraps the body (no timer around it, no queue before it, no clock for the
+        // notify hook): the fn's own future runs it, and the runtime only settles the result.
+        let pause = Ident::new("__llm_retry_pause", Span::mixed_site());
+        quote_spanned! {span=>
+            let #result = #attempt_body.await;
+            match #call_at.conclude(#result) {
+                ::core::ops::ControlFlow::Break(#result) => return #result,
+                ::core::ops::ControlFlow::Continue(#pause) => #pause.await,
+            }
+        }
+    } else {
+        quote_spanned! {span=>
+            if let ::core::ops::ControlFlow::Break(#result) = #call_at.attempt(#attempt_body).await {
+                return #result;
+            }
+        }
     };
     let new_body = quote! {
         {
@@ -307,9 +325,7 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
             #(#prelude)*
             let mut #call = #p::Call::new(&#site) #options;
             loop {
-                if let ::core::ops::ControlFlow::Break(#result) = #attempt {
-                    return #result;
-                }
+                #each_attempt
             }
         }
     };
@@ -318,6 +334,14 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     new_body.brace_token = body.brace_token;
     *body = new_body;
     func.into_token_stream()
+}
+
+/// Whether the body can run in the fn's own future, settled by `Call::conclude`: nothing has
+/// to wrap it. A deadline or attempt timeout puts a timer around it, a limiter may queue it,
+/// and a notify hook needs the clock read when the first attempt starts; those go through
+/// `Call::attempt`.
+fn runs_body_directly(config: &RetryConfig) -> bool {
+    config.deadline.is_none() && config.attempt_timeout.is_none() && config.limiter.is_none() && config.notify.is_none()
 }
 
 /// `let x = x;`, `let __self = self;` and async-trait's type-anchoring `if let` statement.
