@@ -735,16 +735,17 @@ where
     /// attempt number is left as it is: only a first attempt has `Phase::First`.
     #[inline]
     fn succeeded_unvalidated(&mut self) {
-        let first = self.guard.phase == Phase::First;
-        self.guard.phase = Phase::Done;
         if let Some(site) = self.guard.site {
-            if first {
+            if self.guard.phase == Phase::First {
                 site.on_first_try_success();
             } else {
                 site.on_success(self.attempt.saturating_add(1));
             }
         }
         self.controls_on_success();
+        // Last, after the counters' stores: the compiler then sees `Done` when the guard is
+        // dropped right after, and the drop's check folds away.
+        self.guard.phase = Phase::Done;
     }
 
     /// The bookkeeping of a success: the attempt's number, the stats and the endpoint's
