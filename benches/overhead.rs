@@ -6,46 +6,12 @@
 
 use backon::{ExponentialBuilder, Retryable};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use llm_retry::{ApiError, Classify, llm_retry};
-use std::future::Future;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-async fn ready(x: u64) -> Result<u64, ApiError> {
-    Ok(black_box(x))
-}
+mod variants;
 
-async fn yielding(x: u64) -> Result<u64, ApiError> {
-    tokio::task::yield_now().await;
-    Ok(black_box(x))
-}
-
-#[llm_retry]
-async fn annotated_ready(x: u64) -> Result<u64, ApiError> {
-    ready(x).await
-}
-
-#[llm_retry]
-async fn annotated_yielding(x: u64) -> Result<u64, ApiError> {
-    yielding(x).await
-}
-
-/// What a careful hand-written loop does: 4 attempts, exponential backoff, no jitter.
-async fn hand_written<F: Future<Output = Result<u64, ApiError>>>(op: impl Fn() -> F) -> Result<u64, ApiError> {
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt < 4 && llm_retry::RetryOn::DEFAULT.matches(&e.classify()) => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(20));
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
+use variants::{annotated_ready, annotated_yielding, hand_written, ready, yielding};
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
