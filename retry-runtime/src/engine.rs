@@ -1,10 +1,15 @@
 //! The per-call state machine shared by the attribute and the builder API.
 //!
-//! One [`Call`] lives for one call of a retried fn. Each attempt hands its future to
-//! [`Call::attempt`], which applies the timeouts, classifies the outcome, decides, notifies,
-//! and sleeps; the caller's loop only returns on `Break`. When the first attempt succeeds,
-//! nothing is allocated, no random number is drawn, and the clock is read only if a deadline,
-//! an attempt timeout or a notify hook is configured.
+//! One [`Call`] lives for one call of a retried fn, and each attempt makes one call into it:
+//! - [`Call::conclude`] when the caller runs the body itself (nothing wraps it: no deadline,
+//!   attempt timeout, limiter or notify hook). It classifies the result and decides, and hands
+//!   back either the result or a [`Pause`] to await before the next attempt.
+//! - [`Call::attempt`] otherwise: its future runs the body under the timeouts and after the
+//!   limiter's wait, decides, notifies, and sleeps.
+//!
+//! The caller's loop only returns on `Break`. When the first attempt succeeds, nothing is
+//! allocated, no random number is drawn, and the clock is read only if a deadline, an attempt
+//! timeout or a notify hook is configured.
 
 use crate::adaptive::Adaptive;
 use crate::budget::Budget;
@@ -934,7 +939,7 @@ where
                     this.call.succeeded_unvalidated();
                     Poll::Ready(ControlFlow::Break(Ok(value)))
                 }
-                other => match conclude(this.call, step.as_mut(), other, timed_out) {
+                other => match settle_step(this.call, step.as_mut(), other, timed_out) {
                     Some(out) => Poll::Ready(out),
                     None => poll_slow(this.call, step, cx),
                 },
@@ -944,9 +949,9 @@ where
     }
 }
 
-/// Settles a finished attempt: `Some(output)` when the call ends, `None` once the back-off
-/// sleep is in place.
-fn conclude<T, E, H, M, F>(
+/// Settles a finished attempt of an [`Attempt`]: `Some(output)` when the call ends, `None`
+/// once the back-off sleep is in its step.
+fn settle_step<T, E, H, M, F>(
     call: &mut Call<'_, T, E, H, M>,
     mut step: Pin<&mut Step<M::Run<T, F>>>,
     result: Result<T, E>,
@@ -1000,7 +1005,7 @@ where
                     },
                     None => ready!(run.poll(cx)),
                 };
-                if let Some(out) = conclude(call, step.as_mut(), result, timed_out) {
+                if let Some(out) = settle_step(call, step.as_mut(), result, timed_out) {
                     return Poll::Ready(out);
                 }
             }
