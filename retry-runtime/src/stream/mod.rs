@@ -109,7 +109,8 @@ impl StreamChunk for &str {
     }
 }
 
-/// How a stream that broke off in the middle is recovered. See the [module docs](self).
+/// How a stream that broke off in the middle is recovered (the trade-offs of each mode are in
+/// the repository's `docs/STREAMING.md`).
 ///
 /// ```
 /// use llm_retry_runtime::StreamMode;
