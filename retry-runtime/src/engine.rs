@@ -200,20 +200,14 @@ type CallWith<'p, T, E, V, N, W, B, L, A, M> = Call<'p, T, E, Hooks<V, N, W, B, 
 /// assert_eq!(out.unwrap(), 3);
 /// # }
 /// ```
-// The layout is fixed for the success path's sake. Placed by chance, the annotated fn ran
-// about 1.1 ns slower in half of all placements of its future (a sweep of 16-byte stack
-// shifts under `setarch -R`, on the AMD EPYC development machine); starting on a 32-byte
-// boundary, it runs at the fast speed in all of them. The zeroed fields (`previous`,
-// `attempt`, the start of `counts`) sit together, so they are set by one aligned store.
-#[repr(C, align(32))]
 pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
+    policy: &'p Policy,
     guard: Guard,
+    attempt: u32,
+    counts: [u8; MAX_RULES],
     /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
     /// which pays for one of the three per-endpoint references below.
     previous: u64,
-    attempt: u32,
-    counts: [u8; MAX_RULES],
-    policy: &'p Policy,
     started: Option<Instant>,
     hooks: H,
     mode: M,
