@@ -1,6 +1,8 @@
 //! The success path's cost: a direct call, the annotated fn, a hand-written retry loop, and
 //! backon's `.retry()`, each with a ready body and with one that yields once. Every variant
-//! runs `iters` calls inside one `block_on`, so the runtime's entry cost is not measured.
+//! runs `iters` calls inside one `block_on`, so the runtime's entry cost is not measured: in a
+//! boxed future (`success_path`), and for the ready body also on `block_on`'s stack
+//! (`success_path_on_stack`).
 //!
 //! `cargo bench --bench overhead`
 
@@ -15,17 +17,16 @@ use variants::{annotated_ready, annotated_yielding, hand_written, ready, yieldin
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    let mut group = c.benchmark_group("success_path");
 
+    // `$host` wraps the loop's future: `Box::pin` puts it on the heap, as a spawned task's
+    // future is; `core::convert::identity` leaves it on `block_on`'s stack, as a
+    // `#[tokio::main]` body is. Where it sits moves the figures by up to 2 ns (see
+    // docs/PERFORMANCE.md and `benches/placement.rs`), so both are measured.
     macro_rules! case {
-        ($name:literal, $body:literal, $call:expr) => {
-            group.bench_function(BenchmarkId::new($name, $body), |b| {
+        ($group:ident, $host:path, $name:literal, $body:literal, $call:expr) => {
+            $group.bench_function(BenchmarkId::new($name, $body), |b| {
                 b.iter_custom(|iters| {
-                    // Boxed, as a spawned task's future is. On `block_on`'s stack the loop's
-                    // state sat at a fixed distance from the bodies' stack slots, and one
-                    // variant ran about 1.5 ns slower in every run while the same code in
-                    // another binary did not (by all signs, 4 KiB aliasing between the two).
-                    rt.block_on(Box::pin(async {
+                    rt.block_on($host(async {
                         let start = Instant::now();
                         for i in 0..iters {
                             black_box($call(i).await.unwrap());
@@ -37,17 +38,24 @@ fn bench(c: &mut Criterion) {
         };
     }
 
-    case!("direct", "ready", ready);
-    case!("llm_retry", "ready", annotated_ready);
-    case!("hand_written", "ready", |i| hand_written(move || ready(i)));
+    let mut boxed = c.benchmark_group("success_path");
+    case!(boxed, Box::pin, "direct", "ready", ready);
+    case!(boxed, Box::pin, "llm_retry", "ready", annotated_ready);
+    case!(boxed, Box::pin, "hand_written", "ready", |i| hand_written(move || ready(i)));
     // The same engine through the builder API, with no site: no stats counter.
-    case!("builder_no_stats", "ready", |i| llm_retry::Policy::DEFAULT.retry(move || ready(i)));
-    case!("backon", "ready", |i| (move || ready(i)).retry(ExponentialBuilder::default()));
-    case!("direct", "yield_once", yielding);
-    case!("llm_retry", "yield_once", annotated_yielding);
-    case!("hand_written", "yield_once", |i| hand_written(move || yielding(i)));
-    case!("backon", "yield_once", |i| (move || yielding(i)).retry(ExponentialBuilder::default()));
-    group.finish();
+    case!(boxed, Box::pin, "builder_no_stats", "ready", |i| llm_retry::Policy::DEFAULT.retry(move || ready(i)));
+    case!(boxed, Box::pin, "backon", "ready", |i| (move || ready(i)).retry(ExponentialBuilder::default()));
+    case!(boxed, Box::pin, "direct", "yield_once", yielding);
+    case!(boxed, Box::pin, "llm_retry", "yield_once", annotated_yielding);
+    case!(boxed, Box::pin, "hand_written", "yield_once", |i| hand_written(move || yielding(i)));
+    case!(boxed, Box::pin, "backon", "yield_once", |i| (move || yielding(i)).retry(ExponentialBuilder::default()));
+    boxed.finish();
+
+    let mut on_stack = c.benchmark_group("success_path_on_stack");
+    case!(on_stack, core::convert::identity, "direct", "ready", ready);
+    case!(on_stack, core::convert::identity, "llm_retry", "ready", annotated_ready);
+    case!(on_stack, core::convert::identity, "hand_written", "ready", |i| hand_written(move || ready(i)));
+    on_stack.finish();
 }
 
 criterion_group!(benches, bench);
