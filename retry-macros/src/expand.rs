@@ -304,12 +304,16 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
         // Nothing wraps the body (no timer around it, no queue before it, no clock for the
         // notify hook): the fn's own future runs it, and the runtime only settles the result.
         let pause = Ident::new("__llm_retry_pause", Span::mixed_site());
+        // The pause is bound first and awaited after the `match`: awaited inside an arm, the
+        // whole `ControlFlow` would stay alive across that await, so the fn's future would
+        // keep a slot for it and every success would store its result there.
         quote_spanned! {span=>
             let #result = #attempt_body.await;
-            match #call_at.conclude(#result) {
+            let #pause = match #call_at.conclude(#result) {
                 ::core::ops::ControlFlow::Break(#result) => return #result,
-                ::core::ops::ControlFlow::Continue(#pause) => #pause.await,
-            }
+                ::core::ops::ControlFlow::Continue(#pause) => #pause,
+            };
+            #pause.await;
         }
     } else {
         quote_spanned! {span=>
