@@ -203,15 +203,25 @@ type CallWith<'p, T, E, V, N, W, B, L, A, M> = Call<'p, T, E, Hooks<V, N, W, B, 
 pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
     policy: &'p Policy,
     guard: Guard,
-    attempt: u32,
-    counts: [u8; MAX_RULES],
-    /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
-    /// which pays for one of the three per-endpoint references below.
-    previous: u64,
+    /// Written by the first attempt that does not end the call: a call that succeeds at once
+    /// stores only this `None`.
+    tally: Option<Tally>,
     started: Option<Instant>,
     hooks: H,
     mode: M,
     _out: PhantomData<fn() -> (T, E)>,
+}
+
+/// What a retrying call remembers between its attempts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    /// The attempts that have ended.
+    attempt: u32,
+    /// The attempts that ended under each of the policy's rules.
+    counts: [u8; MAX_RULES],
+    /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
+    /// which pays for one of the three per-endpoint references below.
+    previous: u64,
 }
 
 /// Where a call is, for the stats: the success path touches one per-thread counter, so a call
@@ -327,9 +337,7 @@ impl<'p, T, E> Call<'p, T, E> {
             // The first attempt starts with the call; a limiter moves it back to `Fresh`,
             // since that attempt may queue before its body runs.
             guard: Guard { site, phase: Phase::First },
-            attempt: 0,
-            counts: [0; MAX_RULES],
-            previous: 0,
+            tally: None,
             started: None,
             hooks: Hooks { validate: (), notify: (), when: (), budget: (), limiter: (), adaptive: () },
             mode: Untimed,
@@ -348,15 +356,18 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
         }
     }
 
+    /// The attempts that have ended.
+    fn attempts(&self) -> u32 {
+        self.tally.map_or(0, |t| t.attempt)
+    }
+
     /// The same call with its hooks and mode mapped by `f`.
     fn map<H2, M2>(self, f: impl FnOnce(H, M) -> (H2, M2)) -> Call<'p, T, E, H2, M2> {
         let (hooks, mode) = f(self.hooks, self.mode);
         Call {
             policy: self.policy,
             guard: self.guard,
-            attempt: self.attempt,
-            counts: self.counts,
-            previous: self.previous,
+            tally: self.tally,
             started: self.started,
             hooks,
             mode,
@@ -414,7 +425,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
                 m,
             )
         });
-        if S::PRESENT && call.guard.phase == Phase::First && call.attempt == 0 {
+        if S::PRESENT && call.guard.phase == Phase::First && call.tally.is_none() {
             call.guard.phase = Phase::Fresh;
         }
         call
@@ -730,7 +741,7 @@ where
                 if let Some(site) = self.guard.site {
                     site.on_give_up(reason);
                 }
-                events::gave_up(self.site_name(), self.attempt, c.kind, c.status, reason);
+                events::gave_up(self.site_name(), self.attempts(), c.kind, c.status, reason);
             }
         }
         ControlFlow::Break(out)
@@ -744,7 +755,7 @@ where
             if self.guard.phase == Phase::First {
                 site.on_first_try_success();
             } else {
-                site.on_success(self.attempt.saturating_add(1));
+                site.on_success(self.attempts().saturating_add(1));
             }
         }
         self.controls_on_success();
@@ -758,7 +769,7 @@ where
     #[inline]
     fn succeeded(&mut self) {
         if let Some(site) = self.guard.site {
-            site.on_success(self.attempt);
+            site.on_success(self.attempts());
         }
         self.controls_on_success();
     }
@@ -779,7 +790,9 @@ where
 
     #[inline(never)]
     fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> Next<T, E> {
-        self.attempt = self.attempt.saturating_add(1);
+        let tally = self.tally.get_or_insert_default();
+        tally.attempt = tally.attempt.saturating_add(1);
+        let attempt = tally.attempt;
         let policy = self.policy;
         let (error, class, validated) = match result {
             Ok(value) => match self.hooks.validate(&value) {
@@ -815,15 +828,16 @@ where
         }
 
         let rule = policy.rule_for(&class);
-        let mut n = self.attempt;
+        let tally = self.tally.get_or_insert_default();
+        let mut n = attempt;
         if let Some((i, r)) = rule {
-            self.counts[i] = self.counts[i].saturating_add(1);
-            n = u32::from(self.counts[i]);
+            tally.counts[i] = tally.counts[i].saturating_add(1);
+            n = u32::from(tally.counts[i]);
             if r.attempt_limit().is_some_and(|max| n >= max) {
                 return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
             }
         }
-        if self.attempt >= policy.max_attempts {
+        if attempt >= policy.max_attempts {
             return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
         }
 
@@ -839,7 +853,7 @@ where
             Some(h) => (h.saturating_add(with_rng(|rng| hint_jitter(h, rng))), DelaySource::RetryAfter),
             None => {
                 let (backoff, jitter) = policy.backoff_for(rule.map(|(_, r)| r));
-                let d = with_rng(|rng| jitter.apply(&backoff, n, Duration::from_nanos(self.previous), rng));
+                let d = with_rng(|rng| jitter.apply(&backoff, n, Duration::from_nanos(tally.previous), rng));
                 (self.hooks.adaptive().map_or(d, |a| a.scale(d)), DelaySource::Backoff)
             }
         };
@@ -854,7 +868,7 @@ where
 
         self.hooks.notify(&RetryEvent {
             site: self.site_name(),
-            attempt: self.attempt,
+            attempt,
             error: &error,
             kind: class.kind,
             status: class.status,
@@ -862,17 +876,17 @@ where
             source,
             elapsed,
         });
-        events::retrying(self.site_name(), self.attempt, class.kind, class.status, delay, source);
+        events::retrying(self.site_name(), attempt, class.kind, class.status, delay, source);
         if let Some(site) = self.guard.site {
             site.on_retry(delay);
             site.on_retry_kind(class.kind);
             #[cfg(feature = "metrics")]
             crate::metrics::record_retry(site, class.kind, delay);
         }
-        self.previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.tally.get_or_insert_default().previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.guard.leave_fast_path();
         ControlFlow::Continue(RetryPlan {
-            attempt: self.attempt,
+            attempt,
             kind: class.kind,
             status: class.status,
             delay,
