@@ -177,8 +177,10 @@ impl Site {
         self.c.slow_attempts.fetch_add(1, Relaxed);
     }
 
-    /// A call succeeded; `attempt` is its number, from 1.
-    #[inline]
+    /// A call succeeded; `attempt` is its number, from 1. Not inlined: a first-try success
+    /// on the fast path calls [`on_first_try_success`](Self::on_first_try_success) instead,
+    /// and this stays out of the code of every annotated fn.
+    #[inline(never)]
     pub(crate) fn on_success(&'static self, attempt: u32) {
         if attempt <= 1 {
             self.on_first_try_success();
