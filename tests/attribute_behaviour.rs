@@ -341,3 +341,69 @@ async fn the_default_stats_name_is_the_module_path_and_fn() {
     let _ = plain_default_name(&Script::new([])).await;
     assert_eq!(llm_retry::stats().get("attribute_behaviour::plain_default_name").unwrap().calls, 1);
 }
+
+// Early exits: a body with a `return`, a `?` or a macro that may hide one runs in an async
+// block of its own, so the exit ends the attempt and is retried like a tail `Err`. A body
+// with none runs as a plain block (every fn above).
+
+/// A user's macro that hides a `return`, as `anyhow::bail!` does.
+macro_rules! bail_503 {
+    () => {
+        return Err(e503())
+    };
+}
+
+#[llm_retry(max = 3, backoff = "none")]
+async fn exits_with_question_mark(s: &Script) -> Result<String, ApiError> {
+    let text = s.run().await?;
+    Ok(text)
+}
+
+#[llm_retry(max = 3, backoff = "none")]
+async fn exits_with_return(s: &Script) -> Result<String, ApiError> {
+    let reply = s.run().await;
+    if reply.as_ref().is_err_and(|e| e.status() == Some(503)) {
+        return reply;
+    }
+    Ok("done".to_owned())
+}
+
+#[llm_retry(max = 3, backoff = "none")]
+async fn exits_in_a_macro(s: &Script) -> Result<String, ApiError> {
+    if s.run().await.is_err() {
+        bail_503!();
+    }
+    Ok("done".to_owned())
+}
+
+#[llm_retry(max = 3, backoff = "none")]
+async fn breaks_its_own_loop(s: &Script) -> Result<String, ApiError> {
+    let mut reply = Err(e503());
+    for _ in 0..2 {
+        reply = s.run().await;
+        if reply.is_err() {
+            break;
+        }
+    }
+    reply
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_early_exit_ends_the_attempt_and_is_retried() {
+    let s = Script::new([e503(), e503()]);
+    assert_eq!(exits_with_question_mark(&s).await.unwrap(), "ok");
+    assert_eq!(s.attempts(), 3);
+
+    let s = Script::new([e503(), e503()]);
+    assert_eq!(exits_with_return(&s).await.unwrap(), "done");
+    assert_eq!(s.attempts(), 3);
+
+    let s = Script::new([e503(), e503()]);
+    assert_eq!(exits_in_a_macro(&s).await.unwrap(), "done");
+    assert_eq!(s.attempts(), 3);
+
+    // The `break` leaves the body's own loop: two runs in the third attempt.
+    let s = Script::new([e503(), e503()]);
+    assert_eq!(breaks_its_own_loop(&s).await.unwrap(), "ok");
+    assert_eq!(s.attempts(), 4);
+}

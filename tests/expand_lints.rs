@@ -49,6 +49,28 @@ impl Chat for Client {
     }
 }
 
+/// A body of statements with no early exit runs as a plain block; one with an early exit in
+/// its own async block; and one that always panics leaves the loop's glue unreachable.
+#[llm_retry(max = 2)]
+async fn statements(prompt: &str) -> Result<String, ApiError> {
+    let reply = prompt.to_owned();
+    assert!(!reply.is_empty());
+    Ok(reply)
+}
+
+#[llm_retry(max = 2)]
+async fn early_exit(prompt: &str) -> Result<String, ApiError> {
+    if prompt.is_empty() {
+        return Err(ApiError::from_status(400));
+    }
+    Ok(prompt.to_owned())
+}
+
+#[llm_retry(max = 2)]
+async fn always_panics(prompt: &str) -> Result<String, ApiError> {
+    panic!("{prompt}")
+}
+
 /// The stream form: borrowed, owned and `Copy` arguments, and a `Resume`.
 #[llm_retry(stream = "continue", max = 3, deadline = "1m", first_chunk_timeout = "5s", notify = log_retry)]
 async fn stream_chat(
@@ -72,4 +94,7 @@ async fn strict_lints_accept_the_expansion() {
     assert_eq!(c.chat("a").await.unwrap(), "a");
     assert_eq!(c.table("b").await.unwrap(), "b");
     assert_eq!(Chat::chat(&c, "c").await.unwrap(), "c");
+    assert_eq!(statements("d").await.unwrap(), "d");
+    assert_eq!(early_exit("").await.unwrap_err().status(), Some(400));
+    assert!(tokio::spawn(always_panics("e")).await.unwrap_err().is_panic());
 }

@@ -4,6 +4,7 @@ use crate::args;
 use crate::config::{self, BackoffConfig, JitterConfig, RetryConfig, Target};
 use crate::ctxt::Ctxt;
 use crate::duration::Nanos;
+use crate::early_exit;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
@@ -303,12 +304,25 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     let each_attempt = if runs_body_directly(config) {
         // Nothing wraps the body (no timer around it, no queue before it, no clock for the
         // notify hook): the fn's own future runs it, and the runtime only settles the result.
+        // A body with no early exit needs no async block of its own to keep one inside the
+        // attempt: it runs as it is, in a plain block (or bare, if it is one expression).
+        let run = if early_exit::may_exit_early(quote!(#(#stmts)*)) {
+            quote_spanned! {span=> #attempt_body.await }
+        } else if let [Stmt::Expr(tail, None)] = stmts.as_slice() {
+            tail.to_token_stream()
+        } else {
+            quote!({ #(#stmts)* })
+        };
         let pause = Ident::new("__llm_retry_pause", Span::mixed_site());
         // The pause is bound first and awaited after the `match`: awaited inside an arm, the
         // whole `ControlFlow` would stay alive across that await, so the fn's future would
         // keep a slot for it and every success would store its result there.
+        // A body that always panics diverges inside the `let` and leaves the rest unreachable:
+        // both come of the loop around the body, so both are allowed on the loop's glue.
         quote_spanned! {span=>
-            let #result = #attempt_body.await;
+            #[allow(clippy::diverging_sub_expression)]
+            let #result: #fake_ty = #run;
+            #[allow(unreachable_code)]
             let #pause = match #call_at.conclude(#result) {
                 ::core::ops::ControlFlow::Break(#result) => return #result,
                 ::core::ops::ControlFlow::Continue(#pause) => #pause,

@@ -10,6 +10,7 @@ mod config;
 mod ctxt;
 mod defaults;
 mod duration;
+mod early_exit;
 mod expand;
 mod keys;
 mod kinds;

@@ -131,6 +131,30 @@ snapshot!(
         }
     }
 );
+snapshot!(
+    expand_early_exit_body,
+    (),
+    quote! {
+        async fn chat(&self, prompt: &str) -> Result<String, ApiError> {
+            if prompt.is_empty() {
+                return Err(ApiError::from_status(400));
+            }
+            let reply = self.client.send(prompt).await?;
+            Ok(reply.text)
+        }
+    }
+);
+snapshot!(
+    expand_statements_body,
+    (),
+    quote! {
+        async fn chat(&self, prompt: &str) -> Result<String, ApiError> {
+            let reply = self.client.send(prompt).await;
+            println!("{prompt}");
+            reply.map(|r| r.text)
+        }
+    }
+);
 snapshot!(expand_error_keeps_the_fn, (max = 0, backoff = "exponentail"));
 snapshot!(
     expand_stream_continue,
