@@ -885,13 +885,7 @@ where
         }
         self.tally.get_or_insert_default().previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.guard.leave_fast_path();
-        ControlFlow::Continue(RetryPlan {
-            attempt,
-            kind: class.kind,
-            status: class.status,
-            delay,
-            source,
-        })
+        ControlFlow::Continue(RetryPlan { attempt, kind: class.kind, status: class.status, delay, source })
     }
 }
 
