@@ -26,6 +26,7 @@ use crate::timeout::Timeout;
 use crate::validate::InvalidOutput;
 use core::future::Future;
 use core::marker::PhantomData;
+use core::num::NonZeroU32;
 use core::ops::ControlFlow;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
@@ -213,15 +214,20 @@ pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
 }
 
 /// What a retrying call remembers between its attempts.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Tally {
-    /// The attempts that have ended.
-    attempt: u32,
+    /// The attempts that have ended: never 0, which leaves `Option<Tally>` no larger.
+    attempt: NonZeroU32,
     /// The attempts that ended under each of the policy's rules.
     counts: [u8; MAX_RULES],
     /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
     /// which pays for one of the three per-endpoint references below.
     previous: u64,
+}
+
+impl Tally {
+    /// The tally after a first attempt.
+    const FIRST: Tally = Tally { attempt: NonZeroU32::MIN, counts: [0; MAX_RULES], previous: 0 };
 }
 
 /// Where a call is, for the stats: the success path touches one per-thread counter, so a call
@@ -358,7 +364,7 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
 
     /// The attempts that have ended.
     fn attempts(&self) -> u32 {
-        self.tally.map_or(0, |t| t.attempt)
+        self.tally.map_or(0, |t| t.attempt.get())
     }
 
     /// The same call with its hooks and mode mapped by `f`.
@@ -790,9 +796,14 @@ where
 
     #[inline(never)]
     fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> Next<T, E> {
-        let tally = self.tally.get_or_insert_default();
-        tally.attempt = tally.attempt.saturating_add(1);
-        let attempt = tally.attempt;
+        let attempt = match &mut self.tally {
+            Some(t) => {
+                t.attempt = t.attempt.saturating_add(1);
+                t.attempt
+            }
+            None => self.tally.insert(Tally::FIRST).attempt,
+        }
+        .get();
         let policy = self.policy;
         let (error, class, validated) = match result {
             Ok(value) => match self.hooks.validate(&value) {
@@ -828,7 +839,8 @@ where
         }
 
         let rule = policy.rule_for(&class);
-        let tally = self.tally.get_or_insert_default();
+        // The tally was written at the top; `get_or_insert` only reaches it.
+        let tally = self.tally.get_or_insert(Tally::FIRST);
         let mut n = attempt;
         if let Some((i, r)) = rule {
             tally.counts[i] = tally.counts[i].saturating_add(1);
@@ -883,7 +895,7 @@ where
             #[cfg(feature = "metrics")]
             crate::metrics::record_retry(site, class.kind, delay);
         }
-        self.tally.get_or_insert_default().previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.tally.get_or_insert(Tally::FIRST).previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.guard.leave_fast_path();
         ControlFlow::Continue(RetryPlan { attempt, kind: class.kind, status: class.status, delay, source })
     }
