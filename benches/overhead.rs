@@ -1,5 +1,6 @@
-//! The success path's cost: a direct call, the annotated fn, a hand-written retry loop, and
-//! backon's `.retry()`, each with a ready body and with one that yields once. Every variant
+//! The success path's cost: a direct call, the annotated fn, a hand-written retry loop (in
+//! place in a plain async fn, and as a generic helper), and backon's `.retry()`, each with a
+//! ready body and with one that yields once. Every variant
 //! runs `iters` calls inside one `block_on`, so the runtime's entry cost is not measured: in a
 //! boxed future (`success_path`), and for the ready body also on `block_on`'s stack
 //! (`success_path_on_stack`).
@@ -13,7 +14,9 @@ use std::time::Instant;
 
 mod variants;
 
-use variants::{annotated_ready, annotated_yielding, hand_written, ready, yielding};
+use variants::{
+    annotated_ready, annotated_yielding, hand_written, hand_written_ready, hand_written_yielding, ready, yielding,
+};
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
@@ -41,20 +44,23 @@ fn bench(c: &mut Criterion) {
     let mut boxed = c.benchmark_group("success_path");
     case!(boxed, Box::pin, "direct", "ready", ready);
     case!(boxed, Box::pin, "llm_retry", "ready", annotated_ready);
-    case!(boxed, Box::pin, "hand_written", "ready", |i| hand_written(move || ready(i)));
+    case!(boxed, Box::pin, "hand_written", "ready", hand_written_ready);
+    case!(boxed, Box::pin, "hand_written_helper", "ready", |i| hand_written(move || ready(i)));
     // The same engine through the builder API, with no site: no stats counter.
     case!(boxed, Box::pin, "builder_no_stats", "ready", |i| llm_retry::Policy::DEFAULT.retry(move || ready(i)));
     case!(boxed, Box::pin, "backon", "ready", |i| (move || ready(i)).retry(ExponentialBuilder::default()));
     case!(boxed, Box::pin, "direct", "yield_once", yielding);
     case!(boxed, Box::pin, "llm_retry", "yield_once", annotated_yielding);
-    case!(boxed, Box::pin, "hand_written", "yield_once", |i| hand_written(move || yielding(i)));
+    case!(boxed, Box::pin, "hand_written", "yield_once", hand_written_yielding);
+    case!(boxed, Box::pin, "hand_written_helper", "yield_once", |i| hand_written(move || yielding(i)));
     case!(boxed, Box::pin, "backon", "yield_once", |i| (move || yielding(i)).retry(ExponentialBuilder::default()));
     boxed.finish();
 
     let mut on_stack = c.benchmark_group("success_path_on_stack");
     case!(on_stack, core::convert::identity, "direct", "ready", ready);
     case!(on_stack, core::convert::identity, "llm_retry", "ready", annotated_ready);
-    case!(on_stack, core::convert::identity, "hand_written", "ready", |i| hand_written(move || ready(i)));
+    case!(on_stack, core::convert::identity, "hand_written", "ready", hand_written_ready);
+    case!(on_stack, core::convert::identity, "hand_written_helper", "ready", |i| hand_written(move || ready(i)));
     on_stack.finish();
 }
 

@@ -25,18 +25,37 @@ pub async fn annotated_yielding(x: u64) -> Result<u64, ApiError> {
 }
 
 /// What a careful hand-written loop does: 4 attempts, exponential backoff, no jitter.
-pub async fn hand_written<F: Future<Output = Result<u64, ApiError>>>(op: impl Fn() -> F) -> Result<u64, ApiError> {
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt < 4 && llm_retry::RetryOn::DEFAULT.matches(&e.classify()) => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(20));
-                attempt += 1;
+macro_rules! hand_loop {
+    ($attempt:expr) => {{
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match $attempt.await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < 4 && llm_retry::RetryOn::DEFAULT.matches(&e.classify()) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(20));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
-    }
+    }};
+}
+
+/// The hand loop as a generic helper, as backon's `.retry()` is used: monomorphised for each
+/// caller, so the compiler can inline it into every loop that calls it.
+pub async fn hand_written<F: Future<Output = Result<u64, ApiError>>>(op: impl Fn() -> F) -> Result<u64, ApiError> {
+    hand_loop!(op())
+}
+
+/// The hand loop written inside the fn, which is what `#[llm_retry]` replaces: one plain
+/// async fn, compiled once however many callers it has, as the annotated fn is.
+pub async fn hand_written_ready(x: u64) -> Result<u64, ApiError> {
+    hand_loop!(ready(x))
+}
+
+/// [`hand_written_ready`] with the body that yields once.
+pub async fn hand_written_yielding(x: u64) -> Result<u64, ApiError> {
+    hand_loop!(yielding(x))
 }
