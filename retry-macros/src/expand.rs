@@ -323,7 +323,7 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
             #[allow(clippy::diverging_sub_expression)]
             let #result: #fake_ty = #run;
             #[allow(unreachable_code)]
-            let #pause = match #call_at.conclude(#result) {
+            let #pause = match #call_at.conclude_at(&#site, #result) {
                 ::core::ops::ControlFlow::Break(#result) => return #result,
                 ::core::ops::ControlFlow::Continue(#pause) => #pause,
             };
@@ -354,7 +354,7 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     func.into_token_stream()
 }
 
-/// Whether the body can run in the fn's own future, settled by `Call::conclude`: nothing has
+/// Whether the body can run in the fn's own future, settled by `Call::conclude_at`: nothing has
 /// to wrap it. A deadline or attempt timeout puts a timer around it, a limiter may queue it,
 /// and a notify hook needs the clock read when the first attempt starts; those go through
 /// `Call::attempt`.

@@ -764,6 +764,13 @@ where
                 site.on_success(self.attempts().saturating_add(1));
             }
         }
+        self.close_success();
+    }
+
+    /// The end of an unvalidated success, once it is counted: the endpoint's controls hear of
+    /// it, and the call is done.
+    #[inline]
+    fn close_success(&mut self) {
         self.controls_on_success();
         // Last, after the counters' stores: the compiler then sees `Done` when the guard is
         // dropped right after, and the drop's check folds away.
@@ -1069,6 +1076,39 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
             ControlFlow::Continue(plan) => {
                 ControlFlow::Continue(Pause { site: self.guard.site, sleep: Box::pin(tokio::time::sleep(plan.delay)) })
             }
+        }
+    }
+
+    /// [`conclude`](Self::conclude) for a call made by [`Call::new`] at `site`, as the
+    /// attribute's loop calls it with its `static`: a first-try success is counted at `site`,
+    /// an address the compiler knows, rather than at a pointer read back from the call. Any
+    /// other outcome goes through `conclude`. `site` must be the call's own site.
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use llm_retry_runtime::{ApiError, Policy, Site};
+    /// static SITE: Site = Site::new("docs.conclude_at", Policy::DEFAULT);
+    /// let mut call = llm_retry_runtime::Call::new(&SITE);
+    /// assert!(matches!(call.conclude_at(&SITE, Ok::<_, ApiError>(7)), ControlFlow::Break(Ok(7))));
+    /// assert_eq!(SITE.stats().first_try_successes, 1);
+    /// ```
+    #[doc(hidden)]
+    #[inline]
+    pub fn conclude_at(&mut self, site: &'static Site, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
+    where
+        E: Classify,
+        Hooks<V, (), W, B, (), A>: HookSet<T, E>,
+    {
+        debug_assert!(self.guard.site.is_some_and(|s| core::ptr::eq(s, site)), "conclude_at: not the call's site");
+        match result {
+            Ok(value)
+                if !<Hooks<V, (), W, B, (), A> as HookSet<T, E>>::VALIDATES && self.guard.phase == Phase::First =>
+            {
+                site.on_first_try_success();
+                self.close_success();
+                ControlFlow::Break(Ok(value))
+            }
+            other => self.conclude(other),
         }
     }
 }
