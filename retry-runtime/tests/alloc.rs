@@ -1,5 +1,5 @@
 //! The success path costs nothing: no heap allocation per call, in the `attempt` form and the
-//! `conclude` form. A path with retries allocates only its errors (and, in the `conclude` form,
+//! `conclude_at` form. A path with retries allocates only its errors (and, in the `conclude` form,
 //! one boxed sleep per retry), after one warm-up call that registers the site and seeds the RNG.
 
 use llm_retry_runtime::{ApiError, Backoff, InvalidOutput, Jitter, Policy, RetryEvent, Site};
@@ -135,45 +135,60 @@ fn a_path_with_retries_allocates_nothing_but_its_errors() {
 }
 
 /// The attribute's form for a body that needs no wrapping: the fn runs the body and
-/// `Call::conclude` settles it. A success allocates nothing; a retry allocates its error and
-/// the boxed sleep of its `Pause`, and nothing else.
+/// `Call::conclude_at` settles it, for a call built by `$call` at `$site`. A success allocates
+/// nothing; a retry allocates its error and the boxed sleep of its `Pause`, and nothing else.
+macro_rules! check_conclude_form {
+    ($site:ident, $call:expr) => {{
+        use core::ops::ControlFlow;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let run = |failures: u32| {
+            rt.block_on(async {
+                let mut call = $call;
+                let mut n = 0;
+                loop {
+                    n += 1;
+                    let k = n;
+                    let result =
+                        async move { if k <= failures { Err(ApiError::from_status(503)) } else { Ok(k) } }.await;
+                    match call.conclude_at(&$site, result) {
+                        ControlFlow::Break(r) => return r,
+                        ControlFlow::Continue(pause) => pause.await,
+                    }
+                }
+            })
+        };
+        // Registers the site and this thread's stats block; warms up the timer wheel and the RNG.
+        assert_eq!(run(0).unwrap(), 1);
+        assert_eq!(run(3).unwrap(), 4);
+        let success = allocation_counter::measure(|| {
+            for _ in 0..1000 {
+                assert_eq!(run(0).unwrap(), 1);
+            }
+        });
+        assert_eq!(success.count_total, 0, "{success:?}");
+        let retries = allocation_counter::measure(|| {
+            for _ in 0..100 {
+                assert_eq!(run(3).unwrap(), 4);
+            }
+        });
+        // 300 errors (one box each) and 300 pauses (one boxed sleep each).
+        assert_eq!(retries.count_total, 600, "{retries:?}");
+        let stats = $site.stats();
+        assert_eq!((stats.calls, stats.successes, stats.first_try_successes), (1102, 1102, 1001));
+        assert_eq!((stats.attempts, stats.retries), (1001 + 101 * 4, 303));
+    }};
+}
+
+/// With no hooks, a first-try success takes `conclude_at`'s inline path.
 #[test]
 fn the_conclude_form_allocates_only_errors_and_one_box_per_pause() {
-    use core::ops::ControlFlow;
     static CONCLUDE: Site = Site::new("alloc::conclude", POLICY);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    let run = |failures: u32| {
-        rt.block_on(async {
-            let mut call = llm_retry_runtime::Call::new(&CONCLUDE).validate(validate);
-            let mut n = 0;
-            loop {
-                n += 1;
-                let k = n;
-                let result = async move { if k <= failures { Err(ApiError::from_status(503)) } else { Ok(k) } }.await;
-                match call.conclude(result) {
-                    ControlFlow::Break(r) => return r,
-                    ControlFlow::Continue(pause) => pause.await,
-                }
-            }
-        })
-    };
-    // Registers the site and this thread's stats block; warms up the timer wheel and the RNG.
-    assert_eq!(run(0).unwrap(), 1);
-    assert_eq!(run(3).unwrap(), 4);
-    let success = allocation_counter::measure(|| {
-        for _ in 0..1000 {
-            assert_eq!(run(0).unwrap(), 1);
-        }
-    });
-    assert_eq!(success.count_total, 0, "{success:?}");
-    let retries = allocation_counter::measure(|| {
-        for _ in 0..100 {
-            assert_eq!(run(3).unwrap(), 4);
-        }
-    });
-    // 300 errors (one box each) and 300 pauses (one boxed sleep each).
-    assert_eq!(retries.count_total, 600, "{retries:?}");
-    let stats = CONCLUDE.stats();
-    assert_eq!((stats.calls, stats.successes, stats.first_try_successes), (1102, 1102, 1001));
-    assert_eq!((stats.attempts, stats.retries), (1001 + 101 * 4, 303));
+    check_conclude_form!(CONCLUDE, llm_retry_runtime::Call::new(&CONCLUDE));
+}
+
+/// With `validate`, every success is checked first, through the decision path.
+#[test]
+fn the_validated_conclude_form_allocates_only_errors_and_one_box_per_pause() {
+    static VALIDATED: Site = Site::new("alloc::conclude_validated", POLICY);
+    check_conclude_form!(VALIDATED, llm_retry_runtime::Call::new(&VALIDATED).validate(validate));
 }
