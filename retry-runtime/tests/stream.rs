@@ -679,3 +679,144 @@ fn the_success_path_allocates_nothing_and_reads_no_clock() {
         assert!(info.count_total <= budget, "{mode:?}: {} allocations", info.count_total);
     }
 }
+
+/// Polls a stream that never waits to its end, with no runtime, keeping each item as text:
+/// `ok <delta>` or `err <kind>: <message>`.
+fn sse_items<S: futures_util::Stream<Item = Result<String, ApiError>>>(s: S) -> Vec<String> {
+    let mut s = std::pin::pin!(s);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut out = Vec::new();
+    loop {
+        match s.as_mut().poll_next(&mut cx) {
+            std::task::Poll::Ready(Some(Ok(t))) => out.push(format!("ok {t}")),
+            std::task::Poll::Ready(Some(Err(e))) => {
+                out.push(format!("err {}: {}", e.kind(), e.message().unwrap_or("")))
+            }
+            std::task::Poll::Ready(None) => return out,
+            std::task::Poll::Pending => panic!("nothing here waits"),
+        }
+    }
+}
+
+/// The SSE bytes of `chunks`, one network chunk each, through `text_deltas`.
+fn sse_deltas<C: AsRef<[u8]>>(chunks: impl IntoIterator<Item = C>) -> Vec<String> {
+    let chunks: Vec<Result<Vec<u8>, ApiError>> = chunks.into_iter().map(|c| Ok(c.as_ref().to_vec())).collect();
+    sse_items(text_deltas(futures_util::stream::iter(chunks)))
+}
+
+/// An OpenAI chat-completion delta line carrying `text`, with no line end.
+fn openai_delta(text: &str) -> String {
+    format!("data: {}", serde_json::json!({"choices": [{"delta": {"content": text}}]}))
+}
+
+#[test]
+fn sse_lines_may_end_in_a_bare_cr() {
+    let body = format!("{}\r\r: ping\r\r{}\r\rdata: [DONE]\r\r", openai_delta("Hel"), openai_delta("lo"));
+    // Whole, and cut every 1, 2 and 3 bytes.
+    for size in [body.len(), 1, 2, 3] {
+        assert_eq!(sse_deltas(body.as_bytes().chunks(size)), ["ok Hel", "ok lo"], "chunks of {size}");
+    }
+}
+
+#[test]
+fn sse_a_crlf_split_between_chunks_is_one_line_end() {
+    // One event whose JSON spans two data lines (joined by "\n"): if the "\n" after a chunk's
+    // final "\r" counted as a second line end, that empty line would cut the event in two and
+    // neither half would parse.
+    let chunks = [
+        "data: {\"choices\":[{\"delta\":\r",
+        "\ndata: {\"content\":\"x\"}}]}\r",
+        "\n\r",
+        "\ndata: [DONE]\r",
+        "\n\r",
+        "\n",
+    ];
+    assert_eq!(sse_deltas(chunks), ["ok x"]);
+    // A "\r" at a chunk's end followed by anything else is a line end of its own.
+    let chunks = [format!("{}\r", openai_delta("a")), "\r".into(), "data: [DONE]\r".into(), "\r".into()];
+    assert_eq!(sse_deltas(chunks), ["ok a"]);
+}
+
+#[test]
+fn sse_an_event_of_many_data_lines_over_the_bound_is_an_error() {
+    // 2,100 lines of 1 kB of data and no blank line: an event of 2 MiB that never ends.
+    let line = format!("data: {}\n", "x".repeat(1000));
+    let pulled = AtomicUsize::new(0);
+    let chunks = futures_util::stream::iter(std::iter::repeat_n(line, 2100))
+        .inspect(|_| {
+            pulled.fetch_add(1, Ordering::Relaxed);
+        })
+        .map(Ok::<_, ApiError>);
+    let out = sse_items(text_deltas(chunks));
+    assert_eq!(out, ["err Other: an SSE event's data is longer than 1 MiB"]);
+    // It stops reading at the bound, not at the end of the body.
+    let pulled = pulled.into_inner();
+    assert!((1040..1060).contains(&pulled), "{pulled} chunks read");
+}
+
+/// Any valid SSE body yields the same deltas whatever its line ends (`\n`, `\r\n` or `\r`, mixed)
+/// and however it is cut into network chunks.
+mod sse_props {
+    use super::{openai_delta, sse_deltas};
+    use proptest::prelude::*;
+
+    /// One SSE event, as its lines (no line ends) and the delta it yields.
+    fn event() -> impl Strategy<Value = (Vec<String>, Option<String>)> {
+        let text = "\\PC{0,12}";
+        prop_oneof![
+            text.prop_map(|t| (vec![openai_delta(&t)], Some(t).filter(|t| !t.is_empty()))),
+            text.prop_map(|t| {
+                let data = serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}});
+                (vec!["event: content_block_delta".into(), format!("data: {data}")], Some(t).filter(|t| !t.is_empty()))
+            }),
+            // The same OpenAI delta spread over three data lines.
+            text.prop_map(|t| {
+                let content = serde_json::Value::from(t.as_str());
+                let lines = vec!["data: {\"choices\":".into(), format!("data:[{{\"delta\":{{\"content\":{content}}}}}"), "data: ]}".into()];
+                (lines, Some(t).filter(|t| !t.is_empty()))
+            }),
+            Just((vec![": keep-alive".into()], None)),
+            Just((vec!["event: ping".into(), "data: {\"type\":\"ping\"}".into(), "id: 7".into(), "retry: 100".into()], None)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_line_ends_and_chunk_cuts_yield_the_same_deltas(
+            events in prop::collection::vec(event(), 0..8),
+            ends in prop::collection::vec(0..3usize, 64),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..12),
+        ) {
+            let mut lines: Vec<String> = Vec::new();
+            let mut want = Vec::new();
+            for (event, delta) in events {
+                lines.extend(event);
+                lines.push(String::new());
+                want.extend(delta.map(|t| format!("ok {t}")));
+            }
+            lines.extend(["data: [DONE]".into(), String::new()]);
+
+            let plain: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let mut mixed = String::new();
+            let mut last = "\n";
+            for (i, line) in lines.iter().enumerate() {
+                let mut end = ["\n", "\r\n", "\r"][ends[i % ends.len()]];
+                // "\r" then an empty line ended by "\n" reads as one "\r\n": a different body.
+                if last == "\r" && line.is_empty() && end == "\n" {
+                    end = "\r\n";
+                }
+                mixed.push_str(line);
+                mixed.push_str(end);
+                last = end;
+            }
+            let bytes = mixed.as_bytes();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            at.extend([0, bytes.len()]);
+            at.sort_unstable();
+            let chunks: Vec<&[u8]> = at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect();
+
+            prop_assert_eq!(&sse_deltas([plain.as_bytes()]), &want);
+            prop_assert_eq!(sse_deltas(chunks), want);
+        }
+    }
+}

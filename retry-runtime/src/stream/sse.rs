@@ -12,6 +12,11 @@ use serde_json::Value;
 /// The longest SSE line kept in memory; a longer one ends the stream with an error.
 const MAX_LINE_BYTES: usize = 1 << 20;
 
+/// The most `data:` one event may gather (its lines' values and the `\n` after each); more ends
+/// the stream with an error, so that a body of small `data:` lines and no blank line cannot
+/// grow without bound.
+const MAX_EVENT_DATA_BYTES: usize = 1 << 20;
+
 pin_project! {
     /// The text deltas of an OpenAI or Anthropic SSE body: see [`text_deltas`].
     #[must_use = "streams do nothing unless polled"]
@@ -21,6 +26,12 @@ pin_project! {
         inner: S,
         buf: Vec<u8>,
         start: usize,
+        // How many bytes at the front of `buf` are known to hold no line end: the search for
+        // the next one resumes there, so a long line arriving in small chunks is scanned once.
+        scanned: usize,
+        // The last chunk ended in a `\r`, already taken as a line end: a `\n` opening the next
+        // chunk is the second half of that `\r\n`, not a line end of its own.
+        skip_lf: bool,
         event: String,
         data: String,
         done: bool,
@@ -31,13 +42,18 @@ pin_project! {
 /// yields the text of each content delta, for OpenAI's `/v1/chat/completions` (`choices[0].
 /// delta.content`) and Anthropic's `/v1/messages` (`content_block_delta` text deltas).
 ///
+/// Lines may end in `\n`, `\r\n` or a lone `\r`, as the SSE format allows, and may be cut
+/// anywhere between chunks (a `\r\n` too).
+///
 /// It ends cleanly at OpenAI's `data: [DONE]` or Anthropic's `message_stop`. It ends with an
 /// error, classified like any other, on:
 /// - an `event: error` (or a `data:` object carrying an `error`) after the `200`: its JSON
 ///   payload is read like an error body (an Anthropic `overloaded_error` is
 ///   [`ErrorKind::Overloaded`]; an unrecognised payload is [`ErrorKind::Server`]);
 /// - a body that stops before its final event (a cut connection): [`ErrorKind::Connection`];
-/// - a transport error, converted with `Into<ApiError>`.
+/// - a transport error, converted with `Into<ApiError>`;
+/// - a line longer than 1 MiB, or an event whose `data:` lines add up to more than 1 MiB:
+///   [`ErrorKind::Other`].
 ///
 /// ```
 /// use futures_util::StreamExt;
@@ -62,7 +78,16 @@ where
     B: AsRef<[u8]>,
     E: Into<ApiError>,
 {
-    TextDeltas { inner: body, buf: Vec::new(), start: 0, event: String::new(), data: String::new(), done: false }
+    TextDeltas {
+        inner: body,
+        buf: Vec::new(),
+        start: 0,
+        scanned: 0,
+        skip_lf: false,
+        event: String::new(),
+        data: String::new(),
+        done: false,
+    }
 }
 
 /// What one dispatched SSE event means.
@@ -147,15 +172,37 @@ where
             if *this.done {
                 return Poll::Ready(None);
             }
-            while let Some(n) = this.buf.get(*this.start..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
-                let end = this.start.saturating_add(n);
-                let mut line = this.buf.get(*this.start..end).unwrap_or_default();
-                *this.start = end.saturating_add(1);
-                if let Some(l) = line.strip_suffix(b"\r") {
-                    line = l;
+            loop {
+                if *this.skip_lf && this.buf.len() > *this.start {
+                    *this.skip_lf = false;
+                    if this.buf.get(*this.start) == Some(&b'\n') {
+                        *this.start = this.start.saturating_add(1);
+                    }
                 }
+                let from = (*this.start).max(*this.scanned);
+                let Some(n) = this.buf.get(from..).and_then(|b| b.iter().position(|&c| c == b'\n' || c == b'\r'))
+                else {
+                    break;
+                };
+                let end = from.saturating_add(n);
+                let line = this.buf.get(*this.start..end).unwrap_or_default();
+                let after = end.saturating_add(1);
+                *this.start = match (this.buf.get(end), this.buf.get(after)) {
+                    (Some(b'\r'), Some(b'\n')) => after.saturating_add(1),
+                    (Some(b'\r'), None) => {
+                        // The chunk ends here: a "\n" may open the next one.
+                        *this.skip_lf = true;
+                        after
+                    }
+                    _ => after,
+                };
                 if !line.is_empty() {
                     field(line, this.event, this.data);
+                    if this.data.len() > MAX_EVENT_DATA_BYTES {
+                        *this.done = true;
+                        let e = ApiError::new(ErrorKind::Other, "an SSE event's data is longer than 1 MiB");
+                        return Poll::Ready(Some(Err(e)));
+                    }
                     continue;
                 }
                 let event = core::mem::take(this.event);
@@ -180,6 +227,8 @@ where
             let consumed = (*this.start).min(this.buf.len());
             this.buf.drain(..consumed);
             *this.start = 0;
+            // What is left is the start of a line, with no line end in it.
+            *this.scanned = this.buf.len();
             if this.buf.len() > MAX_LINE_BYTES {
                 *this.done = true;
                 let e = ApiError::new(ErrorKind::Other, "an SSE line is longer than 1 MiB");
