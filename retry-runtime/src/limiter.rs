@@ -24,10 +24,13 @@
 use crate::limits::LimitError;
 use core::fmt;
 use core::future::Future;
-use core::pin::Pin;
+use core::future::poll_fn;
+use core::pin::{Pin, pin};
+use core::task::Poll;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 const IDLE: u8 = 0;
@@ -70,6 +73,8 @@ pub struct Limiter {
     throttles: AtomicU64,
     waits: AtomicU64,
     registered: AtomicBool,
+    /// Woken when a waiter gives its place back, so the queue behind it moves up at once.
+    moved: Notify,
 }
 
 /// Builds a [`Limiter`]; every method is a `const fn` and [`build`](Self::build) validates
@@ -121,6 +126,9 @@ pub struct LimiterStats {
     pub throttles: u64,
     /// Attempts that had to wait for a token.
     pub waits: u64,
+    /// Attempts waiting for a token now: the queue's length. A waiter that gives up (its
+    /// timeout, its deadline, a cancelled call) leaves the queue.
+    pub queued: u64,
 }
 
 #[derive(Debug)]
@@ -130,9 +138,14 @@ struct State {
     capacity: f64,
     /// Tokens made so far (the bucket's fill, as a running total).
     served: f64,
-    /// Tickets handed out so far; ticket `k` may go once `served >= k`. `served - issued`
+    /// Tickets handed out so far; ticket `k` may go once `served >= k - dropped below k`.
+    /// `served - live()`
     /// is what a plain bucket would call its tokens; below zero, the queue.
     issued: f64,
+    /// Tickets given back before their turn (their waiters gave up), in order: each moves
+    /// the tickets behind it up one place and leaves those ahead alone. Once its turn comes
+    /// it is folded into `served`, so this holds only drops that are still ahead.
+    dropped: Vec<f64>,
     last_refill: f64,
     measured: f64,
     measured_valid: bool,
@@ -151,6 +164,7 @@ impl State {
         capacity: 1.0,
         served: 0.0,
         issued: 0.0,
+        dropped: Vec::new(),
         last_refill: 0.0,
         measured: 0.0,
         measured_valid: false,
@@ -169,8 +183,24 @@ impl State {
 
     fn refill(&mut self, t: f64) {
         let dt = (t - self.last_refill).max(0.0);
-        self.served = (self.served + dt * self.fill_rate).min(self.issued + self.capacity);
+        self.served = (self.served + dt * self.fill_rate).min(self.live() + self.capacity);
         self.last_refill = t;
+        // A dropped ticket whose turn has come: its token goes to the ticket behind it, which
+        // is what `served + 1` says once it no longer counts as a drop below that ticket.
+        while self.dropped.first().is_some_and(|&d| d <= self.served) {
+            self.dropped.remove(0);
+            self.served += 1.0;
+        }
+    }
+
+    /// Tickets handed out and not given back.
+    fn live(&self) -> f64 {
+        self.issued - self.dropped.len() as f64
+    }
+
+    /// Ticket `k`'s place in the queue: `k` less the tickets ahead of it that were given back.
+    fn place(&self, ticket: f64) -> f64 {
+        ticket - self.dropped.partition_point(|&d| d < ticket) as f64
     }
 
     /// Advances the measurement to `t`, counting one response if it was `admitted`.
@@ -188,6 +218,23 @@ impl State {
         }
         if admitted {
             self.count += 1.0;
+        }
+    }
+}
+
+/// A place in a limiter's queue. Dropped before its waiter went (the attempt timed out or
+/// the call was cancelled while it queued), it gives the place back, so the waiters behind
+/// it are not held for a request that was never sent.
+struct Ticket<'a> {
+    limiter: &'a Limiter,
+    number: f64,
+    used: bool,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.limiter.return_ticket(self.number);
         }
     }
 }
@@ -252,6 +299,7 @@ impl Limiter {
             throttles: AtomicU64::new(0),
             waits: AtomicU64::new(0),
             registered: AtomicBool::new(false),
+            moved: Notify::const_new(),
         }
     }
 
@@ -274,8 +322,8 @@ impl Limiter {
     /// # }
     /// ```
     pub async fn acquire(&self) {
-        if let Some((ticket, wait)) = self.ticket() {
-            self.wait_for(ticket, wait).await;
+        if let Some(ticket) = self.ticket() {
+            self.wait_for(ticket).await;
         }
     }
 
@@ -283,31 +331,61 @@ impl Limiter {
     /// so that an attempt's future grows by one pointer rather than by a timer. Allocates only
     /// for an attempt that has to wait.
     pub(crate) fn wait(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
-        let (ticket, wait) = self.ticket()?;
-        Some(Box::pin(self.wait_for(ticket, wait)))
+        let ticket = self.ticket()?;
+        Some(Box::pin(self.wait_for(ticket)))
     }
 
-    /// A ticket and its wait, if the limiter is on and the ticket is not due yet.
-    fn ticket(&self) -> Option<(f64, Duration)> {
+    /// A place in the queue, if the limiter is on and the place is not due yet.
+    fn ticket(&self) -> Option<Ticket<'_>> {
         if self.mode.load(Relaxed) != GATING {
             return None;
         }
-        let (ticket, wait) = self.take_ticket();
-        let wait = wait?;
+        let (number, wait) = self.take_ticket();
+        // Taken even when due at once, so that the `Ticket` below is made only to wait.
+        let ticket = Ticket { limiter: self, number, used: wait.is_none() };
+        wait?;
         self.waits.fetch_add(1, Relaxed);
-        Some((ticket, wait))
+        Some(ticket)
     }
 
-    async fn wait_for(&self, ticket: f64, first: Duration) {
-        let mut wait = Some(first);
+    async fn wait_for(&self, mut ticket: Ticket<'_>) {
         // Tickets are served in order at the rate in force when they come up. A waiter sleeps
         // half its estimate and looks again: after a cut it sleeps on rather than going early,
         // and after a rise it oversleeps by at most half a wait (a few wake-ups per ticket).
-        while let Some(w) = wait {
+        // A waiter dropped on the way (a timeout, a deadline, a cancelled call) gives its
+        // place back when its `Ticket` drops, and wakes the waiters behind it to move up.
+        loop {
+            // Registered before the check, so a place given back in between is not missed.
+            let mut moved = pin!(self.moved.notified());
+            moved.as_mut().enable();
+            let Some(w) = self.check_ticket(ticket.number) else { break };
             let nap = if w <= NAP { w } else { (w / 2).max(NAP) };
-            tokio::time::sleep(nap).await;
-            wait = self.check_ticket(ticket);
+            let mut nap = pin!(tokio::time::sleep(nap));
+            poll_fn(|cx| {
+                if moved.as_mut().poll(cx).is_ready() || nap.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
         }
+        ticket.used = true;
+    }
+
+    /// A ticket that was never used: the queue behind it moves up one place. In the bucket's
+    /// terms, the token made (or to be made) for it goes to the next ticket instead.
+    fn return_ticket(&self, ticket: f64) {
+        {
+            let mut s = lock(&self.state);
+            let t = s.secs(Instant::now());
+            s.refill(t);
+            if let Err(at) = s.dropped.binary_search_by(|d| d.total_cmp(&ticket)) {
+                s.dropped.insert(at, ticket);
+            }
+            s.refill(t);
+        }
+        self.moved.notify_waiters();
     }
 
     /// Takes the next ticket: it and how long until it comes up (`None`: now).
@@ -325,10 +403,11 @@ impl Limiter {
     fn until(s: &mut State, ticket: f64) -> Option<Duration> {
         let t = s.secs(Instant::now());
         s.refill(t);
-        if s.served >= ticket {
+        let place = s.place(ticket);
+        if s.served >= place {
             return None;
         }
-        let wait = (ticket - s.served) / s.fill_rate.max(f64::MIN_POSITIVE);
+        let wait = (place - s.served) / s.fill_rate.max(f64::MIN_POSITIVE);
         Some(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX).max(Duration::from_micros(1)))
     }
 
@@ -397,6 +476,7 @@ impl Limiter {
         s.last_throttle = t;
         s.last_cut = t;
         if !gating {
+            s.dropped.clear();
             s.served = s.issued;
             s.last_refill = t;
         }
@@ -409,7 +489,7 @@ impl Limiter {
         let rate = if rate.is_nan() { self.min_rate } else { rate.clamp(self.min_rate, self.max_rate) };
         s.fill_rate = rate;
         s.capacity = rate.max(1.0);
-        s.served = s.served.min(s.issued + s.capacity);
+        s.served = s.served.min(s.live() + s.capacity);
     }
 
     fn register(&'static self) {
@@ -437,17 +517,23 @@ impl Limiter {
     /// ```
     pub fn stats(&self) -> LimiterStats {
         let mode = self.mode.load(Relaxed);
-        let (rate, measured) = if mode == IDLE {
-            (None, None)
+        let (rate, measured, queued) = if mode == IDLE {
+            (None, None, 0)
         } else {
-            let s = lock(&self.state);
-            ((mode == GATING).then_some(s.fill_rate), s.measured_valid.then_some(s.measured))
+            let mut s = lock(&self.state);
+            let t = s.secs(Instant::now());
+            s.refill(t);
+            // Tickets beyond the tokens made so far are waiting (a float of whole tickets).
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let queued = (s.live() - s.served).max(0.0).ceil() as u64;
+            ((mode == GATING).then_some(s.fill_rate), s.measured_valid.then_some(s.measured), queued)
         };
         LimiterStats {
             rate,
             measured_rate: measured,
             throttles: self.throttles.load(Relaxed),
             waits: self.waits.load(Relaxed),
+            queued,
         }
     }
 }
