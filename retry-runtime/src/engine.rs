@@ -219,7 +219,9 @@ struct Tally {
     /// The attempts that have ended: never 0, which leaves `Option<Tally>` no larger.
     attempt: NonZeroU32,
     /// The attempts that ended under each of the policy's rules.
-    counts: [u8; MAX_RULES],
+    /// `u16` holds every limit a rule accepts ([`MAX_RULE_ATTEMPTS`](crate::MAX_RULE_ATTEMPTS)), and keeps `Tally` at
+    /// 24 bytes, the same as `u8` would.
+    counts: [u16; MAX_RULES],
     /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
     /// which pays for one of the three per-endpoint references below.
     previous: u64,
@@ -603,6 +605,14 @@ pub struct RetryPlan {
 
 type Next<T, E> = ControlFlow<Result<T, E>, RetryPlan>;
 
+/// Whether an attempt's request went out: `No` for an attempt cut short while it queued for
+/// the limiter, whose body never ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Yes,
+    No,
+}
+
 impl<'p, T, E, H, M> Call<'p, T, E, H, M>
 where
     E: Classify,
@@ -701,13 +711,19 @@ where
     /// ```
     #[inline]
     pub fn settle(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> ControlFlow<Result<T, E>, RetryPlan> {
+        self.settle_sent(result, timed_out, Sent::Yes)
+    }
+
+    /// [`settle`](Self::settle), saying whether the attempt's request went out.
+    #[inline(always)]
+    fn settle_sent(&mut self, result: Result<T, E>, timed_out: Option<Timeout>, sent: Sent) -> Next<T, E> {
         match result {
             // The fast path: an unvalidated success returns as it is; only counters move.
             Ok(value) if !H::VALIDATES => {
                 self.succeeded_unvalidated();
                 ControlFlow::Break(Ok(value))
             }
-            other => self.decide(other, timed_out),
+            other => self.decide(other, timed_out, sent),
         }
     }
 
@@ -801,8 +817,11 @@ where
         }
     }
 
+    /// Classifies a finished attempt and decides. `sent` says whether its request went out:
+    /// an attempt cut short while it queued for the limiter tells the endpoint's controls
+    /// nothing, since the server never saw it.
     #[inline(never)]
-    fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>) -> Next<T, E> {
+    fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>, sent: Sent) -> Next<T, E> {
         let attempt = match &mut self.tally {
             Some(t) => {
                 t.attempt = t.attempt.saturating_add(1);
@@ -829,7 +848,8 @@ where
                 }
             },
         };
-        if let Some(limiter) = self.hooks.limiter() {
+        let sent = sent == Sent::Yes;
+        if let Some(limiter) = self.hooks.limiter().filter(|_| sent) {
             limiter.record(matches!(class.kind, ErrorKind::RateLimited | ErrorKind::Overloaded));
         }
 
@@ -841,7 +861,7 @@ where
         if !retryable {
             return self.finish(Err(error), Some((&class, GiveUp::NonRetryable)));
         }
-        if let Some(adaptive) = self.hooks.adaptive() {
+        if let Some(adaptive) = self.hooks.adaptive().filter(|_| sent) {
             adaptive.record_error();
         }
 
@@ -865,23 +885,35 @@ where
         } else {
             None
         };
+        let elapsed = self.started.map_or(Duration::ZERO, |s| s.elapsed());
+        // The time left before the deadline, if there is one.
+        let left = self.mode.deadline().map(|d| d.saturating_sub(elapsed));
         let (delay, source) = match hint {
             Some(h) if h > policy.max_retry_after => {
                 return self.finish(Err(error), Some((&class, GiveUp::RetryAfterTooLong)));
             }
-            Some(h) => (h.saturating_add(with_rng(|rng| hint_jitter(h, rng))), DelaySource::RetryAfter),
+            // The server's hint decides, not the jitter drawn on top of it: a hint that lands
+            // inside the deadline is waited for, its jitter clamped to the time left.
+            Some(h) => match left {
+                Some(left) if h > left => {
+                    return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
+                }
+                _ => {
+                    let room = left.map_or(Duration::MAX, |l| l.saturating_sub(h));
+                    (h.saturating_add(with_rng(|rng| hint_jitter(h, rng)).min(room)), DelaySource::RetryAfter)
+                }
+            },
             None => {
                 let (backoff, jitter) = policy.backoff_for(rule.map(|(_, r)| r));
                 let d = with_rng(|rng| jitter.apply(&backoff, n, Duration::from_nanos(tally.previous), rng));
-                (self.hooks.adaptive().map_or(d, |a| a.scale(d)), DelaySource::Backoff)
+                let d = self.hooks.adaptive().map_or(d, |a| a.scale(d));
+                if left.is_some_and(|l| d >= l) {
+                    return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
+                }
+                (d, DelaySource::Backoff)
             }
         };
-
-        let elapsed = self.started.map_or(Duration::ZERO, |s| s.elapsed());
-        if self.mode.deadline().is_some_and(|d| elapsed.saturating_add(delay) >= d) {
-            return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
-        }
-        if self.hooks.budget().is_some_and(|b| !b.withdraw()) {
+        if sent && self.hooks.budget().is_some_and(|b| !b.withdraw()) {
             return self.finish(Err(error), Some((&class, GiveUp::BudgetExhausted)));
         }
 
@@ -960,7 +992,7 @@ where
                     this.call.succeeded_unvalidated();
                     Poll::Ready(ControlFlow::Break(Ok(value)))
                 }
-                other => match settle_step(this.call, step.as_mut(), other, timed_out) {
+                other => match settle_step(this.call, step.as_mut(), other, timed_out, Sent::Yes) {
                     Some(out) => Poll::Ready(out),
                     None => poll_slow(this.call, step, cx),
                 },
@@ -977,6 +1009,7 @@ fn settle_step<T, E, H, M, F>(
     mut step: Pin<&mut Step<M::Run<T, F>>>,
     result: Result<T, E>,
     timed_out: Option<Timeout>,
+    sent: Sent,
 ) -> Option<ControlFlow<Result<T, E>>>
 where
     E: Classify,
@@ -984,7 +1017,7 @@ where
     M: Mode<E>,
     F: Future<Output = Result<T, E>>,
 {
-    match call.settle(result, timed_out) {
+    match call.settle_sent(result, timed_out, sent) {
         ControlFlow::Break(out) => {
             step.set(Step::Done);
             Some(ControlFlow::Break(out))
@@ -1015,18 +1048,19 @@ where
                 // Armed before the limiter's wait: the deadline and the attempt timeout
                 // bound the time an attempt queues as well as the time it runs.
                 call.mode.arm(run.as_mut(), call.started);
-                let (result, timed_out) = match wait {
+                let ((result, timed_out), sent) = match wait {
                     Some(w) => match w.as_mut().poll(cx) {
                         Poll::Ready(()) => {
                             *wait = None;
                             call.count_attempt();
-                            ready!(run.poll(cx))
+                            (ready!(run.poll(cx)), Sent::Yes)
                         }
-                        Poll::Pending => ready!(M::expired(run.as_mut(), cx)),
+                        // Timed out in the queue: the body never ran, no request went out.
+                        Poll::Pending => (ready!(M::expired(run.as_mut(), cx)), Sent::No),
                     },
-                    None => ready!(run.poll(cx)),
+                    None => (ready!(run.poll(cx)), Sent::Yes),
                 };
-                if let Some(out) = settle_step(call, step.as_mut(), result, timed_out) {
+                if let Some(out) = settle_step(call, step.as_mut(), result, timed_out, sent) {
                     return Poll::Ready(out);
                 }
             }

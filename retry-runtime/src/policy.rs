@@ -10,6 +10,17 @@ use std::time::{Duration, SystemTime};
 /// The most per-kind rules one policy holds.
 pub const MAX_RULES: usize = 6;
 
+/// The most attempts a [`Rule`] may allow: its counter of failures holds this many, and
+/// [`PolicyBuilder::build`] rejects a larger limit with [`PolicyError::RuleAttemptsTooMany`].
+///
+/// ```
+/// use llm_retry_runtime::{ErrorKind, Policy, Rule, MAX_RULE_ATTEMPTS};
+/// let rule = |n| Rule::kind(ErrorKind::RateLimited).max_attempts(n);
+/// assert!(Policy::builder().rule(rule(MAX_RULE_ATTEMPTS)).build().is_ok());
+/// assert!(Policy::builder().rule(rule(MAX_RULE_ATTEMPTS + 1)).build().is_err());
+/// ```
+pub const MAX_RULE_ATTEMPTS: u32 = u16::MAX as u32;
+
 /// Which failures are retried: a set of kinds and a set of HTTP statuses.
 ///
 /// A failure is retried when its kind is in the set, or its status is in the set and its kind
@@ -295,6 +306,8 @@ pub enum PolicyError {
     TooManyRules,
     /// A rule has `max_attempts = 0`.
     ZeroRuleAttempts,
+    /// A rule's `max_attempts` is above [`MAX_RULE_ATTEMPTS`].
+    RuleAttemptsTooMany,
     /// Two rules for the same kind or status.
     DuplicateRule,
     /// A rule for a kind or status the policy does not retry.
@@ -326,6 +339,9 @@ impl PolicyError {
             }
             PolicyError::TooManyRules => "a policy holds at most 6 per-kind rules",
             PolicyError::ZeroRuleAttempts => "a rule's max_attempts must be at least 1",
+            PolicyError::RuleAttemptsTooMany => {
+                "a rule's max_attempts is at most 65535; to retry longer, bound the call with a deadline"
+            }
             PolicyError::DuplicateRule => "two rules name the same kind or status; merge them",
             PolicyError::RuleForUnretried => {
                 "a rule names a kind or status that the policy does not retry; add it to retry_on"
@@ -711,8 +727,10 @@ impl PolicyBuilder {
         let mut i = 0;
         while i < self.rule_len {
             if let Some(r) = &p.rules[i] {
-                if let Some(0) = r.max_attempts {
-                    return Err(PolicyError::ZeroRuleAttempts);
+                match r.max_attempts {
+                    Some(0) => return Err(PolicyError::ZeroRuleAttempts),
+                    Some(n) if n > MAX_RULE_ATTEMPTS => return Err(PolicyError::RuleAttemptsTooMany),
+                    _ => {}
                 }
                 if let Some(b) = &r.backoff {
                     if let Err(e) = check_backoff(b) {

@@ -2,8 +2,8 @@
 //! the deadline and the attempt timeout, validation, hooks and stats.
 
 use llm_retry_runtime::{
-    Backoff, Classification, Classify, DelaySource, ErrorKind, GiveUp, InvalidOutput, Jitter, Policy, RetryAfter,
-    RetryEvent, RetryOn, Rule, Site, Timeout, seed_thread_rng,
+    Backoff, Classification, Classify, DelaySource, ErrorKind, GiveUp, InvalidOutput, Jitter, Policy, PolicyError,
+    RetryAfter, RetryEvent, RetryOn, Rule, Site, Timeout, seed_thread_rng,
 };
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -512,4 +512,148 @@ async fn the_success_path_draws_no_random_number() {
     }
     assert_eq!(first_delays[0], first_delays[1]);
     assert!(first_delays[0] > Duration::ZERO);
+}
+
+/// Regression: the per-rule counters were `u8` and stopped at 255, so a rule limit of 300 under
+/// a policy limit of 1000 made 1000 attempts.
+#[tokio::test(start_paused = true)]
+async fn a_rule_limit_above_255_is_enforced() {
+    const WIDE: Policy = policy(
+        Policy::builder()
+            .max_attempts(1_000)
+            .backoff(Backoff::None)
+            .rule(Rule::kind(ErrorKind::RateLimited).max_attempts(300)),
+    );
+    let (_, times) = run_script(WIDE.call(), vec![Err(Fail::status(429))]).await;
+    assert_eq!(times.len(), 300);
+}
+
+#[test]
+fn a_rule_limit_the_counter_cannot_hold_is_rejected() {
+    let rule = |n| Rule::kind(ErrorKind::RateLimited).max_attempts(n);
+    let build = |n| Policy::builder().max_attempts(u32::MAX).rule(rule(n)).build();
+    assert!(build(llm_retry_runtime::MAX_RULE_ATTEMPTS).is_ok());
+    assert_eq!(build(llm_retry_runtime::MAX_RULE_ATTEMPTS + 1).unwrap_err(), PolicyError::RuleAttemptsTooMany);
+}
+
+/// Regression: the deadline check added the random jitter to the server's hint, so a hint of
+/// 9.5 s under a 10 s deadline gave up for about half the seeds. A hint inside the deadline is
+/// waited for, whatever the jitter.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_inside_the_deadline_is_waited_for_whatever_the_jitter() {
+    for seed in 0..40 {
+        seed_thread_rng(seed);
+        let (out, times) = run_script(
+            FIXED_100.call().deadline(Duration::from_secs(10)),
+            vec![Err(Fail::status(429).hint(9_500 * MS)), Ok(1)],
+        )
+        .await;
+        assert_eq!(out, Ok(1), "seed {seed}");
+        assert!(times[1] >= 9_500 * MS && times[1] <= Duration::from_secs(10), "seed {seed}: {times:?}");
+    }
+}
+
+fn paused<F: Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(f)
+}
+
+/// Which failures the property tests below script: one kind with a rule, one without.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Ruled,
+    Unruled,
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Attempts end at whichever limit comes first: the policy's, over every failure, or the
+    /// rule's, over the failures of its kind. With one kind failing throughout, that is
+    /// `min(policy max, rule max)`.
+    #[test]
+    fn attempts_stop_at_the_first_limit_reached(
+        policy_max in 1u32..700,
+        rule_max in 1u32..700,
+        steps in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(Step::Ruled), proptest::strategy::Just(Step::Unruled)], 1..40),
+    ) {
+        let policy = Policy::builder()
+            .max_attempts(policy_max)
+            .backoff(Backoff::None)
+            .rule(Rule::kind(ErrorKind::RateLimited).max_attempts(rule_max))
+            .build()
+            .unwrap();
+        // The scripted steps, then the ruled kind for ever.
+        let fail = |i: usize| match steps.get(i).copied().unwrap_or(Step::Ruled) {
+            Step::Ruled => Fail::status(429),
+            Step::Unruled => Fail::status(503),
+        };
+        let mut expected = 0u32;
+        let mut ruled = 0u32;
+        for i in 0.. {
+            expected += 1;
+            if matches!(fail(i).kind, ErrorKind::RateLimited) {
+                ruled += 1;
+                if ruled >= rule_max {
+                    break;
+                }
+            }
+            if expected >= policy_max {
+                break;
+            }
+        }
+        let (out, times) = paused(run_script(policy.call(), (0..expected as usize + 1).map(|i| Err(fail(i))).collect()));
+        proptest::prop_assert!(out.is_err());
+        proptest::prop_assert_eq!(times.len() as u32, expected);
+        if steps.is_empty() || steps.iter().all(|s| matches!(s, Step::Ruled)) {
+            proptest::prop_assert_eq!(expected, policy_max.min(rule_max));
+        }
+    }
+
+    /// A Retry-After under a deadline: the call gives up exactly when `elapsed + hint` is past
+    /// the deadline, and otherwise waits at least the hint and never sleeps past the deadline.
+    #[test]
+    fn a_hint_is_waited_for_exactly_when_it_lands_inside_the_deadline(
+        deadline_ms in 1u64..20_000,
+        elapsed_per_mille in 0u64..1_000,
+        hint_ms in 1u64..30_000,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let deadline = Duration::from_millis(deadline_ms);
+        // Whole milliseconds: tokio's timers tick in milliseconds.
+        let elapsed = Duration::from_millis(deadline_ms * elapsed_per_mille / 1_000);
+        let hint = Duration::from_millis(hint_ms);
+        let (out, times, total) = paused(async move {
+            seed_thread_rng(seed);
+            let start = Instant::now();
+            let n = AtomicU32::new(0);
+            let times = RefCell::new(Vec::new());
+            let out: Result<u32, Fail> = FIXED_100
+                .call()
+                .deadline(deadline)
+                .retry(|| {
+                    times.borrow_mut().push(start.elapsed());
+                    let first = n.fetch_add(1, Ordering::Relaxed) == 0;
+                    async move {
+                        if first {
+                            tokio::time::sleep(elapsed).await;
+                            Err(Fail::status(429).hint(hint))
+                        } else {
+                            Ok(2)
+                        }
+                    }
+                })
+                .await;
+            (out, times.into_inner(), start.elapsed())
+        });
+        if elapsed + hint > deadline {
+            proptest::prop_assert_eq!(out, Err(Fail::status(429).hint(hint)));
+            proptest::prop_assert_eq!(times.len(), 1);
+            proptest::prop_assert_eq!(total, elapsed, "gave up at once");
+        } else {
+            proptest::prop_assert_eq!(out, Ok(2));
+            proptest::prop_assert!(times[1] >= elapsed + hint, "{:?} waited less than the hint", times);
+            proptest::prop_assert!(times[1] <= deadline, "{:?} slept past the deadline", times);
+        }
+    }
 }
