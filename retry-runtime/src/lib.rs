@@ -87,7 +87,7 @@ pub use kind::ErrorKind;
 pub use limiter::{Limiter, LimiterBuilder, LimiterConfig, LimiterStats};
 pub use limits::LimitError;
 pub use outcome::GiveUp;
-pub use policy::{MAX_RULES, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
+pub use policy::{MAX_RULE_ATTEMPTS, MAX_RULES, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;
 pub use rng::seed_thread_rng;
 pub use stats::{Site, SiteStats, StatsSnapshot, stats};
@@ -100,7 +100,7 @@ pub use validate::InvalidOutput;
 #[doc(hidden)]
 pub use {
     engine::{Mode, Timed, Untimed},
-    hooks::{HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, ValidateSlot, Validator, WhenSlot},
+    hooks::{HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, Unpaced, ValidateSlot, Validator, WhenSlot},
 };
 // --- classification re-exports (owned by the classification work) ---
 pub use crate::http::{MAX_BODY_BYTES, classify_response, classify_response_at};

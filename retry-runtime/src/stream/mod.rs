@@ -26,7 +26,7 @@ pub use sse::{TextDeltas, text_deltas};
 
 use crate::classify::Classify;
 use crate::engine::{Call, Mode, Untimed};
-use crate::hooks::{HookSet, Hooks};
+use crate::hooks::{HookSet, Hooks, Unpaced};
 use crate::kind::ErrorKind;
 use crate::policy::Policy;
 use crate::timeout::Timeout;
@@ -546,6 +546,7 @@ impl<'p, E, H, M> Call<'p, (), E, H, M> {
     /// ```
     pub fn stream<F, Fut, S, C>(self, opener: F) -> RetryStream<'p, E, H, M, F, Fut, S, C>
     where
+        H: Unpaced,
         F: FnMut(Resume) -> Fut,
         Fut: Future<Output = Result<S, E>>,
         S: Stream<Item = Result<C, E>>,
