@@ -10,7 +10,7 @@ const MS: Duration = Duration::from_millis(1);
 
 const POLICY: Policy = match Policy::builder()
     .max_attempts(3)
-    .backoff(Backoff::Fixed { delay: Duration::from_millis(10) })
+    .backoff(Backoff::Fixed { delay: Duration::from_millis(400) })
     .jitter(Jitter::None)
     .build()
 {
@@ -18,12 +18,13 @@ const POLICY: Policy = match Policy::builder()
     Err(_) => panic!(),
 };
 
-/// Throttles `limiter` until it gates at its floor, 0.5 requests a second.
-async fn gate_at_floor(limiter: &'static Limiter) {
+/// Throttles `limiter` until it gates at its floor: the first throttle arms it, and one a
+/// measured bucket later, with nothing admitted, cuts it to the floor.
+async fn gate_at_floor(limiter: &'static Limiter, floor: f64) {
     limiter.record(true);
     tokio::time::sleep(1_100 * MS).await;
     limiter.record(true);
-    assert_eq!(limiter.rate(), Some(0.5));
+    assert_eq!(limiter.rate(), Some(floor));
 }
 
 /// The limiter's model of the server: everything but its own queue counters.
@@ -31,23 +32,29 @@ fn model(s: LimiterStats) -> (Option<f64>, Option<f64>, u64) {
     (s.rate, s.measured_rate, s.throttles)
 }
 
-/// Regression, and the class: 16 calls of 3 attempts each, every attempt cut by its 10 ms
-/// timeout while it queued, so no body ran. The limiter used to count each as an admitted
-/// response (it "measured" about 30 a second and probed upwards), the adaptive delay counted
-/// each as an error, and the budget paid for each retry. None of them may move.
+/// Regression, and the class: 16 calls of 3 attempts each over about a second, every attempt
+/// cut by its 10 ms timeout while it queued (a token every 100 s), so no body ran. The limiter
+/// used to count each as an admitted response (it "measured" tens a second and probed
+/// upwards), the adaptive delay counted each as an error, and the budget paid for each retry.
+/// None of them may move.
 #[tokio::test(start_paused = true)]
 async fn attempts_cut_in_the_limiter_queue_leave_every_control_unchanged() {
-    static LIMITER: Limiter = Limiter::new("controls::queued");
+    static LIMITER: Limiter = Limiter::from_config(match Limiter::builder("controls::queued").min_rate(0.01).build() {
+        Ok(c) => c,
+        Err(_) => panic!(),
+    });
     static BUDGET: Budget = Budget::new();
     static ADAPTIVE: Adaptive = Adaptive::new();
     static SITE: Site = Site::new("controls::queued", POLICY);
-    gate_at_floor(&LIMITER).await;
+    gate_at_floor(&LIMITER, 0.01).await;
     // Let the bucket's first token be taken, so that every attempt below has to queue.
     LIMITER.acquire().await;
     let before = (model(LIMITER.stats()), BUDGET.stats(), ADAPTIVE.error_rate(), ADAPTIVE.multiplier());
 
     let bodies = &AtomicU32::new(0);
-    let calls = (0..16).map(|_| {
+    let calls = (0..16u64).map(|i| async move {
+        // Spread over 0.75 s, so the attempts cross the limiter's 0.5 s measurement buckets.
+        tokio::time::sleep(Duration::from_millis(50 * i)).await;
         POLICY
             .call::<(), ApiError>()
             .site(&SITE)
@@ -59,6 +66,7 @@ async fn attempts_cut_in_the_limiter_queue_leave_every_control_unchanged() {
                 bodies.fetch_add(1, Relaxed);
                 Ok(())
             })
+            .await
     });
     let results = futures_util::future::join_all(calls).await;
 
