@@ -45,9 +45,12 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 pub(crate) enum Shape {
     /// `async fn f(..) -> R { body }`.
     AsyncFn { output: Type },
-    /// `#[async_trait]`'s rewrite: `fn f(..) -> Pin<Box<dyn Future<Output = R> + ..>> {
-    /// Box::pin(async move { body }) }`; the loop goes inside the async block.
-    AsyncTrait { output: Type },
+    /// A fn that returns its future boxed: `fn f(..) -> Pin<Box<dyn Future<Output = R> + ..>> {
+    /// Box::pin(async move { body }) }`, as `#[async_trait]` rewrites an `async fn`; the loop
+    /// goes inside the async block. `prelude` counts the block's leading statements that are
+    /// async-trait's own set-up, run once before the loop (zero unless the block is laid out
+    /// exactly as async-trait lays it out; see [`async_trait_prelude`]).
+    AsyncTrait { output: Type, prelude: usize },
 }
 
 pub(crate) fn check_item(cx: &mut Ctxt, item: TokenStream) -> Option<(ItemFn, Shape)> {
@@ -75,8 +78,9 @@ pub(crate) fn check_item(cx: &mut Ctxt, item: TokenStream) -> Option<(ItemFn, Sh
     let shape = if sig.asyncness.is_some() {
         let output = check_output(cx, &sig.output, &sig.ident)?;
         Shape::AsyncFn { output }
-    } else if let Some(output) = async_trait_output(&func) {
-        Shape::AsyncTrait { output }
+    } else if let Some((output, inner)) = async_trait_output(&func) {
+        let prelude = async_trait_prelude(sig, &inner.stmts);
+        Shape::AsyncTrait { output, prelude }
     } else {
         let name = sig.ident.unraw();
         let at = sig.constness.as_ref().map_or_else(|| sig.fn_token.span, |c| c.span);
@@ -187,17 +191,146 @@ fn cannot_carry_error(ty: &Type) -> Option<&'static str> {
     }
 }
 
-/// Recognises `#[async_trait]`'s rewrite and returns the future's `Output` type.
-fn async_trait_output(func: &ItemFn) -> Option<Type> {
+/// Recognises a fn that returns its future boxed, as `#[async_trait]` rewrites one, and returns
+/// the future's `Output` type and the async block.
+fn async_trait_output(func: &ItemFn) -> Option<(Type, &Block)> {
     let Some(Stmt::Expr(Expr::Call(call), None)) = func.block.stmts.last() else { return None };
-    let Expr::Path(path) = &*call.func else { return None };
-    let path = path.path.segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>();
-    if !path.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+    if !is_box_pin(&call.func) || call.args.len() != 1 {
         return None;
     }
-    let Some(Expr::Async(_)) = call.args.first() else { return None };
+    let Some(Expr::Async(inner)) = call.args.first() else { return None };
     let ReturnType::Type(_, ty) = &func.sig.output else { return None };
-    future_output(ty)
+    Some((future_output(ty)?, &inner.block))
+}
+
+/// The async block of `Box::pin(async move { .. })`, the fn's last statement: where the loop
+/// goes for [`Shape::AsyncTrait`].
+fn boxed_async_block(block: &mut Block) -> Option<&mut Block> {
+    let Some(Stmt::Expr(Expr::Call(call), None)) = block.stmts.last_mut() else { return None };
+    if !is_box_pin(&call.func) || call.args.len() != 1 {
+        return None;
+    }
+    let Some(Expr::Async(inner)) = call.args.first_mut() else { return None };
+    Some(&mut inner.block)
+}
+
+/// `Box::pin`, `::std::boxed::Box::pin`, ...
+fn is_box_pin(func: &Expr) -> bool {
+    let Expr::Path(path) = func else { return false };
+    let mut rev = path.path.segments.iter().rev();
+    matches!((rev.next(), rev.next()), (Some(pin), Some(boxed)) if pin.ident == "pin" && boxed.ident == "Box")
+}
+
+/// How many leading statements of the boxed async block are async-trait's prelude, to run once
+/// before the loop; zero unless the block is exactly what async-trait 0.1 emits for a fn that
+/// returns `R`:
+///
+/// ```text
+/// if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<R> {
+///     #[allow(unreachable_code)]
+///     return __ret;
+/// }
+/// let __self = self;               // one per argument it moves in, in order
+/// let x = x;
+/// let (a, b) = { let __arg2 = __arg2; __arg2 };
+/// let __ret: R = { /* the user's body */ };
+/// #[allow(unreachable_code)]
+/// __ret
+/// ```
+///
+/// The prelude is the type anchor and the rebindings: each binds an argument to itself
+/// (`self` to `__self`) and they are the fn's own parameters, in order, each at most once. The
+/// user's body, `let mut x = x;` at its top included, is inside `let __ret: R = { .. }` and
+/// stays in the loop. Anything else (a hand-written `Box::pin(async move { .. })`, another
+/// macro's rewrite around async-trait's) has no prelude: the whole block runs every attempt.
+fn async_trait_prelude(sig: &syn::Signature, stmts: &[Stmt]) -> usize {
+    let [anchor, rest @ ..] = stmts else { return 0 };
+    if !is_type_anchor(anchor) {
+        return 0;
+    }
+    let mut params = sig.inputs.iter();
+    let rebinds = rest.iter().take_while(|stmt| params.by_ref().any(|param| is_rebinding(stmt, param))).count();
+    match &rest[rebinds..] {
+        [ret, tail] if is_ret_binding(ret) && is_ret_tail(tail) => 1 + rebinds,
+        _ => 0,
+    }
+}
+
+/// `if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<R> { return __ret; }`
+fn is_type_anchor(stmt: &Stmt) -> bool {
+    let Stmt::Expr(Expr::If(expr), None) = stmt else { return false };
+    let Expr::Let(cond) = &*expr.cond else { return false };
+    let syn::Pat::TupleStruct(some) = &*cond.pat else { return false };
+    let is_some = some.qself.is_none() && some.path.segments.last().is_some_and(|s| s.ident == "Some");
+    let binds_ret = matches!(some.elems.iter().collect::<Vec<_>>().as_slice(), [syn::Pat::Ident(p)] if is_plain_binding(p, "__ret"));
+    let Expr::Path(none) = &*cond.expr else { return false };
+    let is_none_of_r = none.qself.is_none()
+        && none.path.segments.last().is_some_and(|s| {
+            s.ident == "None"
+                && matches!(&s.arguments, PathArguments::AngleBracketed(a)
+                    if matches!(a.args.iter().collect::<Vec<_>>().as_slice(), [GenericArgument::Type(_)]))
+        });
+    let returns_ret = matches!(expr.then_branch.stmts.as_slice(),
+        [Stmt::Expr(Expr::Return(r), _)] if r.expr.as_deref().is_some_and(|e| is_path_to(e, "__ret")));
+    is_some && binds_ret && is_none_of_r && returns_ret && expr.else_branch.is_none()
+}
+
+/// async-trait's rebinding of `param`: `let __self = self;` for the receiver, `let x = x;` (or
+/// `let mut x = x;`) for `x`, `let pat = { let __argN = __argN; __argN };` for an argument it
+/// renamed `__argN` because it was a pattern. Only `#[cfg]` attributes (forwarded from the
+/// parameter) may sit on it.
+fn is_rebinding(stmt: &Stmt, param: &syn::FnArg) -> bool {
+    let Stmt::Local(local) = stmt else { return false };
+    let Some(init) = &local.init else { return false };
+    if init.diverge.is_some() || !local.attrs.iter().all(|a| a.path().is_ident("cfg")) {
+        return false;
+    }
+    match param {
+        syn::FnArg::Receiver(_) => {
+            matches!(&local.pat, syn::Pat::Ident(p) if is_plain_binding(p, "__self")) && is_path_to(&init.expr, "self")
+        }
+        syn::FnArg::Typed(typed) => {
+            let syn::Pat::Ident(param) = &*typed.pat else { return false };
+            let name = param.ident.to_string();
+            let to_itself = |pat: &syn::Pat, expr: &Expr| {
+                matches!(pat, syn::Pat::Ident(p) if is_plain_binding(p, &name)) && is_path_to(expr, &name)
+            };
+            if to_itself(&local.pat, &init.expr) {
+                return true;
+            }
+            // `let (a, b) = { let __arg1 = __arg1; __arg1 };`
+            let Expr::Block(block) = &*init.expr else { return false };
+            let [Stmt::Local(inner), Stmt::Expr(tail, None)] = block.block.stmts.as_slice() else { return false };
+            block.label.is_none()
+                && block.attrs.is_empty()
+                && inner.attrs.is_empty()
+                && inner.init.as_ref().is_some_and(|i| i.diverge.is_none() && to_itself(&inner.pat, &i.expr))
+                && is_path_to(tail, &name)
+        }
+    }
+}
+
+/// `let __ret: R = { .. };`, which holds the user's body.
+fn is_ret_binding(stmt: &Stmt) -> bool {
+    let Stmt::Local(local) = stmt else { return false };
+    let syn::Pat::Type(typed) = &local.pat else { return false };
+    matches!(&*typed.pat, syn::Pat::Ident(p) if is_plain_binding(p, "__ret"))
+        && local.init.as_ref().is_some_and(|i| i.diverge.is_none() && matches!(&*i.expr, Expr::Block(_)))
+}
+
+/// `__ret`, the block's value.
+fn is_ret_tail(stmt: &Stmt) -> bool {
+    matches!(stmt, Stmt::Expr(e, None) if is_path_to(e, "__ret"))
+}
+
+/// `name` or `mut name`, nothing more.
+fn is_plain_binding(pat: &syn::PatIdent, name: &str) -> bool {
+    pat.by_ref.is_none() && pat.subpat.is_none() && pat.ident == name
+}
+
+/// The bare path `name`.
+fn is_path_to(expr: &Expr, name: &str) -> bool {
+    matches!(expr, Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some_and(|i| i == name))
 }
 
 /// `R` in `Pin<Box<dyn Future<Output = R> + Send + 'a>>`.
@@ -274,22 +407,25 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
     let options = call_options(&p, config);
     let own_adaptive = own_adaptive(&p, config);
 
-    let (output, body): (Type, &mut Block) = match shape {
-        Shape::AsyncFn { output } => (output, &mut func.block),
-        Shape::AsyncTrait { output } => {
-            let Some(Stmt::Expr(Expr::Call(pin), None)) = func.block.stmts.last_mut() else { unreachable!() };
-            let Some(Expr::Async(inner)) = pin.args.first_mut() else { unreachable!() };
-            (output, &mut inner.block)
-        }
+    // A plain `async fn`'s body runs whole on every attempt: a `let mut x = x;` at its top binds
+    // afresh each time, so a retry starts from the arguments as the caller passed them.
+    // `#[async_trait]`'s own prelude (its type anchor, and its rebinding of the arguments into
+    // the boxed future: `let x = x;` moves) runs once, before the loop.
+    let (output, body, prelude): (Type, &mut Block, usize) = match shape {
+        Shape::AsyncFn { output } => (output, &mut func.block, 0),
+        Shape::AsyncTrait { output, prelude } => match boxed_async_block(&mut func.block) {
+            Some(inner) => (output, inner, prelude),
+            // `check_item` found this block, so it is still there; were it not, say so rather
+            // than emit a fn that does not retry.
+            None => {
+                let message = "`#[llm_retry]` lost track of the boxed future it recognised; please report this";
+                return quote!(::core::compile_error!(#message); #func);
+            }
+        },
     };
     let span = output.span();
     let fake_ty = inferable(&output);
-    // `#[async_trait]` rebinds the arguments (`let x = x;`) before the body; those moves stay
-    // outside the loop.
-    let prelude: Vec<Stmt> = {
-        let n = body.stmts.iter().take_while(|s| is_async_trait_prelude(s)).count();
-        body.stmts.drain(..n).collect()
-    };
+    let prelude: Vec<Stmt> = body.stmts.drain(..prelude.min(body.stmts.len())).collect();
     let stmts = &body.stmts;
     // The runtime call is located at the return type, so type errors (an `E` that is not
     // `Classify`, an output that is not a `Result`) point there rather than at the attribute.
@@ -360,25 +496,6 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
 /// `Call::attempt`.
 fn runs_body_directly(config: &RetryConfig) -> bool {
     config.deadline.is_none() && config.attempt_timeout.is_none() && config.limiter.is_none() && config.notify.is_none()
-}
-
-/// `let x = x;`, `let __self = self;` and async-trait's type-anchoring `if let` statement.
-fn is_async_trait_prelude(stmt: &Stmt) -> bool {
-    match stmt {
-        Stmt::Local(local) => {
-            let Some(init) = &local.init else { return false };
-            init.diverge.is_none()
-                && matches!(&*init.expr, Expr::Path(p) if p.path.get_ident().is_some_and(|i| {
-                    let s = i.to_string();
-                    s == "self" || s.starts_with("__") || matches!(&local.pat, syn::Pat::Ident(pi) if pi.ident == *i)
-                }))
-        }
-        Stmt::Expr(Expr::If(_), None) => {
-            let text = stmt.to_token_stream().to_string();
-            text.starts_with("if let") && text.contains("__ret")
-        }
-        _ => false,
-    }
 }
 
 pub(crate) fn duration(p: &TokenStream, d: Nanos) -> TokenStream {

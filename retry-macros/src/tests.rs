@@ -586,3 +586,346 @@ mod robustness {
         }
     }
 }
+
+/// Nothing of a plain `async fn`'s body is hoisted out of the retry loop (the prelude-hoisting
+/// bug: a body starting `let mut prompt = prompt;` bound once per call, so each retry saw what
+/// the previous attempt left); of `#[async_trait]`'s rewrite, exactly async-trait's own prelude
+/// is, and the user's body stays in the loop.
+mod hoisting {
+    use super::*;
+    use proptest::prelude::*;
+    use syn::{Block, Expr, Stmt};
+
+    /// The parameters the generated statements use, `self` aside.
+    const NAMES: &[&str] = &["prompt", "n", "items", "__x"];
+
+    /// Statements a body may start with, over the parameter `X` (and another, `Y`): rebindings
+    /// of every kind, mutations, nested blocks, and look-alikes of async-trait's prelude.
+    const TEMPLATES: &[&str] = &[
+        "let X = X;",
+        "let mut X = X;",
+        "let mut X = X; X.push_str(\" Answer briefly.\");",
+        "let X = X.clone();",
+        "let X: u32 = X;",
+        "let Y = X;",
+        "X.push(1);",
+        "X += 1;",
+        "let __self = self;",
+        "let mut __self = self;",
+        "let __ret = X;",
+        "{ let X = X; }",
+        "{ let mut X = X; X += 1; }",
+        "let X = { let X = X; X };",
+        "let _ = &X;",
+        "#[allow(unused)] let X = X;",
+        "drop(X);",
+        "if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<Result<String, ApiError>> { #[allow(unreachable_code)] return __ret; }",
+    ];
+
+    /// Tails, with and without an early exit.
+    const TAILS: &[&str] = &["send(&prompt).await", "Ok(String::new())", "let r = send(&prompt).await?; Ok(r)"];
+
+    fn statement() -> impl Strategy<Value = String> {
+        (prop::sample::select(TEMPLATES), prop::sample::select(NAMES), prop::sample::select(NAMES))
+            .prop_map(|(t, x, y)| t.replace('X', x).replace('Y', y))
+    }
+
+    fn body() -> impl Strategy<Value = String> {
+        (prop::collection::vec(statement(), 0..6), prop::sample::select(TAILS))
+            .prop_map(|(v, tail)| v.join(" ") + " " + tail)
+    }
+
+    fn stmts(body: &str) -> Vec<Stmt> {
+        let block: Block = syn::parse_str(&format!("{{ {body} }}")).unwrap_or_else(|e| panic!("`{body}`: {e}"));
+        block.stmts
+    }
+
+    fn text(stmts: &[Stmt]) -> Vec<String> {
+        stmts.iter().map(|s| quote!(#s).to_string()).collect()
+    }
+
+    /// The expansion's fn.
+    fn expanded_fn(args: TokenStream, item: TokenStream) -> syn::ItemFn {
+        let out = expand(args, item);
+        assert!(!out.to_string().contains("compile_error"), "{out}");
+        let file: syn::File =
+            syn::parse2(out.clone()).unwrap_or_else(|e| panic!("expansion does not parse: {e}\n{out}"));
+        match file.items.as_slice() {
+            [syn::Item::Fn(f)] => f.clone(),
+            _ => panic!("not one fn: {out}"),
+        }
+    }
+
+    /// The statements before the retry `loop`, without the generated ones (the site's `static`
+    /// and `let mut __llm_retry = ..`), and the loop's body.
+    fn split_at_loop(stmts: &[Stmt]) -> (Vec<String>, &Block) {
+        let Some((at, lp)) = stmts.iter().enumerate().find_map(|(i, s)| match s {
+            Stmt::Expr(Expr::Loop(lp), _) => Some((i, lp)),
+            _ => None,
+        }) else {
+            panic!("no loop in {}", quote!(#(#stmts)*))
+        };
+        let before = stmts[..at]
+            .iter()
+            .filter(|s| match s {
+                Stmt::Item(syn::Item::Static(_)) => false,
+                Stmt::Local(l) => !matches!(&l.pat, syn::Pat::Ident(p) if p.ident == "__llm_retry"),
+                _ => true,
+            })
+            .cloned()
+            .collect::<Vec<_>>();
+        (text(&before), &lp.body)
+    }
+
+    /// Every statement list inside `block`, each printed, and each `let`'s initialiser as a list
+    /// of one (a body that is one expression is bound directly).
+    fn lists(block: &Block, out: &mut Vec<Vec<String>>) {
+        out.push(text(&block.stmts));
+        for stmt in &block.stmts {
+            match stmt {
+                Stmt::Local(l) => {
+                    if let Some(init) = &l.init {
+                        let expr = &init.expr;
+                        out.push(vec![quote!(#expr).to_string()]);
+                        expr_lists(&init.expr, out);
+                    }
+                }
+                Stmt::Expr(e, _) => expr_lists(e, out),
+                _ => {}
+            }
+        }
+    }
+
+    fn expr_lists(expr: &Expr, out: &mut Vec<Vec<String>>) {
+        match expr {
+            Expr::Block(b) => lists(&b.block, out),
+            Expr::Async(a) => lists(&a.block, out),
+            Expr::Loop(l) => lists(&l.body, out),
+            Expr::Await(a) => expr_lists(&a.base, out),
+            Expr::Paren(p) => expr_lists(&p.expr, out),
+            Expr::Let(l) => expr_lists(&l.expr, out),
+            Expr::Call(c) => c.args.iter().for_each(|a| expr_lists(a, out)),
+            Expr::MethodCall(m) => {
+                expr_lists(&m.receiver, out);
+                m.args.iter().for_each(|a| expr_lists(a, out));
+            }
+            Expr::If(i) => {
+                expr_lists(&i.cond, out);
+                lists(&i.then_branch, out);
+                if let Some((_, e)) = &i.else_branch {
+                    expr_lists(e, out);
+                }
+            }
+            Expr::Match(m) => {
+                expr_lists(&m.expr, out);
+                m.arms.iter().for_each(|a| expr_lists(&a.body, out));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `want`, in order and together, is one of the statement lists inside `block`.
+    fn holds(block: &Block, want: &[Stmt]) -> bool {
+        let want = text(want);
+        let mut found = Vec::new();
+        lists(block, &mut found);
+        found.iter().any(|list| list.windows(want.len().max(1)).any(|w| w == want.as_slice()))
+    }
+
+    /// The attribute's forms: no key (a plain block or, with an early exit, an async block),
+    /// a `max` (the same), and a `deadline` (the `attempt` form).
+    fn forms() -> [TokenStream; 3] {
+        [quote!(), quote!(max = 3), quote!(deadline = "1s")]
+    }
+
+    fn plain_fn(body: &[Stmt]) -> TokenStream {
+        quote! {
+            async fn chat(&self, prompt: String, n: u32, items: Vec<u32>, __x: u8) -> Result<String, ApiError> {
+                #(#body)*
+            }
+        }
+    }
+
+    fn assert_nothing_hoisted(body: &str) -> Result<(), TestCaseError> {
+        let user = stmts(body);
+        for args in forms() {
+            let f = expanded_fn(args.clone(), plain_fn(&user));
+            let (before, inside) = split_at_loop(&f.block.stmts);
+            prop_assert!(before.is_empty(), "`{}` on `{}` hoisted {:?}", args, body, before);
+            prop_assert!(
+                holds(inside, &user),
+                "`{}`: `{}` is not whole inside the loop:\n{}",
+                args,
+                body,
+                quote!(#inside)
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_reported_bodies_stay_in_the_loop() {
+        for body in [
+            "let mut prompt = prompt; prompt.push_str(\" Answer briefly.\"); send(&prompt).await",
+            "let mut n = n; n += 1; Ok(n.to_string())",
+            "let mut prompt = prompt; prompt.push_str(\" Answer briefly.\"); let r = send(&prompt).await?; Ok(r)",
+            "let p = prompt; consume(p)",
+            "let __self = self; __self.send(&prompt).await",
+            "let y = __x; Ok(y.to_string())",
+        ] {
+            assert_nothing_hoisted(body).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    /// One parameter of the async fn async-trait rewrote: as it appears in the rewritten
+    /// signature, and the rebinding async-trait puts in the boxed future, if any.
+    const ASYNC_TRAIT_PARAMS: &[(&str, &str)] = &[
+        ("prompt: String", "let prompt = prompt;"),
+        ("n: u32", "let mut n = n;"), // `mut n: u32`: async-trait moves the `mut` to the binding
+        ("text: &'life1 str", ""),    // a reference is not rebound
+        ("__arg3: (u8, u8)", "let (a, b) = { let __arg3 = __arg3; __arg3 };"), // `(a, b): (u8, u8)`
+        ("#[cfg(all())] items: Vec<u32>", "#[cfg(all())] let items = items;"),
+    ];
+
+    const RECEIVERS: &[(&str, &str)] = &[
+        ("", ""),
+        ("&'life0 self,", "let __self = self;"),
+        ("&'life0 mut self,", "let mut __self = self;"),
+        ("self,", "let __self = self;"),
+    ];
+
+    /// async-trait 0.1's rewrite of `async fn chat(<params>) -> Result<String, ApiError> { body }`.
+    fn async_trait_fn(receiver: &str, params: &[&str], prelude: &[Stmt], body: &[Stmt]) -> TokenStream {
+        let receiver: TokenStream = receiver.parse().expect("a receiver");
+        let params: Vec<TokenStream> = params.iter().map(|p| p.parse().expect("a parameter")).collect();
+        let (anchor, decls) = prelude.split_first().expect("the anchor");
+        quote! {
+            fn chat<'life0, 'life1, 'async_trait>(
+                #receiver #(#params),*
+            ) -> ::core::pin::Pin<Box<dyn ::core::future::Future<Output = Result<String, ApiError>> + ::core::marker::Send + 'async_trait>>
+            where
+                'life0: 'async_trait,
+                'life1: 'async_trait,
+                Self: 'async_trait,
+            {
+                Box::pin(async move {
+                    #anchor
+                    #(#decls)*
+                    let __ret: Result<String, ApiError> = { #(#body)* };
+                    #[allow(unreachable_code)]
+                    __ret
+                })
+            }
+        }
+    }
+
+    const ANCHOR: &str = "if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<Result<String, ApiError>> { #[allow(unreachable_code)] return __ret; }";
+
+    fn assert_only_async_trait_prelude_hoisted(
+        receiver: (&str, &str),
+        params: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(), TestCaseError> {
+        let decls = std::iter::once(receiver.1).chain(params.iter().map(|p| p.1)).collect::<Vec<_>>().join(" ");
+        let prelude = stmts(&format!("{ANCHOR} {decls}"));
+        let user = stmts(body);
+        let names = params.iter().map(|p| p.0).collect::<Vec<_>>();
+        let item = async_trait_fn(receiver.0, &names, &prelude, &user);
+        for args in forms() {
+            let f = expanded_fn(args.clone(), item.clone());
+            let Some(Stmt::Expr(Expr::Call(pin), None)) = f.block.stmts.last() else { panic!("no Box::pin") };
+            let Some(Expr::Async(inner)) = pin.args.first() else { panic!("no async block") };
+            let (before, inside) = split_at_loop(&inner.block.stmts);
+            prop_assert_eq!(&before, &text(&prelude), "`{}` on `{}`", args, item);
+            prop_assert!(
+                holds(inside, &user),
+                "`{}`: the user's `{}` is not whole inside the loop:\n{}",
+                args,
+                body,
+                quote!(#inside)
+            );
+            let ret = stmts("let __ret: Result<String, ApiError> = { BODY }; #[allow(unreachable_code)] __ret");
+            let ret = [ret[0].clone(), ret[1].clone()];
+            let ret_text = text(&ret);
+            let mut found = Vec::new();
+            lists(inside, &mut found);
+            prop_assert!(
+                found
+                    .iter()
+                    .any(|l| l.len() >= 2 && l[l.len() - 1] == ret_text[1] && l[l.len() - 2].starts_with("let __ret")),
+                "`{}`: async-trait's `let __ret = {{ .. }}; __ret` is not in the loop",
+                args
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn async_trait_keeps_a_user_body_that_starts_with_a_rebinding_in_the_loop() {
+        let body = "let mut prompt = prompt; prompt.push_str(\" Answer briefly.\"); __self.send(&prompt).await";
+        assert_only_async_trait_prelude_hoisted(RECEIVERS[1], &[ASYNC_TRAIT_PARAMS[0]], body)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// `Box::pin(async move { .. })` written by hand, or another macro's rewrite around
+    /// async-trait's, is not async-trait's layout: nothing is hoisted.
+    #[test]
+    fn a_boxed_future_not_laid_out_by_async_trait_hoists_nothing() {
+        let bodies = [
+            // By hand: rebindings, but no type anchor.
+            "let prompt = prompt; let __self = self; __self.send(&prompt).await",
+            // The anchor, then a rebinding of something that is not a parameter.
+            &format!(
+                "{ANCHOR} let other = other; let __ret: Result<String, ApiError> = {{ send(&other).await }}; __ret"
+            ),
+            // The anchor and rebindings, but not followed by async-trait's `let __ret`.
+            &format!("{ANCHOR} let prompt = prompt; send(&prompt).await"),
+            // The parameters out of order.
+            &format!(
+                "{ANCHOR} let n = n; let prompt = prompt; let __ret: Result<String, ApiError> = {{ send(&prompt).await }}; __ret"
+            ),
+            // A rebinding to something else.
+            &format!("{ANCHOR} let prompt = n; let __ret: Result<String, ApiError> = {{ send(&prompt).await }}; __ret"),
+            // A rebinding twice.
+            &format!(
+                "{ANCHOR} let prompt = prompt; let prompt = prompt; let __ret: Result<String, ApiError> = {{ send(&prompt).await }}; __ret"
+            ),
+        ];
+        for body in bodies {
+            let user = stmts(body);
+            let item = quote! {
+                fn chat<'life0, 'async_trait>(&'life0 self, prompt: String, n: u32)
+                    -> ::core::pin::Pin<Box<dyn ::core::future::Future<Output = Result<String, ApiError>> + ::core::marker::Send + 'async_trait>>
+                {
+                    Box::pin(async move { #(#user)* })
+                }
+            };
+            for args in forms() {
+                let f = expanded_fn(args.clone(), item.clone());
+                let Some(Stmt::Expr(Expr::Call(pin), None)) = f.block.stmts.last() else { panic!("no Box::pin") };
+                let Some(Expr::Async(inner)) = pin.args.first() else { panic!("no async block") };
+                let (before, inside) = split_at_loop(&inner.block.stmts);
+                assert!(before.is_empty(), "`{args}` on `{body}` hoisted {before:?}");
+                assert!(holds(inside, &user), "`{args}`: `{body}` is not whole inside the loop");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn a_plain_async_fn_hoists_nothing(body in body()) {
+            assert_nothing_hoisted(&body)?;
+        }
+
+        #[test]
+        fn async_trait_hoists_exactly_its_prelude(
+            receiver in prop::sample::select(RECEIVERS),
+            params in prop::sample::subsequence(ASYNC_TRAIT_PARAMS, 0..=ASYNC_TRAIT_PARAMS.len()),
+            body in body(),
+        ) {
+            assert_only_async_trait_prelude_hoisted(receiver, &params, &body)?;
+        }
+    }
+}
