@@ -1,8 +1,8 @@
 //! [`ApiError`]: a ready-made error type for code that calls an LLM API over HTTP.
 
+use crate::ErrorKind;
 use crate::classify::{Classification, Classify};
 use crate::http::{Provider, ProviderBody, refine_kind, response_hint};
-use crate::ErrorKind;
 use crate::retry_after::{RetryAfter, should_retry_header};
 use crate::timeout::Timeout;
 use crate::validate::InvalidOutput;
