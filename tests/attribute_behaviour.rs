@@ -407,3 +407,219 @@ async fn an_early_exit_ends_the_attempt_and_is_retried() {
     assert_eq!(breaks_its_own_loop(&s).await.unwrap(), "ok");
     assert_eq!(s.attempts(), 4);
 }
+
+// Bindings and arguments across attempts (the prelude-hoisting bug): a `let mut x = x;` at
+// the top of the body is part of the body, so it binds afresh on every attempt and each retry
+// starts from the argument as the caller passed it. Moving it out of the loop made a retry see
+// what the previous attempt left ("Hi. Answer briefly. Answer briefly."). A `mut` argument or
+// `&mut self` lives outside the loop, like a variable outside a hand-written loop, so its
+// changes carry over.
+
+/// A prompt in a fixed buffer: `Copy`, so a body may rebind it and edit it on every attempt
+/// (an owned `String` would be a move in the loop, which rustc rejects).
+#[derive(Clone, Copy)]
+struct Prompt {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Prompt {
+    fn new(text: &str) -> Self {
+        let mut p = Prompt { buf: [0; 64], len: 0 };
+        p.push_str(text);
+        p
+    }
+
+    fn push_str(&mut self, text: &str) {
+        self.buf[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
+        self.len += text.len();
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// Records what an attempt sends, then answers as the script says.
+async fn send(s: &Script, sent: &RefCell<Vec<String>>, text: &str) -> Result<String, ApiError> {
+    sent.borrow_mut().push(text.to_owned());
+    s.run().await
+}
+
+// A plain block: no early exit, no key that wraps the body.
+#[llm_retry(max = 3, backoff = "none")]
+async fn rebinds_prompt(s: &Script, sent: &RefCell<Vec<String>>, prompt: Prompt) -> Result<String, ApiError> {
+    let mut prompt = prompt;
+    prompt.push_str(" Answer briefly.");
+    send(s, sent, prompt.as_str()).await
+}
+
+// An async block of its own: the `?` may end the attempt early.
+#[llm_retry(max = 3, backoff = "none")]
+async fn rebinds_prompt_early_exit(
+    s: &Script,
+    sent: &RefCell<Vec<String>>,
+    prompt: Prompt,
+) -> Result<String, ApiError> {
+    let mut prompt = prompt;
+    prompt.push_str(" Answer briefly.");
+    let reply = send(s, sent, prompt.as_str()).await?;
+    Ok(reply)
+}
+
+// The `attempt` form: the deadline puts a timer around each attempt.
+#[llm_retry(max = 3, backoff = "none", deadline = "10s")]
+async fn rebinds_prompt_deadline(s: &Script, sent: &RefCell<Vec<String>>, prompt: Prompt) -> Result<String, ApiError> {
+    let mut prompt = prompt;
+    prompt.push_str(" Answer briefly.");
+    send(s, sent, prompt.as_str()).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn prelude_hoisting_bug_let_mut_prompt_rebinds_each_attempt() {
+    let want = vec!["Hi. Answer briefly.".to_owned(); 3];
+    let (s, sent) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(rebinds_prompt(&s, &sent, Prompt::new("Hi.")).await.unwrap(), "ok");
+    assert_eq!(sent.into_inner(), want, "plain block: every attempt sends the same text");
+
+    let (s, sent) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(rebinds_prompt_early_exit(&s, &sent, Prompt::new("Hi.")).await.unwrap(), "ok");
+    assert_eq!(sent.into_inner(), want, "async block: every attempt sends the same text");
+
+    let (s, sent) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(rebinds_prompt_deadline(&s, &sent, Prompt::new("Hi.")).await.unwrap(), "ok");
+    assert_eq!(sent.into_inner(), want, "`attempt` form: every attempt sends the same text");
+}
+
+#[llm_retry(max = 3, backoff = "none")]
+async fn rebinds_counter(s: &Script, seen: &RefCell<Vec<u32>>, n: u32) -> Result<String, ApiError> {
+    let mut n = n;
+    n += 1;
+    seen.borrow_mut().push(n);
+    s.run().await
+}
+
+#[llm_retry(max = 3, backoff = "none")]
+async fn rebinds_counter_early_exit(s: &Script, seen: &RefCell<Vec<u32>>, n: u32) -> Result<String, ApiError> {
+    let mut n = n;
+    n += 1;
+    seen.borrow_mut().push(n);
+    let reply = s.run().await?;
+    Ok(reply)
+}
+
+#[llm_retry(max = 3, backoff = "none", deadline = "10s")]
+async fn rebinds_counter_deadline(s: &Script, seen: &RefCell<Vec<u32>>, n: u32) -> Result<String, ApiError> {
+    let mut n = n;
+    n += 1;
+    seen.borrow_mut().push(n);
+    s.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn prelude_hoisting_bug_let_mut_n_rebinds_each_attempt() {
+    let (s, seen) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(rebinds_counter(&s, &seen, 0).await.unwrap(), "ok");
+    assert_eq!(seen.into_inner(), [1, 1, 1], "plain block: every attempt starts from the argument");
+
+    let (s, seen) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(rebinds_counter_early_exit(&s, &seen, 0).await.unwrap(), "ok");
+    assert_eq!(seen.into_inner(), [1, 1, 1], "async block: every attempt starts from the argument");
+
+    let (s, seen) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(rebinds_counter_deadline(&s, &seen, 0).await.unwrap(), "ok");
+    assert_eq!(seen.into_inner(), [1, 1, 1], "`attempt` form: every attempt starts from the argument");
+}
+
+#[llm_retry(max = 3, backoff = "none")]
+async fn mut_argument(s: &Script, seen: &RefCell<Vec<u32>>, mut n: u32) -> Result<String, ApiError> {
+    n += 1;
+    seen.borrow_mut().push(n);
+    s.run().await
+}
+
+#[llm_retry(max = 3, backoff = "none", deadline = "10s")]
+async fn mut_argument_deadline(s: &Script, seen: &RefCell<Vec<u32>>, mut n: u32) -> Result<String, ApiError> {
+    n += 1;
+    seen.borrow_mut().push(n);
+    s.run().await
+}
+
+struct Tally {
+    n: u32,
+}
+
+impl Tally {
+    #[llm_retry(max = 3, backoff = "none")]
+    async fn bump(&mut self, s: &Script) -> Result<String, ApiError> {
+        self.n += 1;
+        s.run().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_mut_argument_carries_its_change_to_the_next_attempt() {
+    // Like a variable outside a hand-written loop.
+    let (s, seen) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(mut_argument(&s, &seen, 0).await.unwrap(), "ok");
+    assert_eq!(seen.into_inner(), [1, 2, 3], "plain block");
+
+    let (s, seen) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(mut_argument_deadline(&s, &seen, 0).await.unwrap(), "ok");
+    assert_eq!(seen.into_inner(), [1, 2, 3], "`attempt` form");
+
+    let mut tally = Tally { n: 0 };
+    assert_eq!(tally.bump(&Script::new([e503(), e503()])).await.unwrap(), "ok");
+    assert_eq!(tally.n, 3);
+}
+
+// Inside an `#[async_trait]` impl, async-trait's own prelude (its rebinding of each argument
+// into the boxed future) runs once, before the loop, so an owned argument may be borrowed on
+// every attempt and a `mut` argument carries over as in a plain fn; the user's body, a
+// `let mut x = x;` at its top included, runs whole on every attempt.
+
+#[async_trait::async_trait(?Send)]
+trait Ask {
+    async fn ask(&self, s: &Script, sent: &RefCell<Vec<String>>, prompt: Prompt) -> Result<String, ApiError>;
+    async fn ask_owned(&self, s: &Script, sent: &RefCell<Vec<String>>, prompt: String) -> Result<String, ApiError>;
+    async fn bump(&self, s: &Script, seen: &RefCell<Vec<u32>>, n: u32) -> Result<String, ApiError>;
+}
+
+struct Asker;
+
+#[async_trait::async_trait(?Send)]
+impl Ask for Asker {
+    #[llm_retry(max = 3, backoff = "none")]
+    async fn ask(&self, s: &Script, sent: &RefCell<Vec<String>>, prompt: Prompt) -> Result<String, ApiError> {
+        let mut prompt = prompt;
+        prompt.push_str(" Answer briefly.");
+        send(s, sent, prompt.as_str()).await
+    }
+
+    #[llm_retry(max = 3, backoff = "none", deadline = "10s")]
+    async fn ask_owned(&self, s: &Script, sent: &RefCell<Vec<String>>, prompt: String) -> Result<String, ApiError> {
+        send(s, sent, &prompt).await
+    }
+
+    #[llm_retry(max = 3, backoff = "none")]
+    async fn bump(&self, s: &Script, seen: &RefCell<Vec<u32>>, mut n: u32) -> Result<String, ApiError> {
+        n += 1;
+        seen.borrow_mut().push(n);
+        s.run().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn async_trait_runs_its_prelude_once_and_the_body_every_attempt() {
+    let (s, sent) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(Asker.ask(&s, &sent, Prompt::new("Hi.")).await.unwrap(), "ok");
+    assert_eq!(sent.into_inner(), vec!["Hi. Answer briefly.".to_owned(); 3]);
+
+    let (s, sent) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(Asker.ask_owned(&s, &sent, "Hi.".to_owned()).await.unwrap(), "ok");
+    assert_eq!(sent.into_inner(), vec!["Hi.".to_owned(); 3]);
+
+    let (s, seen) = (Script::new([e503(), e503()]), RefCell::default());
+    assert_eq!(Asker.bump(&s, &seen, 0).await.unwrap(), "ok");
+    assert_eq!(seen.into_inner(), [1, 2, 3]);
+}
