@@ -9,6 +9,7 @@
 
 use backon::{ExponentialBuilder, Retryable};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use llm_retry::RetryExt;
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -3,7 +3,7 @@
 //! copies equal the runtime's, so they cannot drift apart unnoticed.
 #![allow(dead_code)]
 
-use llm_retry::{Backoff, ErrorKind, Jitter, Policy, PolicyError, Rule};
+use llm_retry::{Backoff, ErrorKind, Jitter, Policy, Problem, Rule};
 use std::time::Duration;
 
 /// The macro's `duration::Nanos`, which `defaults.rs` names.
@@ -75,7 +75,7 @@ fn the_macros_rule_bound_is_the_runtimes() {
         b = b.rule(Rule::status(s));
     }
     assert!(b.build().is_ok());
-    assert_eq!(b.rule(Rule::status(508)).build().unwrap_err(), PolicyError::TooManyRules);
+    assert_eq!(b.rule(Rule::status(508)).build().unwrap_err(), Problem::TooManyRules);
 }
 
 #[test]

@@ -20,7 +20,7 @@
 //! ```
 
 use futures::FutureExt;
-use llm_retry::{ApiError, Batch, Limiter, Policy, Site, SiteStats, llm_retry};
+use llm_retry::{ApiError, Batch, Limiter, Policy, RetryExt, Site, SiteStats, llm_retry};
 use llm_retry_testkit::{ChaosServer, Fault};
 use reqwest::header::HeaderMap;
 use std::future::Future;

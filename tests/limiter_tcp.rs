@@ -3,7 +3,7 @@
 //! time. Without a limiter about half of the attempts are 429s all along; with one, the limiter
 //! arms on the first 429, cuts towards the server's rate and the 429s die down.
 
-use llm_retry::{ApiError, Limiter, Policy};
+use llm_retry::{ApiError, Limiter, Policy, RetryExt};
 use llm_retry_testkit::{ChaosServer, Outcome};
 use serde_json::json;
 use std::time::Duration;

@@ -32,7 +32,7 @@ macro_rules! hand_loop {
         loop {
             match $attempt.await {
                 Ok(v) => return Ok(v),
-                Err(e) if attempt < 4 && llm_retry::RetryOn::DEFAULT.matches(&e.classify()) => {
+                Err(e) if attempt < 4 && matches!(e.classify(), c if llm_retry::RetryOn::DEFAULT.matches(c.kind, c.status)) => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(20));
                     attempt += 1;

@@ -12,7 +12,7 @@
 use futures::stream::{self, FuturesUnordered, StreamExt};
 use llm_retry::{
     Backoff, Budget, Classification, Classify, DelaySource, ErrorKind, Jitter, Limiter, Policy, PolicyBuilder,
-    RetryAfter, RetryOn,
+    RetryAfter, RetryExt, RetryOn,
 };
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};

@@ -7,7 +7,7 @@
 
 use core::ops::ControlFlow;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use llm_retry_runtime::{ApiError, Classify, DelaySource, Policy, RetryAfter, classify_response_at};
+use llm_retry_runtime::{ApiError, Classify, DelaySource, Policy, RetryAfter, RetryExt, classify_response_at};
 use std::time::{Duration, SystemTime};
 
 /// The wall clock every input is judged against, so that a run is reproducible:
@@ -144,7 +144,7 @@ fn decide(error: ApiError) -> Decided {
         }
         ControlFlow::Break(Ok(())) => unreachable!("an error became a success"),
         ControlFlow::Break(Err(_)) => {
-            let retryable = class.should_retry.unwrap_or_else(|| POLICY.retry_on().matches(&class));
+            let retryable = class.should_retry.unwrap_or_else(|| POLICY.retry_on().matches(class.kind, class.status));
             let too_long = hint.is_some_and(|h| h > MAX_RETRY_AFTER);
             assert!(!retryable || too_long, "gave up on a retryable {:?} with hint {hint:?}", class.kind);
             Decided::GaveUp

@@ -11,7 +11,7 @@
 //! peak is what the batch itself holds: K futures and the gate, whatever N is.
 
 use futures_util::StreamExt;
-use llm_retry_runtime::{ApiError, Backoff, Policy, RetryAfter};
+use llm_retry_runtime::{ApiError, Backoff, Policy, RetryAfter, RetryExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};

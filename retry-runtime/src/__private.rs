@@ -1,12 +1,12 @@
 //! What the attribute's expansion reaches. Not a public API: it changes without notice, and
 //! the facade pins the macro and runtime versions together.
 
+pub use crate::ErrorKind;
 pub use crate::adaptive::Adaptive;
-pub use crate::backoff::{Backoff, Jitter};
 pub use crate::engine::Call;
-pub use crate::kind::ErrorKind;
-pub use crate::policy::{Policy, PolicyBuilder, RetryOn, Rule};
 pub use crate::stats::Site;
+pub use crate::{Backoff, Jitter};
+pub use crate::{Policy, PolicyBuilder, RetryOn, Rule};
 pub use core::ops::ControlFlow;
 pub use core::time::Duration;
 

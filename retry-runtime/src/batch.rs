@@ -4,11 +4,11 @@
 //!
 //! The public documentation, design included, is on [`Batch`].
 
+use crate::ErrorKind;
 use crate::classify::Classify;
 use crate::hooks::DelaySource;
-use crate::kind::ErrorKind;
-use crate::policy::Policy;
 use crate::stats::Site;
+use crate::{Policy, RetryExt};
 use core::fmt;
 use core::future::Future;
 use core::ops::ControlFlow;
@@ -29,7 +29,7 @@ const MIN_SPACING: Duration = Duration::from_micros(100);
 /// Why a batch cannot be built. Returned by [`BatchBuilder::build`]; never a panic.
 ///
 /// ```
-/// use llm_retry_runtime::{BatchError, Policy};
+/// use llm_retry_runtime::{RetryExt, BatchError, Policy};
 /// let err = Policy::DEFAULT.batch().concurrency(0).build().unwrap_err();
 /// assert_eq!(err, BatchError::ZeroConcurrency);
 /// assert!(err.to_string().contains("at least 1"));
@@ -112,7 +112,7 @@ impl Progress {
 /// The result of one item of a batch.
 ///
 /// ```
-/// use llm_retry_runtime::{ApiError, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, Policy};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let batch = Policy::DEFAULT.batch().build().unwrap();
 /// let results = batch.run([1, 2], |n: u32| async move { Ok::<_, ApiError>(n * 10) }).await;
@@ -141,7 +141,7 @@ impl<T, E> ItemResult<T, E> {
     /// Whether the item succeeded.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let r = Policy::DEFAULT.batch().build().unwrap().run([()], |_| async { Ok::<_, ApiError>(()) }).await;
     /// assert!(r[0].is_ok());
@@ -157,6 +157,7 @@ type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
 /// Configures a [`Batch`]; from [`Policy::batch`].
 ///
 /// ```
+/// use llm_retry_runtime::RetryExt;
 /// use llm_retry_runtime::Policy;
 /// let batch = Policy::DEFAULT
 ///     .batch()
@@ -186,21 +187,10 @@ impl fmt::Debug for BatchBuilder {
     }
 }
 
-impl Policy {
-    /// A batch under this policy: every item is retried by it. See [`Batch`].
-    ///
-    /// ```
-    /// let batch = llm_retry_runtime::Policy::DEFAULT.batch().concurrency(8).build().unwrap();
-    /// assert_eq!(batch.concurrency(), 8);
-    /// ```
-    pub fn batch(&self) -> BatchBuilder {
-        BatchBuilder {
-            policy: *self,
-            concurrency: DEFAULT_BATCH_CONCURRENCY,
-            gate: true,
-            site: None,
-            on_progress: None,
-        }
+impl BatchBuilder {
+    /// A batch under `policy`, with the defaults: what [`RetryExt::batch`](crate::RetryExt::batch) returns.
+    pub(crate) fn new(policy: Policy) -> Self {
+        BatchBuilder { policy, concurrency: DEFAULT_BATCH_CONCURRENCY, gate: true, site: None, on_progress: None }
     }
 }
 
@@ -209,6 +199,7 @@ impl BatchBuilder {
     /// keeps its slot while it backs off, so this also bounds the attempts in flight.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// assert!(llm_retry_runtime::Policy::DEFAULT.batch().concurrency(0).build().is_err());
     /// ```
     pub fn concurrency(mut self, k: usize) -> Self {
@@ -220,6 +211,7 @@ impl BatchBuilder {
     /// handles its own 429s, as independent calls would.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// let batch = llm_retry_runtime::Policy::DEFAULT.batch().shared_gate(false).build().unwrap();
     /// assert!(!batch.has_shared_gate());
     /// ```
@@ -231,7 +223,7 @@ impl BatchBuilder {
     /// Counts every item as one call of `site` in the per-site [`stats`](crate::stats).
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy, Site};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, Site};
     /// static SITE: Site = Site::new("docs::batch_site", Policy::DEFAULT);
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let batch = Policy::DEFAULT.batch().site(&SITE).build().unwrap();
@@ -250,7 +242,7 @@ impl BatchBuilder {
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
     /// use std::sync::Arc;
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let done = Arc::new(AtomicUsize::new(0));
     /// let seen = done.clone();
@@ -271,7 +263,7 @@ impl BatchBuilder {
     /// Validates and returns the batch, or says what is wrong.
     ///
     /// ```
-    /// use llm_retry_runtime::{BatchError, Policy};
+    /// use llm_retry_runtime::{RetryExt, BatchError, Policy};
     /// assert_eq!(Policy::DEFAULT.batch().concurrency(0).build().unwrap_err(), BatchError::ZeroConcurrency);
     /// ```
     pub fn build(self) -> Result<Batch, BatchError> {
@@ -290,7 +282,7 @@ impl BatchBuilder {
 /// [`stream`](Self::stream) has its own gate and counters.
 ///
 /// ```
-/// use llm_retry_runtime::{ApiError, ErrorKind, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, ErrorKind, Policy};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let batch = Policy::DEFAULT.batch().concurrency(4).build().unwrap();
 /// let results = batch
@@ -349,7 +341,7 @@ impl BatchBuilder {
 /// order.
 ///
 /// ```
-/// use llm_retry_runtime::{ApiError, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, Policy};
 ///
 /// async fn ask_once(prompt: String) -> Result<usize, ApiError> {
 ///     // One HTTP request; a 429 becomes `ApiError::from_response(429, &headers, &body)`.
@@ -379,6 +371,7 @@ impl Batch {
     /// How many items run at once.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// assert_eq!(llm_retry_runtime::Policy::DEFAULT.batch().build().unwrap().concurrency(), 16);
     /// ```
     pub fn concurrency(&self) -> usize {
@@ -388,6 +381,7 @@ impl Batch {
     /// Whether rate limits hold the whole batch.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// assert!(llm_retry_runtime::Policy::DEFAULT.batch().build().unwrap().has_shared_gate());
     /// ```
     pub fn has_shared_gate(&self) -> bool {
@@ -401,7 +395,7 @@ impl Batch {
     /// dropping the future cancels every item in flight and starts no further attempt.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let batch = Policy::DEFAULT.batch().build().unwrap();
     /// let results = batch.run(Vec::<u8>::new(), |n| async move { Ok::<_, ApiError>(n) }).await;
@@ -430,7 +424,7 @@ impl Batch {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let batch = Policy::DEFAULT.batch().concurrency(2).build().unwrap();
     /// let mut results = batch.stream([30u64, 10, 20], |ms| async move {
@@ -488,7 +482,7 @@ impl Batch {
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use llm_retry_runtime::{ApiError, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, Policy};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let batch = Policy::DEFAULT.batch().build().unwrap();
 /// let results = batch.stream(0..5, |n| async move { Ok::<_, ApiError>(n) });
@@ -505,7 +499,7 @@ impl<S> BatchStream<S> {
     /// The batch's progress now.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// let batch = Policy::DEFAULT.batch().build().unwrap();
     /// let results = batch.stream(0..5, |n| async move { Ok::<_, ApiError>(n) });
     /// assert_eq!(results.progress().finished(), 0);

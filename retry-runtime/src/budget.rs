@@ -24,7 +24,7 @@ const UNIT: u64 = 1_000_000;
 /// or `budget = OPENAI_BUDGET` in the attribute).
 ///
 /// ```
-/// use llm_retry_runtime::{ApiError, Budget, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, Budget, Policy};
 ///
 /// static OPENAI_BUDGET: Budget = Budget::new(); // 10% of successes, 5 retries in reserve
 ///

@@ -1,6 +1,6 @@
 //! Classification: turning an error value into an [`ErrorKind`] plus what the server said.
 
-use crate::kind::ErrorKind;
+use crate::ErrorKind;
 use crate::retry_after::RetryAfter;
 
 /// What the runtime needs to know about a failed attempt.

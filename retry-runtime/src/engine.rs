@@ -11,19 +11,19 @@
 //! allocated, no random number is drawn, and the clock is read only if a deadline, an attempt
 //! timeout or a notify hook is configured.
 
+use crate::ErrorKind;
 use crate::adaptive::Adaptive;
 use crate::budget::Budget;
 use crate::classify::{Classification, Classify};
 use crate::events;
 use crate::hooks::{DelaySource, HookSet, Hooks, Notifier, Predicate, RetryEvent, SharedSlot, Validator};
-use crate::kind::ErrorKind;
 use crate::limiter::Limiter;
 use crate::outcome::GiveUp;
-use crate::policy::{MAX_RULES, Policy};
 use crate::rng::with_rng;
 use crate::stats::Site;
 use crate::timeout::Timeout;
 use crate::validate::InvalidOutput;
+use crate::{MAX_RULES, Policy};
 use core::future::Future;
 use core::marker::PhantomData;
 use core::num::NonZeroU32;
@@ -186,7 +186,7 @@ type CallWith<'p, T, E, V, N, W, B, L, A, M> = Call<'p, T, E, Hooks<V, N, W, B, 
 /// [`Policy::call`].
 ///
 /// ```
-/// use llm_retry_runtime::{ApiError, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, Policy};
 /// use std::time::Duration;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -307,39 +307,9 @@ impl<T, E> Call<'static, T, E> {
     }
 }
 
-impl Policy {
-    /// A call under this policy, to configure and then [`retry`](Call::retry). No stats are
-    /// kept unless a [`site`](Call::site) is given.
-    ///
-    /// ```
-    /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
-    /// # drop(call);
-    /// ```
-    pub fn call<T, E>(&self) -> Call<'_, T, E> {
-        Call::with_policy(self, None)
-    }
-
-    /// Runs `op` until it succeeds or the policy gives up; the builder form of the attribute.
-    ///
-    /// ```
-    /// use llm_retry_runtime::Policy;
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    /// let out: Result<&str, std::io::Error> = Policy::DEFAULT.retry(|| async { Ok("done") }).await;
-    /// assert_eq!(out.unwrap(), "done");
-    /// # }
-    /// ```
-    pub async fn retry<T, E, F, Fut>(&self, op: F) -> Result<T, E>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: Classify,
-    {
-        self.call().retry(op).await
-    }
-}
-
 impl<'p, T, E> Call<'p, T, E> {
-    fn with_policy(policy: &'p Policy, site: Option<&'static Site>) -> Self {
+    /// A call under `policy`, counted at `site` if there is one.
+    pub(crate) fn with_policy(policy: &'p Policy, site: Option<&'static Site>) -> Self {
         Call {
             policy,
             // The first attempt starts with the call; a limiter moves it back to `Fresh`,
@@ -389,7 +359,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// the call gives up at once with [`GiveUp::BudgetExhausted`]. Successes refill it.
     ///
     /// ```
-    /// use llm_retry_runtime::{Budget, Policy};
+    /// use llm_retry_runtime::{RetryExt, Budget, Policy};
     /// static OPENAI_BUDGET: Budget = Budget::new();
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().budget(&OPENAI_BUDGET);
     /// # drop(call);
@@ -414,7 +384,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// endpoint throttles, each attempt waits for a token; throttles are reported to it.
     ///
     /// ```
-    /// use llm_retry_runtime::{Limiter, Policy};
+    /// use llm_retry_runtime::{RetryExt, Limiter, Policy};
     /// static OPENAI: Limiter = Limiter::new("openai");
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().limiter(&OPENAI);
     /// # drop(call);
@@ -443,7 +413,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// kept as the server gave them), and records this call's outcomes in it.
     ///
     /// ```
-    /// use llm_retry_runtime::{Adaptive, Policy};
+    /// use llm_retry_runtime::{RetryExt, Adaptive, Policy};
     /// static OPENAI_ERRORS: Adaptive = Adaptive::new();
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().adaptive(&OPENAI_ERRORS);
     /// # drop(call);
@@ -467,7 +437,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// Counts this call in `site`'s stats, under `site`'s name (the policy stays this call's).
     ///
     /// ```
-    /// use llm_retry_runtime::{Policy, Site};
+    /// use llm_retry_runtime::{RetryExt, Policy, Site};
     /// static SITE: Site = Site::new("docs::site", Policy::DEFAULT);
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().site(&SITE);
     /// # drop(call);
@@ -481,7 +451,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// Calls `f` before each sleep with a [`RetryEvent`].
     ///
     /// ```
-    /// use llm_retry_runtime::{Policy, RetryEvent};
+    /// use llm_retry_runtime::{RetryExt, Policy, RetryEvent};
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>()
     ///     .notify(|ev: &RetryEvent<'_, std::io::Error>| eprintln!("{} in {:?}", ev.kind, ev.delay));
     /// # drop(call);
@@ -498,7 +468,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// [`InvalidOutput`] converted into its error type.
     ///
     /// ```
-    /// use llm_retry_runtime::{InvalidOutput, Policy};
+    /// use llm_retry_runtime::{RetryExt, InvalidOutput, Policy};
     /// let call = Policy::DEFAULT.call::<String, std::io::Error>().validate(|s: &String| {
     ///     if s.is_empty() { Err(InvalidOutput::new("empty")) } else { Ok(()) }
     /// });
@@ -518,6 +488,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// deadline and Retry-After still apply.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// use llm_retry_runtime::Policy;
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>()
     ///     .when(|e: &std::io::Error| e.kind() == std::io::ErrorKind::Interrupted);
@@ -544,6 +515,7 @@ impl<'p, T, E, H, M: Into<Timed>> Call<'p, T, E, H, M> {
     /// attempt still running when it passes is cut short. Needs `E: From<Timeout>`.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>()
     ///     .deadline(std::time::Duration::from_secs(120));
     /// # drop(call);
@@ -556,6 +528,7 @@ impl<'p, T, E, H, M: Into<Timed>> Call<'p, T, E, H, M> {
     /// [`Timeout`](ErrorKind::Timeout). Needs `E: From<Timeout>`.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>()
     ///     .attempt_timeout(std::time::Duration::from_secs(30));
     /// # drop(call);
@@ -578,7 +551,7 @@ impl From<Untimed> for Timed {
 ///
 /// ```
 /// use core::ops::ControlFlow;
-/// use llm_retry_runtime::{ApiError, ErrorKind, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, ErrorKind, Policy};
 /// let mut call = Policy::DEFAULT.call::<(), ApiError>();
 /// call.start_attempt();
 /// match call.settle(Err(ApiError::from_status(503)), None) {
@@ -625,7 +598,7 @@ where
     ///
     /// ```
     /// use core::ops::ControlFlow;
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let policy = Policy::DEFAULT;
     /// let mut call = policy.call::<u8, ApiError>();
@@ -654,6 +627,7 @@ where
     /// Returns at once after one relaxed load while the endpoint has never throttled.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
     /// call.wait_for_limiter().await;
@@ -670,6 +644,7 @@ where
     /// timeout or notify hook needs it.
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// let mut call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
     /// call.start_attempt();
     /// ```
@@ -689,6 +664,7 @@ where
     /// waits, such as a stream's reads).
     ///
     /// ```
+    /// use llm_retry_runtime::RetryExt;
     /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
     /// assert_eq!(call.remaining(), None);
     /// ```
@@ -704,7 +680,7 @@ where
     ///
     /// ```
     /// use core::ops::ControlFlow;
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// let mut call = Policy::DEFAULT.call::<u8, ApiError>();
     /// call.start_attempt();
     /// assert!(matches!(call.settle(Ok(1), None), ControlFlow::Break(Ok(1))));
@@ -730,7 +706,7 @@ where
     /// Runs `op` until it succeeds or the policy gives up.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let out: Result<(), ApiError> = Policy::DEFAULT.call().retry(|| async { Err(ApiError::from_status(401)) }).await;
     /// assert_eq!(out.unwrap_err().status(), Some(401));
@@ -854,10 +830,9 @@ where
         }
 
         let retryable = validated
-            || self
-                .hooks
-                .when(&error)
-                .unwrap_or_else(|| class.should_retry.unwrap_or_else(|| policy.on.matches(&class)));
+            || self.hooks.when(&error).unwrap_or_else(|| {
+                class.should_retry.unwrap_or_else(|| policy.retry_on().matches(class.kind, class.status))
+            });
         if !retryable {
             return self.finish(Err(error), Some((&class, GiveUp::NonRetryable)));
         }
@@ -865,7 +840,7 @@ where
             adaptive.record_error();
         }
 
-        let rule = policy.rule_for(&class);
+        let rule = policy.rule_for(class.kind, class.status);
         // The tally was written at the top; `get_or_insert` only reaches it.
         let tally = self.tally.get_or_insert(Tally::FIRST);
         let mut n = attempt;
@@ -876,12 +851,12 @@ where
                 return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
             }
         }
-        if attempt >= policy.max_attempts {
+        if attempt >= policy.max_attempts() {
             return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
         }
 
-        let hint = if policy.respect_retry_after {
-            class.retry_after.and_then(|h| h.resolve((policy.wall_clock)()))
+        let hint = if policy.respects_retry_after() {
+            class.retry_after.and_then(|h| h.resolve((policy.wall_clock())()))
         } else {
             None
         };
@@ -889,7 +864,7 @@ where
         // The time left before the deadline, if there is one.
         let left = self.mode.deadline().map(|d| d.saturating_sub(elapsed));
         let (delay, source) = match hint {
-            Some(h) if h > policy.max_retry_after => {
+            Some(h) if h > policy.max_retry_after() => {
                 return self.finish(Err(error), Some((&class, GiveUp::RetryAfterTooLong)));
             }
             // The server's hint decides, not the jitter drawn on top of it: a hint that lands
@@ -905,7 +880,9 @@ where
             },
             None => {
                 let (backoff, jitter) = policy.backoff_for(rule.map(|(_, r)| r));
-                let d = with_rng(|rng| jitter.apply(&backoff, n, Duration::from_nanos(tally.previous), rng));
+                let d = with_rng(|rng| {
+                    crate::backoff::jittered(&jitter, &backoff, n, Duration::from_nanos(tally.previous), rng)
+                });
                 let d = self.hooks.adaptive().map_or(d, |a| a.scale(d));
                 if left.is_some_and(|l| d >= l) {
                     return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
@@ -1083,7 +1060,7 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
     ///
     /// ```
     /// use core::ops::ControlFlow;
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let policy = Policy::DEFAULT;
     /// let mut call = policy.call::<u32, ApiError>();
@@ -1156,7 +1133,7 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
 ///
 /// ```
 /// use core::ops::ControlFlow;
-/// use llm_retry_runtime::{ApiError, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, Policy};
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let policy = Policy::DEFAULT;
 /// let mut call = policy.call::<(), ApiError>();

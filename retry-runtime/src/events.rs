@@ -2,8 +2,8 @@
 //! fields. Only the site, attempt, kind, status and delay are recorded: never the error's
 //! text, a request body, a header or a credential.
 
+use crate::ErrorKind;
 use crate::hooks::DelaySource;
-use crate::kind::ErrorKind;
 use crate::outcome::GiveUp;
 use std::time::Duration;
 

@@ -4,9 +4,9 @@
 //! Hooks are type parameters of [`Call`](crate::Call), so a fn item costs nothing when absent
 //! and nothing is boxed when present.
 
+use crate::ErrorKind;
 use crate::adaptive::Adaptive;
 use crate::budget::Budget;
-use crate::kind::ErrorKind;
 use crate::limiter::Limiter;
 use crate::validate::InvalidOutput;
 use std::time::Duration;

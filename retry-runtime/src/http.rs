@@ -10,8 +10,8 @@
 //! Headers give the Retry-After hint ([`RetryAfter::from_headers`], and on a 429
 //! [`RetryAfter::from_rate_limit_headers`]) and `x-should-retry`.
 
+use crate::ErrorKind;
 use crate::classify::{Classification, Classify};
-use crate::kind::ErrorKind;
 use crate::retry_after::{RetryAfter, should_retry_header};
 use std::time::SystemTime;
 

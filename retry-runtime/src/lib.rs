@@ -4,7 +4,7 @@
 //! also be used directly:
 //!
 //! ```
-//! use llm_retry_runtime::{ApiError, Policy};
+//! use llm_retry_runtime::{RetryExt, ApiError, Policy};
 //!
 //! const POLICY: Policy = match Policy::builder().max_attempts(3).build() {
 //!     Ok(p) => p,
@@ -48,7 +48,7 @@
 
 mod adaptive;
 mod api_error;
-mod backoff;
+pub mod backoff;
 mod batch;
 mod budget;
 mod classify;
@@ -57,12 +57,11 @@ mod events;
 mod hooks;
 mod http;
 mod integrations;
-mod kind;
 mod limiter;
 mod limits;
 mod outcome;
-mod policy;
 mod retry_after;
+mod retry_ext;
 mod rng;
 mod stats;
 mod std_impls;
@@ -77,18 +76,20 @@ pub mod metrics;
 
 pub use adaptive::{Adaptive, AdaptiveBuilder};
 pub use api_error::ApiError;
-pub use backoff::{Backoff, Jitter};
 pub use batch::{Batch, BatchBuilder, BatchError, BatchStream, DEFAULT_BATCH_CONCURRENCY, ItemResult, Progress};
 pub use budget::{Budget, BudgetBuilder, BudgetStats};
 pub use classify::{Classification, Classify};
 pub use engine::{Attempt, Call, Pause, RetryPlan};
 pub use hooks::{DelaySource, RetryEvent};
-pub use kind::ErrorKind;
 pub use limiter::{Limiter, LimiterBuilder, LimiterConfig, LimiterStats};
 pub use limits::LimitError;
+pub use llm_retry_rules::{
+    Backoff, ErrorKind, Field, Jitter, MAX_RULE_ATTEMPTS, MAX_RULES, Policy, PolicyBuilder, PolicyError, Problem,
+    RetryOn, Rule,
+};
 pub use outcome::GiveUp;
-pub use policy::{MAX_RULE_ATTEMPTS, MAX_RULES, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use retry_after::RetryAfter;
+pub use retry_ext::RetryExt;
 pub use rng::seed_thread_rng;
 pub use stats::{Site, SiteStats, StatsSnapshot, stats};
 pub use stream::{

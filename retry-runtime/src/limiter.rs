@@ -52,7 +52,7 @@ const NAP: Duration = Duration::from_millis(20);
 /// or `limiter = OPENAI` in the attribute).
 ///
 /// ```
-/// use llm_retry_runtime::{ApiError, Limiter, Policy};
+/// use llm_retry_runtime::{RetryExt, ApiError, Limiter, Policy};
 ///
 /// static OPENAI: Limiter = Limiter::new("openai");
 ///

@@ -21,7 +21,7 @@
 //! | `llm_retry_limiter_rate` | gauge (requests/s; 0 while off) | `endpoint` |
 //! | `llm_retry_limiter_throttles_total`, `llm_retry_limiter_waits_total` | counter | `endpoint` |
 
-use crate::kind::ErrorKind;
+use crate::ErrorKind;
 use crate::limiter::armed_limiters;
 use crate::outcome::GiveUp;
 use crate::stats::{Site, stats};

@@ -11,9 +11,9 @@
 //! are derived: first-try successes plus what the slow path (any call that fails once, is
 //! cancelled or panics) counts in shared atomics.
 
-use crate::kind::ErrorKind;
+use crate::ErrorKind;
+use crate::Policy;
 use crate::outcome::GiveUp;
-use crate::policy::Policy;
 use core::fmt;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};

@@ -1,7 +1,7 @@
 //! [`Classify`] for the standard library's and tokio's errors, and the runtime's own.
 
+use crate::ErrorKind;
 use crate::classify::{Classification, Classify};
-use crate::kind::ErrorKind;
 use crate::timeout::Timeout;
 use crate::validate::InvalidOutput;
 

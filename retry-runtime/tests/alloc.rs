@@ -2,7 +2,7 @@
 //! `conclude_at` form. A path with retries allocates only its errors (and, in the `conclude` form,
 //! one boxed sleep per retry), after one warm-up call that registers the site and seeds the RNG.
 
-use llm_retry_runtime::{ApiError, Backoff, InvalidOutput, Jitter, Policy, RetryEvent, Site};
+use llm_retry_runtime::{ApiError, Backoff, InvalidOutput, Jitter, Policy, RetryEvent, RetryExt, Site};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};

@@ -1,7 +1,7 @@
 //! Property tests: for any parameters and any attempt number, no delay exceeds the cap, the
 //! delay before jitter never decreases, and nothing panics.
 
-use llm_retry_runtime::{Backoff, Jitter, Policy};
+use llm_retry_runtime::{Backoff, Jitter, Policy, backoff::jittered};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -67,7 +67,7 @@ proptest! {
     fn no_delay_exceeds_the_cap(b in backoff(), j in jitter(), n in attempt(), prev in duration(), seed in any::<u64>()) {
         let mut rng = SmallRng::seed_from_u64(seed);
         prop_assert!(b.base_delay(n) <= b.cap());
-        prop_assert!(j.apply(&b, n, prev, &mut rng) <= b.cap());
+        prop_assert!(jittered(&j, &b, n, prev, &mut rng) <= b.cap());
     }
 
     #[test]
@@ -92,9 +92,10 @@ fn decorrelated_mean_matches_the_formula() {
     // From a fresh start (previous = base) each draw is U(base, 3·base): mean 2·base.
     let b = Backoff::Decorrelated { base: Duration::from_millis(100), max_delay: Duration::from_secs(60) };
     let mut rng = SmallRng::seed_from_u64(5);
-    let mean: f64 =
-        (0..10_000).map(|_| Jitter::Decorrelated.apply(&b, 1, Duration::ZERO, &mut rng).as_secs_f64()).sum::<f64>()
-            / 10_000.0;
+    let mean: f64 = (0..10_000)
+        .map(|_| jittered(&Jitter::Decorrelated, &b, 1, Duration::ZERO, &mut rng).as_secs_f64())
+        .sum::<f64>()
+        / 10_000.0;
     assert!((mean - 0.2).abs() < 0.004, "{mean}");
 }
 

@@ -2,7 +2,9 @@
 //! request went out. An attempt cut short while it queued for the limiter never reached the
 //! server, so it must not move their state.
 
-use llm_retry_runtime::{Adaptive, ApiError, Backoff, Budget, ErrorKind, Jitter, Limiter, LimiterStats, Policy, Site};
+use llm_retry_runtime::{
+    Adaptive, ApiError, Backoff, Budget, ErrorKind, Jitter, Limiter, LimiterStats, Policy, RetryExt, Site,
+};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! the deadline and the attempt timeout, validation, hooks and stats.
 
 use llm_retry_runtime::{
-    Backoff, Classification, Classify, DelaySource, ErrorKind, GiveUp, InvalidOutput, Jitter, Policy, PolicyError,
-    RetryAfter, RetryEvent, RetryOn, Rule, Site, Timeout, seed_thread_rng,
+    Backoff, Classification, Classify, DelaySource, ErrorKind, GiveUp, InvalidOutput, Jitter, Policy, Problem,
+    RetryAfter, RetryEvent, RetryExt, RetryOn, Rule, Site, Timeout, seed_thread_rng,
 };
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -533,7 +533,7 @@ fn a_rule_limit_the_counter_cannot_hold_is_rejected() {
     let rule = |n| Rule::kind(ErrorKind::RateLimited).max_attempts(n);
     let build = |n| Policy::builder().max_attempts(u32::MAX).rule(rule(n)).build();
     assert!(build(llm_retry_runtime::MAX_RULE_ATTEMPTS).is_ok());
-    assert_eq!(build(llm_retry_runtime::MAX_RULE_ATTEMPTS + 1).unwrap_err(), PolicyError::RuleAttemptsTooMany);
+    assert_eq!(build(llm_retry_runtime::MAX_RULE_ATTEMPTS + 1).unwrap_err(), Problem::RuleAttemptsTooMany);
 }
 
 /// Regression: the deadline check added the random jitter to the server's hint, so a hint of
@@ -574,15 +574,19 @@ proptest::proptest! {
     #[test]
     fn attempts_stop_at_the_first_limit_reached(
         policy_max in 1u32..700,
-        rule_max in 1u32..700,
+        rule_raw in 0u32..700,
         steps in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(Step::Ruled), proptest::strategy::Just(Step::Unruled)], 1..40),
     ) {
+        // A rule may not allow more than the policy (its limit would never be reached).
+        let rule_max = 1 + rule_raw % policy_max;
         let policy = Policy::builder()
             .max_attempts(policy_max)
             .backoff(Backoff::None)
             .rule(Rule::kind(ErrorKind::RateLimited).max_attempts(rule_max))
             .build()
             .unwrap();
+        let above = Policy::builder().max_attempts(policy_max).rule(Rule::kind(ErrorKind::RateLimited).max_attempts(policy_max + 1));
+        proptest::prop_assert_eq!(above.build().unwrap_err(), Problem::RuleAttemptsAboveMax);
         // The scripted steps, then the ruled kind for ever.
         let fail = |i: usize| match steps.get(i).copied().unwrap_or(Step::Ruled) {
             Step::Ruled => Fail::status(429),

@@ -7,7 +7,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use llm_retry_runtime::{
-    ApiError, Backoff, Classify, DelaySource, ErrorKind, GiveUp, Jitter, Policy, RetryEvent, Site,
+    ApiError, Backoff, Classify, DelaySource, ErrorKind, GiveUp, Jitter, Policy, RetryEvent, RetryExt, Site,
 };
 use proptest::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -211,7 +211,8 @@ proptest! {
     fn any_error_body_is_retried_or_returned_as_its_kind_says(status in status(), body in body()) {
         let error = ApiError::from_response_at(status, &HeaderMap::new(), &body, fixed_now());
         let kind = error.kind();
-        let retryable = TWO.retry_on().matches(&error.classify());
+        let class = error.classify();
+        let retryable = TWO.retry_on().matches(class.kind, class.status);
         let _ = (error.to_string(), format!("{error:?}"));
         let r = run(&BODIES_SITE, error);
         if kind.never_retryable_reason().is_some() {

@@ -5,10 +5,10 @@
 //! connect errors, up to 8 s apart). With `llm_retry` around the call that makes two
 //! nested retry loops. See `Classify for OpenAIError` for how to switch it off.
 
+use crate::ErrorKind;
 use crate::api_error::ApiError;
 use crate::classify::{Classification, Classify};
 use crate::http::{ProviderBody, refine_kind};
-use crate::kind::ErrorKind;
 use ::async_openai::error::{OpenAIError, StreamError};
 use std::sync::Arc;
 

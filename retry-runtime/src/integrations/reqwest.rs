@@ -1,9 +1,9 @@
 //! `reqwest` 0.13: [`Classify`] for `reqwest::Error`, and [`ApiError`] from a response.
 
+use crate::ErrorKind;
 use crate::api_error::ApiError;
 use crate::classify::{Classification, Classify};
 use crate::http::MAX_BODY_BYTES;
-use crate::kind::ErrorKind;
 use crate::std_impls::io_kind;
 use std::sync::Arc;
 

@@ -24,11 +24,10 @@ mod sse;
 
 pub use sse::{TextDeltas, text_deltas};
 
+use crate::ErrorKind;
 use crate::classify::Classify;
-use crate::engine::{Call, Mode, Untimed};
-use crate::hooks::{HookSet, Hooks, Unpaced};
-use crate::kind::ErrorKind;
-use crate::policy::Policy;
+use crate::engine::{Call, Mode};
+use crate::hooks::{HookSet, Unpaced};
 use crate::timeout::Timeout;
 use core::fmt;
 use core::future::Future;
@@ -467,7 +466,7 @@ pin_project! {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use llm_retry_runtime::{ApiError, Policy, StreamEvent, StreamMode};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamEvent, StreamMode};
     /// use std::time::Duration;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -534,7 +533,7 @@ impl<'p, E, H, M> Call<'p, (), E, H, M> {
     /// one): use [`RetryStream::first_chunk_timeout`] and [`RetryStream::idle_timeout`].
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy, RetryEvent};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, RetryEvent};
     /// use std::time::Duration;
     ///
     /// let stream = Policy::DEFAULT
@@ -575,34 +574,11 @@ impl<'p, E, H, M> Call<'p, (), E, H, M> {
     }
 }
 
-impl Policy {
-    /// A [`RetryStream`] under this policy: the builder form of a streaming call. Use
-    /// [`Policy::call`] then [`Call::stream`] to add a deadline, hooks or a stats site.
-    ///
-    /// ```
-    /// use llm_retry_runtime::{ApiError, Policy, StreamMode};
-    /// let stream = Policy::DEFAULT
-    ///     .stream(|_resume| async { Ok::<_, ApiError>(futures_util::stream::iter([Ok::<String, ApiError>("hi".into())])) })
-    ///     .mode(StreamMode::Skip);
-    /// # drop(stream);
-    /// ```
-    #[allow(clippy::type_complexity)]
-    pub fn stream<E, F, Fut, S, C>(&self, opener: F) -> RetryStream<'_, E, Hooks<(), (), ()>, Untimed, F, Fut, S, C>
-    where
-        F: FnMut(Resume) -> Fut,
-        Fut: Future<Output = Result<S, E>>,
-        S: Stream<Item = Result<C, E>>,
-        C: StreamChunk,
-    {
-        self.call().stream(opener)
-    }
-}
-
 impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     /// Sets the mode and both timeouts at once.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy, StreamMode, StreamOptions};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamMode, StreamOptions};
     /// const OPTIONS: StreamOptions = StreamOptions::new().mode(StreamMode::Continue);
     /// let s = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) })
@@ -617,7 +593,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     /// The recovery mode (default [`StreamMode::Restart`]).
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy, StreamMode};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamMode};
     /// let s = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) })
     ///     .mode(StreamMode::Continue);
@@ -631,7 +607,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     /// See [`StreamOptions::first_chunk_timeout`].
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// let s = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) })
     ///     .first_chunk_timeout(std::time::Duration::from_secs(20));
@@ -645,7 +621,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     /// See [`StreamOptions::idle_timeout`].
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// let s = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) })
     ///     .idle_timeout(std::time::Duration::from_secs(10));
@@ -659,7 +635,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     /// What the consumer holds now (see [`Received`]).
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// let s = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) });
     /// assert_eq!(s.received().chunks, 0);
@@ -676,7 +652,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use llm_retry_runtime::{ApiError, Policy, StreamMode};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamMode};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let texts = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::iter([Ok::<String, ApiError>("a".into()), Ok("b".into())])) })
@@ -705,7 +681,7 @@ where
     /// dropped. Correct in every mode.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let mut n = 0;
     /// let text = Policy::DEFAULT
@@ -1001,7 +977,7 @@ impl<S> Texts<S> {
     /// Never true in [`StreamMode::Continue`].
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
     /// let t = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) })
     ///     .texts();

@@ -1,8 +1,8 @@
 //! A small server-sent-events reader for LLM streams: OpenAI chat completions and Anthropic
 //! messages, text deltas out, errors classified.
 
+use crate::ErrorKind;
 use crate::api_error::ApiError;
-use crate::kind::ErrorKind;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 use futures_core::Stream;

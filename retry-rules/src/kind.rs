@@ -5,11 +5,11 @@ use core::fmt;
 /// What kind of failure an attempt ended in.
 ///
 /// Kinds are named for what they mean to a caller of an LLM API, not for the transport
-/// mechanism. [`Classify`](crate::Classify) maps an error value to a kind; the policy
-/// decides from the kind (and the HTTP status, when there is one) whether to retry.
+/// mechanism. The runtime's `Classify` maps an error value to a kind; the policy decides from
+/// the kind (and the HTTP status, when there is one) whether to retry.
 ///
 /// ```
-/// use llm_retry_runtime::ErrorKind;
+/// use llm_retry_rules::ErrorKind;
 ///
 /// assert!(ErrorKind::RateLimited.is_retryable_by_default());
 /// assert!(!ErrorKind::QuotaExhausted.is_retryable_by_default());
@@ -55,7 +55,7 @@ impl ErrorKind {
     /// Every kind, in declaration order.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::ErrorKind::ALL.len(), 15);
+    /// assert_eq!(llm_retry_rules::ErrorKind::ALL.len(), 15);
     /// ```
     pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Connection,
@@ -78,7 +78,7 @@ impl ErrorKind {
     /// The kind's name as written in `on = [...]`, e.g. `"RateLimited"`.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::ErrorKind::RateLimited.name(), "RateLimited");
+    /// assert_eq!(llm_retry_rules::ErrorKind::RateLimited.name(), "RateLimited");
     /// ```
     pub const fn name(self) -> &'static str {
         match self {
@@ -103,7 +103,7 @@ impl ErrorKind {
     /// Looks a kind up by its [`name`](Self::name).
     ///
     /// ```
-    /// use llm_retry_runtime::ErrorKind;
+    /// use llm_retry_rules::ErrorKind;
     /// assert_eq!(ErrorKind::from_name("Overloaded"), Some(ErrorKind::Overloaded));
     /// assert_eq!(ErrorKind::from_name("overloaded"), None);
     /// ```
@@ -114,7 +114,7 @@ impl ErrorKind {
     /// A small index, unique per kind, below [`ErrorKind::ALL`]`.len()`.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::ErrorKind::Connection.index(), 0);
+    /// assert_eq!(llm_retry_rules::ErrorKind::Connection.index(), 0);
     /// ```
     pub const fn index(self) -> usize {
         self as usize
@@ -125,7 +125,7 @@ impl ErrorKind {
     /// Statuses below 400 are not errors and map to [`ErrorKind::Other`].
     ///
     /// ```
-    /// use llm_retry_runtime::ErrorKind;
+    /// use llm_retry_rules::ErrorKind;
     /// assert_eq!(ErrorKind::from_status(429), ErrorKind::RateLimited);
     /// assert_eq!(ErrorKind::from_status(502), ErrorKind::Server);
     /// assert_eq!(ErrorKind::from_status(403), ErrorKind::Auth);
@@ -152,7 +152,7 @@ impl ErrorKind {
     /// plus [`InvalidOutput`](Self::InvalidOutput), which only arises when a validator is set.
     ///
     /// ```
-    /// use llm_retry_runtime::ErrorKind;
+    /// use llm_retry_rules::ErrorKind;
     /// assert!(ErrorKind::Overloaded.is_retryable_by_default());
     /// assert!(!ErrorKind::BadRequest.is_retryable_by_default());
     /// ```
@@ -176,7 +176,7 @@ impl ErrorKind {
     /// them in `on = [...]` at compile time with this reason.
     ///
     /// ```
-    /// use llm_retry_runtime::ErrorKind;
+    /// use llm_retry_rules::ErrorKind;
     /// assert!(ErrorKind::ContextLengthExceeded.never_retryable_reason().is_some());
     /// assert_eq!(ErrorKind::Timeout.never_retryable_reason(), None);
     /// ```
@@ -197,6 +197,29 @@ impl ErrorKind {
             _ => None,
         }
     }
+}
+
+/// Why retrying can never fix a response with HTTP `status`, phrased for the status; `None`
+/// when a retry may succeed (or `status` is not an error status).
+///
+/// ```
+/// use llm_retry_rules::never_retryable_status_reason;
+/// assert_eq!(never_retryable_status_reason(401).as_deref(), Some("401 means the credentials are wrong; retrying cannot fix it"));
+/// assert_eq!(never_retryable_status_reason(503), None);
+/// ```
+pub fn never_retryable_status_reason(status: u16) -> Option<String> {
+    let reason = match status {
+        401 => "401 means the credentials are wrong; retrying cannot fix it",
+        403 => "403 means the key lacks permission; retrying cannot fix it",
+        400 | 422 => return Some(format!("{status} means the request is invalid; the same request fails again")),
+        404 => "404 means the model or endpoint does not exist; check its name",
+        413 => "413 means the prompt is too large; shorten it or pick a larger model",
+        400..=599 => {
+            return ErrorKind::from_status(status).never_retryable_reason().map(|r| format!("{status}: {r}"));
+        }
+        _ => return None,
+    };
+    Some(reason.to_owned())
 }
 
 impl fmt::Display for ErrorKind {
