@@ -1,11 +1,11 @@
 //! Phase 3: the annotated fn, checked, and rewritten into the retry loop.
 
 use crate::args;
-use crate::config::{self, BackoffConfig, JitterConfig, RetryConfig, Target};
+use crate::config::{self, RetryConfig};
 use crate::ctxt::Ctxt;
-use crate::duration::Nanos;
 use crate::early_exit;
-use proc_macro2::{Ident, Literal, Span, TokenStream};
+use crate::policy::{duration, policy};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -17,7 +17,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
     let entries = args::parse(&mut cx, args);
     let config = config::validate(&mut cx, &entries);
-    if entries.iter().any(|e| e.key_name() == crate::keys::STREAM) {
+    if entries.iter().any(|e| e.key_name() == llm_retry_rules::keys::STREAM) {
         // The stream form changes the signature: once the fn itself checks out, it is generated
         // even next to attribute errors, so callers see no follow-on errors.
         let target = crate::stream::check(&mut cx, &config, item.clone());
@@ -496,133 +496,6 @@ fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream
 /// `Call::attempt`.
 fn runs_body_directly(config: &RetryConfig) -> bool {
     config.deadline.is_none() && config.attempt_timeout.is_none() && config.limiter.is_none() && config.notify.is_none()
-}
-
-pub(crate) fn duration(p: &TokenStream, d: Nanos) -> TokenStream {
-    let n = d.0;
-    let (ctor, value) = if n % 1_000_000_000 == 0 {
-        ("from_secs", n / 1_000_000_000)
-    } else if n % 1_000_000 == 0 {
-        ("from_millis", n / 1_000_000)
-    } else if n % 1_000 == 0 {
-        ("from_micros", n / 1_000)
-    } else {
-        ("from_nanos", n)
-    };
-    let ctor = Ident::new(ctor, Span::call_site());
-    let value = Literal::u64_unsuffixed(value);
-    quote!(#p::Duration::#ctor(#value))
-}
-
-fn float(x: f64) -> Literal {
-    Literal::f64_unsuffixed(x)
-}
-
-fn backoff(p: &TokenStream, b: &BackoffConfig) -> TokenStream {
-    match *b {
-        BackoffConfig::None => quote!(#p::Backoff::None),
-        BackoffConfig::Fixed { delay } => {
-            let delay = duration(p, delay);
-            quote!(#p::Backoff::Fixed { delay: #delay })
-        }
-        BackoffConfig::Linear { start, increment, max_delay } => {
-            let (start, increment, max_delay) = (duration(p, start), duration(p, increment), duration(p, max_delay));
-            quote!(#p::Backoff::Linear { start: #start, increment: #increment, max_delay: #max_delay })
-        }
-        BackoffConfig::Exponential { initial, multiplier, min_delay, max_delay } => {
-            let (initial, min_delay, max_delay) =
-                (duration(p, initial), duration(p, min_delay), duration(p, max_delay));
-            let multiplier = float(multiplier);
-            quote!(#p::Backoff::Exponential { initial: #initial, multiplier: #multiplier, min_delay: #min_delay, max_delay: #max_delay })
-        }
-        BackoffConfig::Decorrelated { base, max_delay } => {
-            let (base, max_delay) = (duration(p, base), duration(p, max_delay));
-            quote!(#p::Backoff::Decorrelated { base: #base, max_delay: #max_delay })
-        }
-    }
-}
-
-fn jitter(p: &TokenStream, j: &JitterConfig) -> TokenStream {
-    match *j {
-        JitterConfig::None => quote!(#p::Jitter::None),
-        JitterConfig::Full => quote!(#p::Jitter::Full),
-        JitterConfig::Equal => quote!(#p::Jitter::Equal),
-        JitterConfig::Proportional { factor } => {
-            let factor = float(factor);
-            quote!(#p::Jitter::Proportional { factor: #factor })
-        }
-        JitterConfig::Decorrelated => quote!(#p::Jitter::Decorrelated),
-    }
-}
-
-fn strategy(p: &TokenStream, s: &config::Strategy) -> TokenStream {
-    let mut out = TokenStream::new();
-    if let Some(b) = &s.backoff {
-        let b = backoff(p, b);
-        out.extend(quote!(.backoff(#b)));
-    }
-    if let Some(j) = &s.jitter {
-        let j = jitter(p, j);
-        out.extend(quote!(.jitter(#j)));
-    }
-    out
-}
-
-fn kind(p: &TokenStream, name: &str) -> TokenStream {
-    let ident = Ident::new(name, Span::call_site());
-    quote!(#p::ErrorKind::#ident)
-}
-
-/// The `const` policy builder: only the keys given.
-pub(crate) fn policy(p: &TokenStream, config: &RetryConfig) -> TokenStream {
-    let mut b = quote!(#p::Policy::builder());
-    if let Some(n) = config.max {
-        let n = Literal::u32_unsuffixed(n);
-        b.extend(quote!(.max_attempts(#n)));
-    }
-    b.extend(strategy(p, &config.strategy));
-    if let Some(on) = &config.on {
-        let mut set = quote!(#p::RetryOn::none());
-        for t in on {
-            set.extend(match t {
-                Target::Kind(k) => {
-                    let k = kind(p, k);
-                    quote!(.kind(#k))
-                }
-                Target::Status(s) => {
-                    let s = Literal::u16_unsuffixed(*s);
-                    quote!(.status(#s))
-                }
-            });
-        }
-        b.extend(quote!(.retry_on(#set)));
-    }
-    for rule in &config.rules {
-        let mut r = match &rule.target {
-            Target::Kind(k) => {
-                let k = kind(p, k);
-                quote!(#p::Rule::kind(#k))
-            }
-            Target::Status(s) => {
-                let s = Literal::u16_unsuffixed(*s);
-                quote!(#p::Rule::status(#s))
-            }
-        };
-        if let Some(n) = rule.max {
-            let n = Literal::u32_unsuffixed(n);
-            r.extend(quote!(.max_attempts(#n)));
-        }
-        r.extend(strategy(p, &rule.strategy));
-        b.extend(quote!(.rule(#r)));
-    }
-    if let Some(yes) = config.retry_after {
-        b.extend(quote!(.respect_retry_after(#yes)));
-    }
-    if let Some(d) = config.max_retry_after {
-        let d = duration(p, d);
-        b.extend(quote!(.max_retry_after(#d)));
-    }
-    b
 }
 
 /// `.deadline(..).attempt_timeout(..).notify(..).validate(..).when(..)`, only those given.

@@ -8,12 +8,9 @@
 mod args;
 mod config;
 mod ctxt;
-mod defaults;
-mod duration;
 mod early_exit;
 mod expand;
-mod keys;
-mod kinds;
+mod policy;
 mod stream;
 mod suggest;
 

@@ -309,7 +309,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     let options = Ident::new("__LLM_RETRY_STREAM", Span::mixed_site());
     let fake = Ident::new("__llm_retry_fake_return", Span::mixed_site());
     let name = expand::site_name(config, &func);
-    let policy = expand::policy(&p, config);
+    let policy = crate::policy::policy(&p, config);
     let call_options = expand::call_options(&p, config);
     let own_adaptive = expand::own_adaptive(&p, config);
 
@@ -322,7 +322,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     for (method, d) in [("first_chunk_timeout", config.first_chunk_timeout), ("idle_timeout", config.idle_timeout)] {
         if let Some(d) = d {
             let method = Ident::new(method, Span::call_site());
-            let d = expand::duration(&p, d);
+            let d = crate::policy::duration(&p, d);
             stream_options.extend(quote!(.#method(#d)));
         }
     }

@@ -294,7 +294,7 @@ fn every_error_of_one_attribute_is_reported() {
 fn messages_name_the_fix() {
     let cases: &[(TokenStream, &str)] = &[
         (quote!(max = 0), "use `max = 1` to disable retries"),
-        (quote!(max = 1000), "the bound is 100"),
+        (quote!(max = 5000000000), "more attempts than a call can count"),
         (quote!(max = "3"), "write `max = 3`"),
         (quote!(retries = 3), "`retries = 3` is `max = 4`"),
         (quote!(max_attempts = 3), "did you mean `max`?"),
@@ -926,6 +926,243 @@ mod hoisting {
             body in body(),
         ) {
             assert_only_async_trait_prelude_hoisted(receiver, &params, &body)?;
+        }
+    }
+}
+
+/// The attribute and the builder accept and reject exactly the same policies: random settings,
+/// written once as attribute keys and once as builder calls, are an error in both or in
+/// neither. (The attribute's key-level lints, such as a backoff key with `max = 1` or a jitter
+/// that a decorrelated backoff ignores, say a written key does nothing; the builder has no
+/// notion of a written key, so the settings drawn here never trip them.)
+mod rulebook_agreement {
+    use super::*;
+    use llm_retry_rules::{Backoff, ErrorKind, Jitter, Policy, PolicyBuilder, RetryOn, Rule};
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    const MS: u64 = 1;
+
+    #[derive(Debug, Clone)]
+    struct Settings {
+        max: Option<u32>,
+        backoff: Option<(&'static str, [u64; 3], f64)>,
+        jitter: Option<(&'static str, f64)>,
+        on: Option<Vec<&'static str>>,
+        rules: Vec<(&'static str, Option<u32>, Option<u64>)>,
+        max_retry_after: Option<u64>,
+    }
+
+    fn settings() -> impl Strategy<Value = Settings> {
+        let ms = prop_oneof![Just(0u64), 1u64..5, Just(500), Just(20_000), Just(30_000)];
+        let backoff = (
+            prop::sample::select(&["none", "fixed", "linear", "exponential", "decorrelated"][..]),
+            [ms.clone(), ms.clone(), ms.clone()],
+            prop::sample::select(&[0.5, 1.0, 2.0, -1.0][..]),
+        );
+        let jitter = (
+            prop::sample::select(&["none", "full", "equal", "proportional"][..]),
+            prop::sample::select(&[0.0, 0.25, 10.0, 10.5, -1.0][..]),
+        );
+        let target = prop::sample::select(&["RateLimited", "Server", "Timeout", "Connection", "503", "502"][..]);
+        let rule = (
+            target.clone(),
+            prop::option::of(0u32..8),
+            prop::option::of(prop_oneof![Just(0u64), Just(10), Just(60_000)]),
+        );
+        (
+            prop::option::of(prop_oneof![Just(0u32), 2u32..8, Just(70_000)]),
+            prop::option::of(backoff),
+            prop::option::of(jitter),
+            prop::option::of(prop::sample::subsequence(&["RateLimited", "Timeout", "Server", "503"][..], 1..=4)),
+            prop::collection::vec(rule, 0..8),
+            prop::option::of(prop_oneof![Just(0u64), Just(1_000)]),
+        )
+            .prop_map(|(max, backoff, jitter, on, rules, max_retry_after)| Settings {
+                max,
+                backoff,
+                jitter,
+                on,
+                rules,
+                max_retry_after,
+            })
+    }
+
+    fn kind(name: &str) -> Option<ErrorKind> {
+        ErrorKind::from_name(name)
+    }
+
+    fn d(ms: u64) -> Duration {
+        Duration::from_millis(ms * MS)
+    }
+
+    fn backoff(name: &str, [a, b, c]: [u64; 3], m: f64) -> (String, Backoff) {
+        match name {
+            "none" => ("backoff = \"none\"".into(), Backoff::None),
+            "fixed" => (format!("backoff = \"fixed\", delay = \"{a}ms\""), Backoff::Fixed { delay: d(a) }),
+            "linear" => (
+                format!("backoff = \"linear\", base = \"{a}ms\", increment = \"{b}ms\", max_delay = \"{c}ms\""),
+                Backoff::Linear { start: d(a), increment: d(b), max_delay: d(c) },
+            ),
+            "exponential" => (
+                format!(
+                    "backoff = \"exponential\", base = \"{a}ms\", multiplier = {m:?}, min_delay = \"{b}ms\", max_delay = \"{c}ms\""
+                ),
+                Backoff::Exponential { initial: d(a), multiplier: m, min_delay: d(b), max_delay: d(c) },
+            ),
+            _ => (
+                format!("backoff = \"decorrelated\", base = \"{a}ms\", max_delay = \"{c}ms\""),
+                Backoff::Decorrelated { base: d(a), max_delay: d(c) },
+            ),
+        }
+    }
+
+    fn jitter(name: &str, factor: f64) -> (String, Jitter) {
+        match name {
+            "none" => ("jitter = \"none\"".into(), Jitter::None),
+            "full" => ("jitter = \"full\"".into(), Jitter::Full),
+            "equal" => ("jitter = \"equal\"".into(), Jitter::Equal),
+            _ => (format!("jitter = \"proportional\", jitter_factor = {factor:?}"), Jitter::Proportional { factor }),
+        }
+    }
+
+    /// The settings as attribute keys and as the builder calls that say the same.
+    fn both_ways(s: &Settings) -> (String, PolicyBuilder) {
+        let mut keys = Vec::new();
+        let mut b = Policy::builder();
+        if let Some(n) = s.max {
+            keys.push(format!("max = {n}"));
+            b = b.max_attempts(n);
+        }
+        let backoff_name = s.backoff.map(|(name, ..)| name);
+        if let Some((name, v, m)) = s.backoff {
+            let (k, backoff) = backoff(name, v, m);
+            keys.push(k);
+            b = b.backoff(backoff);
+        }
+        // A jitter means nothing to `none` and is drawn by `decorrelated` itself: those are
+        // the attribute's lints, not the rulebook's.
+        if let (Some((name, f)), None | Some("fixed" | "linear" | "exponential")) = (s.jitter, backoff_name) {
+            let (k, jitter) = jitter(name, f);
+            keys.push(k);
+            b = b.jitter(jitter);
+        }
+        if let Some(on) = &s.on {
+            keys.push(format!("on = [{}]", on.join(", ")));
+            b = b.retry_on(on.iter().fold(RetryOn::none(), |set, t| match t.parse::<u16>() {
+                Ok(status) => set.status(status),
+                Err(_) => set.kind(kind(t).unwrap()),
+            }));
+        }
+        for (target, max, delay) in &s.rules {
+            let mut rule = match target.parse::<u16>() {
+                Ok(status) => Rule::status(status),
+                Err(_) => Rule::kind(kind(target).unwrap()),
+            };
+            let mut k = format!("rule({target}");
+            if let Some(n) = max {
+                k.push_str(&format!(", max = {n}"));
+                rule = rule.max_attempts(*n);
+            }
+            match delay {
+                Some(ms) => {
+                    k.push_str(&format!(", backoff = \"fixed\", delay = \"{ms}ms\""));
+                    rule = rule.backoff(Backoff::Fixed { delay: d(*ms) });
+                }
+                // A rule must change something.
+                None if max.is_none() => {
+                    k.push_str(", backoff = \"none\"");
+                    rule = rule.backoff(Backoff::None);
+                }
+                None => {}
+            }
+            keys.push(k + ")");
+            b = b.rule(rule);
+        }
+        if let Some(ms) = s.max_retry_after {
+            keys.push(format!("max_retry_after = \"{ms}ms\""));
+            b = b.max_retry_after(d(ms));
+        }
+        (keys.join(", "), b)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn the_attribute_and_the_builder_reject_the_same_settings(s in settings()) {
+            // `max = 1` with backoff keys is an attribute lint (the keys do nothing).
+            prop_assume!(s.max != Some(1));
+            let (keys, builder) = both_ways(&s);
+            let args: TokenStream = keys.parse().unwrap();
+            let attribute = errors(args, chat());
+            let problems = builder.problems();
+            prop_assert_eq!(
+                attribute.is_empty(),
+                problems.is_empty(),
+                "`#[llm_retry({})]`: attribute says {:#?}, builder says {:?}",
+                keys,
+                attribute,
+                problems
+            );
+        }
+    }
+
+    /// The same invalid settings, by name, through both: each is one error in the attribute
+    /// and the named problem in the builder.
+    #[test]
+    fn each_problem_is_an_error_both_ways() {
+        use llm_retry_rules::Problem;
+        let ms = Duration::from_millis;
+        let exp = |base, m, min, max| Backoff::Exponential {
+            initial: ms(base),
+            multiplier: m,
+            min_delay: ms(min),
+            max_delay: ms(max),
+        };
+        let rl = Rule::kind(ErrorKind::RateLimited);
+        let b = Policy::builder;
+        let cases: Vec<(TokenStream, PolicyBuilder, Problem)> = vec![
+            (quote!(max = 0), b().max_attempts(0), Problem::ZeroAttempts),
+            (quote!(backoff = "fixed", delay = "0s"), b().backoff(Backoff::Fixed { delay: ms(0) }), Problem::ZeroDelay),
+            (quote!(base = "0s"), b().backoff(exp(0, 2.0, 0, 20_000)), Problem::ZeroBase),
+            (quote!(max_delay = "0s"), b().backoff(exp(500, 2.0, 0, 0)), Problem::ZeroMaxDelay),
+            (quote!(base = "2s", max_delay = "1s"), b().backoff(exp(2_000, 2.0, 0, 1_000)), Problem::MaxDelayBelowBase),
+            (quote!(base = "30s"), b().backoff(exp(30_000, 2.0, 0, 20_000)), Problem::MaxDelayBelowBase),
+            (
+                quote!(min_delay = "2s", max_delay = "1s"),
+                b().backoff(exp(500, 2.0, 2_000, 1_000)),
+                Problem::MinDelayAboveMaxDelay,
+            ),
+            (quote!(multiplier = 0.5), b().backoff(exp(500, 0.5, 0, 20_000)), Problem::InvalidMultiplier),
+            (
+                quote!(jitter = "proportional", jitter_factor = 11.0),
+                b().jitter(Jitter::Proportional { factor: 11.0 }),
+                Problem::InvalidJitterFactor,
+            ),
+            (quote!(max_retry_after = "0s"), b().max_retry_after(Duration::ZERO), Problem::ZeroMaxRetryAfter),
+            (quote!(rule(RateLimited, max = 0)), b().rule(rl.max_attempts(0)), Problem::ZeroRuleAttempts),
+            (quote!(rule(RateLimited, max = 5)), b().rule(rl.max_attempts(5)), Problem::RuleAttemptsAboveMax),
+            (
+                quote!(max = 70000, rule(RateLimited, max = 66000)),
+                b().max_attempts(70_000).rule(rl.max_attempts(66_000)),
+                Problem::RuleAttemptsTooMany,
+            ),
+            (
+                quote!(rule(RateLimited, max = 2), rule(RateLimited, max = 3)),
+                b().rule(rl.max_attempts(2)).rule(rl.max_attempts(3)),
+                Problem::DuplicateRule,
+            ),
+            (
+                quote!(on = [Timeout], rule(RateLimited, max = 2)),
+                b().retry_on(RetryOn::none().kind(ErrorKind::Timeout)).rule(rl.max_attempts(2)),
+                Problem::RuleForUnretried,
+            ),
+        ];
+        for (args, builder, problem) in cases {
+            assert_eq!(builder.build().unwrap_err(), problem, "builder: {args}");
+            let errs = errors(args.clone(), chat());
+            assert_eq!(errs.len(), 1, "attribute `{args}`: {errs:#?}");
         }
     }
 }

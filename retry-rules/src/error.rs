@@ -1,5 +1,6 @@
 //! Why a policy is invalid: the problem, the setting it is about, and the rule it is in.
 
+use crate::keys;
 use crate::kind::ErrorKind;
 use core::fmt;
 
@@ -112,16 +113,16 @@ impl Field {
     /// ```
     pub const fn key(self) -> &'static str {
         match self {
-            Field::MaxAttempts => "max",
-            Field::Delay => "delay",
-            Field::Base => "base",
-            Field::MaxDelay => "max_delay",
-            Field::MinDelay => "min_delay",
-            Field::Multiplier => "multiplier",
-            Field::JitterFactor => "jitter_factor",
-            Field::On => "on",
-            Field::Rule => "rule",
-            Field::MaxRetryAfter => "max_retry_after",
+            Field::MaxAttempts => keys::MAX,
+            Field::Delay => keys::DELAY,
+            Field::Base => keys::BASE,
+            Field::MaxDelay => keys::MAX_DELAY,
+            Field::MinDelay => keys::MIN_DELAY,
+            Field::Multiplier => keys::MULTIPLIER,
+            Field::JitterFactor => keys::JITTER_FACTOR,
+            Field::On => keys::ON,
+            Field::Rule => keys::RULE,
+            Field::MaxRetryAfter => keys::MAX_RETRY_AFTER,
         }
     }
 }

@@ -12,6 +12,9 @@
 //! - [`RetryOn`] (`retry_on`), [`Rule`] (`rule`) and [`Policy`] with its [`PolicyBuilder`]
 //!   (`policy`), whose checks are the one definition of a valid policy.
 //! - [`PolicyError`], [`Problem`] and [`Field`] (`error`): what is wrong, and which setting.
+//! - `keys`: every key the attribute accepts, with an example of each.
+//! - `duration`: duration strings (`"500ms"`, `"1.5s"`, `"2m"`) as keys and configuration
+//!   files write them.
 //!
 //! ```
 //! use llm_retry_rules::{ErrorKind, Field, Policy, Problem, Rule};
@@ -25,7 +28,9 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod duration;
 mod error;
+pub mod keys;
 mod kind;
 mod policy;
 mod retry_on;

@@ -1,6 +1,6 @@
 use llm_retry::{ApiError, llm_retry};
 
-#[llm_retry(max = 1000)]
+#[llm_retry(max = 5000000000)]
 async fn chat(prompt: &str) -> Result<String, ApiError> {
     Ok(prompt.to_owned())
 }

@@ -1,7 +1,11 @@
-//! Every key the attribute accepts, in one place (serde's `symbol.rs`).
+//! Every key the attribute accepts, in one place (serde's `symbol.rs`): the vocabulary the
+//! attribute and configuration files share, with an example of each.
 //!
-//! Adding a key: one constant here, listed in [`TOP`] (and [`RULE`] if it may be set per
-//! kind) with an example in [`example`], plus one arm in `config::validate`.
+//! ```
+//! use llm_retry_rules::keys;
+//! assert!(keys::TOP.contains(&keys::MAX_DELAY));
+//! assert_eq!(keys::example(keys::MAX_DELAY), "max_delay = \"20s\"");
+//! ```
 
 /// `max = 5`: the most attempts, the first included.
 pub const MAX: &str = "max";

@@ -1,36 +1,27 @@
-//! Duration strings: `"500ms"`, `"2s"`, `"1.5s"`, `"1m"`, `"1h"`.
+//! Duration strings, as the attribute and configuration files write them: `"500ms"`, `"2s"`,
+//! `"1.5s"`, `"1m"`, `"1h"`.
 
 use core::fmt;
+use std::time::Duration;
 
-/// A parsed duration, in nanoseconds.
+/// A duration as the user would write it: `500ms`, `2s`, `1.5s`, `1m`.
+///
+/// ```
+/// use llm_retry_rules::duration::Written;
+/// use std::time::Duration;
+/// assert_eq!(Written(Duration::from_millis(1500)).to_string(), "1.5s");
+/// assert_eq!(Written(Duration::from_secs(120)).to_string(), "2m");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Nanos(pub u64);
+pub struct Written(pub Duration);
 
 /// The units a duration string may use, with their length in nanoseconds.
 const UNITS: &[(&str, u64)] =
     &[("ms", 1_000_000), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)];
 
-impl Nanos {
-    /// Milliseconds.
-    pub const fn from_millis(ms: u64) -> Self {
-        Nanos(ms * 1_000_000)
-    }
-
-    /// Seconds.
-    pub const fn from_secs(s: u64) -> Self {
-        Nanos(s * 1_000_000_000)
-    }
-
-    /// Whether the duration is zero.
-    pub const fn is_zero(self) -> bool {
-        self.0 == 0
-    }
-}
-
-impl fmt::Display for Nanos {
-    /// As the user would write it: `500ms`, `2s`, `1.5s`, `1m`.
+impl fmt::Display for Written {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0;
+        let n = u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX);
         const SEC: u64 = 1_000_000_000;
         if n % SEC == 0 && n > 0 {
             let (unit, len) = UNITS.iter().rev().find(|(_, len)| n % len == 0).copied().unwrap_or(("s", SEC));
@@ -45,8 +36,16 @@ impl fmt::Display for Nanos {
     }
 }
 
-/// Parses a duration string, or explains what is wrong with it.
-pub fn parse(s: &str) -> Result<Nanos, String> {
+/// Parses a duration string, or explains what is wrong with it in a sentence that names the
+/// fix. A duration holds up to `u64::MAX` nanoseconds (about 584 years).
+///
+/// ```
+/// use llm_retry_rules::duration::parse;
+/// use std::time::Duration;
+/// assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
+/// assert!(parse("500").unwrap_err().contains("\"500ms\""));
+/// ```
+pub fn parse(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
         return Err("a duration needs a number and a unit, like \"500ms\", \"2s\", \"1m\" or \"1h\"".into());
@@ -93,7 +92,7 @@ pub fn parse(s: &str) -> Result<Nanos, String> {
         }
         nanos = nanos.checked_add(part / scale).ok_or_else(too_long)?;
     }
-    u64::try_from(nanos).map(Nanos).map_err(|_| too_long())
+    u64::try_from(nanos).map(Duration::from_nanos).map_err(|_| too_long())
 }
 
 #[cfg(test)]
@@ -102,15 +101,16 @@ mod tests {
 
     #[test]
     fn parses_units_and_decimals() {
-        assert_eq!(parse("500ms"), Ok(Nanos::from_millis(500)));
-        assert_eq!(parse("2s"), Ok(Nanos::from_secs(2)));
-        assert_eq!(parse("1.5s"), Ok(Nanos::from_millis(1500)));
-        assert_eq!(parse("1m"), Ok(Nanos::from_secs(60)));
-        assert_eq!(parse("1h"), Ok(Nanos::from_secs(3600)));
-        assert_eq!(parse("0s"), Ok(Nanos(0)));
-        assert_eq!(parse(" 250 ms "), Ok(Nanos::from_millis(250)));
-        assert_eq!(parse("1_000ms"), Ok(Nanos::from_secs(1)));
-        assert_eq!(parse(".5s"), Ok(Nanos::from_millis(500)));
+        let ms = Duration::from_millis;
+        assert_eq!(parse("500ms"), Ok(ms(500)));
+        assert_eq!(parse("2s"), Ok(ms(2_000)));
+        assert_eq!(parse("1.5s"), Ok(ms(1_500)));
+        assert_eq!(parse("1m"), Ok(ms(60_000)));
+        assert_eq!(parse("1h"), Ok(ms(3_600_000)));
+        assert_eq!(parse("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse(" 250 ms "), Ok(ms(250)));
+        assert_eq!(parse("1_000ms"), Ok(ms(1_000)));
+        assert_eq!(parse(".5s"), Ok(ms(500)));
     }
 
     #[test]
@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn displays_as_written() {
         for s in ["500ms", "2s", "1m", "1h", "1.5s", "0.25ms"] {
-            assert_eq!(parse(s).unwrap().to_string(), s);
+            assert_eq!(Written(parse(s).unwrap()).to_string(), s);
         }
     }
 }

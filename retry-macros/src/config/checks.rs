@@ -1,0 +1,95 @@
+//! Relations between keys: an `attempt_timeout` that the `deadline` makes moot, keys that do
+//! nothing with others, and the keys that apply only with (or never with) `stream = ...`.
+
+use super::{RetryConfig, Spans};
+use crate::ctxt::Ctxt;
+use llm_retry_rules::duration::Written;
+use llm_retry_rules::keys;
+
+/// Relations between top-level keys.
+pub fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans) {
+    if let (Some(deadline), Some(each)) = (config.deadline, config.attempt_timeout) {
+        if each > deadline {
+            cx.error_at(
+                seen.key_or_site(keys::ATTEMPT_TIMEOUT),
+                format!(
+                    "`attempt_timeout = \"{each}\"` is longer than `deadline = \"{deadline}\"`, so it can never fire; make it shorter than the deadline or remove it",
+                    each = Written(each),
+                    deadline = Written(deadline)
+                ),
+            );
+        }
+    }
+    if config.retry_after == Some(false) && config.max_retry_after.is_some() {
+        cx.error_at(
+            seen.key_or_site(keys::MAX_RETRY_AFTER),
+            "`max_retry_after` does nothing with `retry_after = false`; remove one of them",
+        );
+    }
+    if config.when.is_some() && config.on.is_some() {
+        cx.error_at(
+            seen.key_or_site(keys::WHEN),
+            "`when` replaces the `on` decision, so `on` would be ignored; remove `on`, or check those kinds in your predicate",
+        );
+    }
+    if config.max == Some(1) {
+        let keys = [
+            keys::BACKOFF,
+            keys::DELAY,
+            keys::BASE,
+            keys::MAX_DELAY,
+            keys::MULTIPLIER,
+            keys::JITTER,
+            keys::BUDGET,
+            keys::ADAPTIVE,
+        ];
+        for key in keys {
+            if seen.has(key) {
+                cx.error_at(
+                    seen.key_or_site(key),
+                    format!(
+                        "`{key}` does nothing with `max = 1`, which makes a single attempt; remove it or raise `max`"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Keys that apply only with `stream = ...`, and keys that do not apply to it (those are
+/// reported and dropped, so the stream form can still be generated next to the errors).
+pub fn stream_checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Spans) {
+    let set = |key: &str| seen.has(key);
+    if set(keys::STREAM) {
+        config.attempt_timeout = None;
+        config.validate = None;
+        if set(keys::ATTEMPT_TIMEOUT) {
+            cx.error_at(
+                seen.key_or_site(keys::ATTEMPT_TIMEOUT),
+                "`attempt_timeout` does not apply to a stream (a long answer is not a slow one); bound the wait for the first chunk with `first_chunk_timeout = \"30s\"` and the gaps between chunks with `idle_timeout = \"15s\"`",
+            );
+        }
+        if set(keys::LIMITER) {
+            config.limiter = None;
+            cx.error_at(
+                seen.key_or_site(keys::LIMITER),
+                "a stream's attempts are not paced by a `limiter` yet; remove it here, and keep it on the plain calls to the endpoint (their throttles still slow every caller down)",
+            );
+        }
+        if set(keys::VALIDATE) {
+            cx.error_at(
+                seen.key_or_site(keys::VALIDATE),
+                "`validate` checks a whole response, and a stream has none to check; remove it, and check the chunks as you read them",
+            );
+        }
+    } else {
+        for key in [keys::FIRST_CHUNK_TIMEOUT, keys::IDLE_TIMEOUT] {
+            if set(key) {
+                cx.error_at(
+                    seen.key_or_site(key),
+                    format!("`{key}` applies only to streams; add `stream = \"restart\"` (or \"continue\", \"skip\") to retry a stream, or use `attempt_timeout` for a plain call"),
+                );
+            }
+        }
+    }
+}
