@@ -1166,3 +1166,12 @@ mod rulebook_agreement {
         }
     }
 }
+
+/// The macro's rustdoc lists every key the attribute accepts.
+#[test]
+fn the_macro_doc_lists_every_key() {
+    let doc = include_str!("lib.rs");
+    for key in llm_retry_rules::keys::TOP {
+        assert!(doc.contains(&format!("/// | `{key}` |")), "the rustdoc of `llm_retry` does not list `{key}`");
+    }
+}
