@@ -1,0 +1,196 @@
+//! The state machine a [`RetryStream`] runs in `poll_next`: open an attempt, read it, time it
+//! out, settle its end with the [`Call`](crate::Call), then wait and reopen; with the queue of
+//! events for the consumer and the one timer every wait shares.
+
+use super::{Core, Resume, RetryStream, State, StateProj, StreamChunk, StreamEvent, StreamMode};
+use crate::classify::Classify;
+use crate::engine::Mode;
+use crate::hooks::HookSet;
+use crate::timeout::Timeout;
+use core::future::Future;
+use core::ops::ControlFlow;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use futures_core::Stream;
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// What one poll of the inner future or stream produced.
+enum Step<S, C, E> {
+    Open,
+    Opened(S),
+    Chunk(C),
+    Failed(E, Option<Timeout>),
+    Ended,
+    Pending,
+}
+
+/// Whether the armed timer (if any) has fired.
+fn fired(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> bool {
+    timer.as_pin_mut().is_some_and(|t| t.poll(cx).is_ready())
+}
+
+impl<E, H, M, F, C> Core<'_, E, H, M, F, C> {
+    /// Queues an event for the consumer. The first one waiting takes a slot of its own, so a
+    /// stream without retries never allocates a queue.
+    pub(super) fn emit(&mut self, event: StreamEvent<C>) {
+        if self.next.is_none() && self.pending.is_empty() {
+            self.next = Some(event);
+        } else {
+            self.pending.push_back(event);
+        }
+    }
+
+    /// The next queued event.
+    fn take_event(&mut self) -> Option<StreamEvent<C>> {
+        self.next.take().or_else(|| self.pending.pop_front())
+    }
+
+    /// Arms the timer for the next wait: `limit` from now, or the deadline if sooner. Disarms
+    /// it when neither applies. Reads the clock only when there is something to arm.
+    fn arm(&mut self, mut timer: Pin<&mut Option<Sleep>>, limit: Option<Duration>) {
+        let now = match (limit, self.deadline) {
+            (None, None) => {
+                self.cause = None;
+                return timer.set(None);
+            }
+            _ => Instant::now(),
+        };
+        let mut best = limit.and_then(|l| Some((now.checked_add(l)?, Timeout::attempt(l))));
+        if let Some((at, total)) = self.deadline {
+            if best.is_none_or(|(b, _)| at <= b) {
+                best = Some((at, Timeout::deadline(total)));
+            }
+        }
+        let Some((at, cause)) = best else {
+            self.cause = None;
+            return timer.set(None);
+        };
+        self.cause = Some(cause);
+        match timer.as_mut().as_pin_mut() {
+            Some(sleep) => sleep.reset(at),
+            None => timer.set(Some(tokio::time::sleep_until(at))),
+        }
+    }
+}
+
+impl<E, H, M, F, Fut, S, C> Stream for RetryStream<'_, E, H, M, F, Fut, S, C>
+where
+    E: Classify + From<Timeout>,
+    H: HookSet<(), E>,
+    M: Mode<E>,
+    F: FnMut(Resume) -> Fut,
+    Fut: Future<Output = Result<S, E>>,
+    S: Stream<Item = Result<C, E>>,
+    C: StreamChunk,
+{
+    type Item = Result<StreamEvent<C>, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            if let Some(event) = this.core.take_event() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if let Some(e) = this.core.error.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            let step = match this.state.as_mut().project() {
+                StateProj::Done => return Poll::Ready(None),
+                StateProj::Idle => Step::Open,
+                StateProj::Waiting => {
+                    if this.timer.as_mut().as_pin_mut().is_some_and(|sleep| sleep.poll(cx).is_pending()) {
+                        return Poll::Pending;
+                    }
+                    Step::Open
+                }
+                StateProj::Opening { fut } => match fut.poll(cx) {
+                    Poll::Ready(Ok(stream)) => Step::Opened(stream),
+                    Poll::Ready(Err(e)) => Step::Failed(e, None),
+                    Poll::Pending => Step::Pending,
+                },
+                StateProj::Reading { stream } => match stream.poll_next(cx) {
+                    Poll::Ready(Some(Ok(chunk))) => Step::Chunk(chunk),
+                    Poll::Ready(Some(Err(e))) => Step::Failed(e, None),
+                    Poll::Ready(None) => Step::Ended,
+                    Poll::Pending => Step::Pending,
+                },
+            };
+            let core = &mut *this.core;
+            let outcome = match step {
+                Step::Open => {
+                    core.attempts = core.attempts.saturating_add(1);
+                    core.call.start_attempt();
+                    if core.attempts == 1 && core.call.remaining().is_some() {
+                        // Read the clock before the remaining time, so the instant is never late.
+                        let now = Instant::now();
+                        if let Some(left) = core.call.remaining() {
+                            core.deadline = now.checked_add(left).map(|at| (at, left));
+                        }
+                    }
+                    let resume = core.resume();
+                    let fut = (core.opener)(resume);
+                    this.state.set(State::Opening { fut });
+                    core.awaiting_first = true;
+                    let limit = core.options.first_chunk;
+                    core.arm(this.timer.as_mut(), limit);
+                    continue;
+                }
+                Step::Opened(stream) => {
+                    this.state.set(State::Reading { stream });
+                    continue;
+                }
+                Step::Chunk(chunk) => {
+                    core.on_chunk(chunk);
+                    if core.awaiting_first || core.options.idle.is_some() {
+                        core.awaiting_first = false;
+                        let limit = core.options.idle;
+                        core.arm(this.timer.as_mut(), limit);
+                    }
+                    continue;
+                }
+                Step::Pending => {
+                    if !fired(this.timer.as_mut(), cx) {
+                        return Poll::Pending;
+                    }
+                    let cause = core.cause.take().unwrap_or(Timeout::attempt(Duration::ZERO));
+                    core.call.settle(Err(E::from(cause)), Some(cause))
+                }
+                Step::Failed(e, timed_out) => core.call.settle(Err(e), timed_out),
+                Step::Ended => {
+                    if core.skip.is_some() {
+                        core.replay_differs(None);
+                    }
+                    if core.reset_owed {
+                        core.reset_owed = false;
+                        core.reset();
+                    }
+                    core.call.settle(Ok(()), None)
+                }
+            };
+            // The attempt is over: drop its connection before anything else.
+            this.state.set(State::Done);
+            this.timer.set(None);
+            core.cause = None;
+            match outcome {
+                ControlFlow::Break(Ok(())) => {}
+                ControlFlow::Break(Err(e)) => core.error = Some(e),
+                ControlFlow::Continue(plan) => {
+                    if core.options.mode == StreamMode::Restart && core.received.chunks > 0 {
+                        core.reset_owed = true;
+                    }
+                    core.skip = None;
+                    core.emit(StreamEvent::Retrying {
+                        attempt: plan.attempt,
+                        received: core.received,
+                        kind: plan.kind,
+                        status: plan.status,
+                        delay: plan.delay,
+                    });
+                    this.timer.set(Some(tokio::time::sleep(plan.delay)));
+                    this.state.set(State::Waiting);
+                }
+            }
+        }
+    }
+}
