@@ -1,0 +1,140 @@
+//! Batch retry: many inputs through one operation, at most K at once, each item retried on
+//! its own schedule, and one shared gate that holds the whole batch when the server says
+//! "slow down".
+//!
+//! The public documentation, design included, is on [`Batch`].
+//!
+//! This file holds [`Batch`] itself and its design notes. The rest, one concern per file:
+//! - `builder`: [`BatchBuilder`], its defaults, and [`BatchError`] when it cannot build.
+//! - `results`: what a batch reports: [`ItemResult`] per item, [`Progress`] for the whole.
+//! - `run`: [`Batch::run`] and [`Batch::stream`]: the items' loop, their shared counters, and
+//!   the [`BatchStream`] of results.
+//! - `gate`: the shared rate-limit gate, a hold then a pace.
+
+mod builder;
+mod gate;
+mod results;
+mod run;
+
+pub use builder::{BatchBuilder, BatchError, DEFAULT_BATCH_CONCURRENCY};
+pub use results::{ItemResult, Progress};
+pub use run::BatchStream;
+
+use core::fmt;
+#[cfg(doc)]
+use crate::{ErrorKind, Policy, RetryExt};
+
+/// Runs many inputs through one operation under a [`Policy`]: at most `K` items at once,
+/// each retried on its own schedule, a shared gate for rate limits, and one result per item
+/// in input order. Build one with [`Policy::batch`].
+///
+/// A `Batch` is a reusable configuration: each [`run`](Self::run) or
+/// [`stream`](Self::stream) has its own gate and counters.
+///
+/// ```
+/// use llm_retry_runtime::{RetryExt, ApiError, ErrorKind, Policy};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let batch = Policy::DEFAULT.batch().concurrency(4).build().unwrap();
+/// let results = batch
+///     .run(["ok", "", "ok"], |prompt: &str| async move {
+///         if prompt.is_empty() { Err(ApiError::from_status(400)) } else { Ok(prompt.len()) }
+///     })
+///     .await;
+/// assert_eq!(results[0].outcome.as_ref().ok(), Some(&2));
+/// assert_eq!(results[1].outcome.as_ref().unwrap_err().kind(), ErrorKind::BadRequest);
+/// assert_eq!(results[1].attempts, 1); // a 400 is never retried
+/// # }
+/// ```
+///
+/// # Design
+///
+/// - **Bounded, lazy, in-task.** The batch pulls inputs from the iterator only when one of
+///   its `K` slots is free, and runs the items as futures inside the caller's task
+///   ([`FuturesUnordered`](futures_util::stream::FuturesUnordered) under
+///   [`buffer_unordered`](futures_util::StreamExt::buffer_unordered)): no `tokio::spawn`, so
+///   dropping the batch drops every item, and memory holds `K` item futures plus the results,
+///   never `N` futures.
+/// - **Per-item scheduling.** Each item is one [`Call`](crate::Call) under the policy: a
+///   failed item sleeps its own back-off (or Retry-After) inside its slot and retries as soon
+///   as that is over; no item waits for a "round" of others. An item keeps its slot while it
+///   backs off, so at most `K` attempts are ever in flight.
+/// - **One shared gate.** When an attempt fails as [`RateLimited`](ErrorKind::RateLimited)
+///   or [`Overloaded`](ErrorKind::Overloaded) and the policy retries it, the gate holds every
+///   new attempt of the batch until the end of that item's delay: the server's Retry-After
+///   plus the engine's small jitter, or the policy's back-off when there is no hint. One item
+///   discovers the limit; the other `K − 1` wait instead of each paying a 429 for it.
+/// - **Then a pace, not a herd.** Releasing `K` waiting attempts at the same instant would
+///   meet the limit again at once (a token bucket has one token at that instant, not `K`). So
+///   after a hold caused by a 429 *with a hint*, the gate lets attempts start one at a time,
+///   a pace apart: first the hold divided by `K`, shrunk by a quarter by each success while no
+///   429 has come back under it (a one-off 429 costs little). A 429 from an attempt that
+///   started after the hold is news: it doubles the pace (never past that 429's own delay:
+///   the server said when capacity returns), and from then on each success shrinks it by only
+///   1/32, an additive-increase, multiplicative-decrease search for the server's rate. A 429
+///   from an attempt already in flight when the gate closed only extends the hold. Once the
+///   pace is under 100 µs the gate is fully open again. A rate limit or overload without a
+///   hint holds for the back-off but sets no pace: a back-off is the client's guess, not the
+///   server's rate.
+///
+///   Against the chaos server's token bucket (12,000 requests a minute, burst 8), 1,000
+///   prompts at `K = 32` over real TCP get about 60 429s with the gate and about 4,000–9,000
+///   without, in the same time (`tests/batch_e2e.rs`).
+///
+/// # With `#[llm_retry]`
+///
+/// The batch *is* the retry loop. Give it the raw operation: an `async fn` or closure that
+/// makes one attempt. An `#[llm_retry]`-annotated fn already retries inside each call, so a
+/// batch of them would retry twice (up to `inner × outer` attempts per item), and the inner
+/// loop would sleep through 429s that the shared gate never hears of. Keep the one-attempt fn
+/// next to the annotated one and batch the former; or, to batch the annotated fn as is, give
+/// the batch a policy with `max_attempts(1)`, so that it only bounds concurrency and keeps
+/// order.
+///
+/// ```
+/// use llm_retry_runtime::{RetryExt, ApiError, Policy};
+///
+/// async fn ask_once(prompt: String) -> Result<usize, ApiError> {
+///     // One HTTP request; a 429 becomes `ApiError::from_response(429, &headers, &body)`.
+///     Ok(prompt.len())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let batch = Policy::DEFAULT.batch().concurrency(32).build().unwrap();
+/// let prompts = (0..100).map(|i| format!("prompt {i}"));
+/// let results = batch.run(prompts, ask_once).await;
+/// assert_eq!(results.len(), 100);
+/// assert!(results.iter().enumerate().all(|(i, r)| r.index == i && r.outcome.is_ok()));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Batch {
+    config: BatchBuilder,
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch").field("config", &self.config).finish()
+    }
+}
+
+impl Batch {
+    /// How many items run at once.
+    ///
+    /// ```
+    /// use llm_retry_runtime::RetryExt;
+    /// assert_eq!(llm_retry_runtime::Policy::DEFAULT.batch().build().unwrap().concurrency(), 16);
+    /// ```
+    pub fn concurrency(&self) -> usize {
+        self.config.concurrency
+    }
+
+    /// Whether rate limits hold the whole batch.
+    ///
+    /// ```
+    /// use llm_retry_runtime::RetryExt;
+    /// assert!(llm_retry_runtime::Policy::DEFAULT.batch().build().unwrap().has_shared_gate());
+    /// ```
+    pub fn has_shared_gate(&self) -> bool {
+        self.config.gate
+    }
+}

@@ -1,0 +1,286 @@
+//! Running a batch: [`Batch::run`] and [`Batch::stream`], the loop each item runs (wait for
+//! the gate, attempt, let the engine decide, back off), the counters the items share, and the
+//! [`BatchStream`] of results.
+
+use super::builder::ProgressFn;
+use super::gate::Gate;
+use super::{Batch, ItemResult, Progress};
+use crate::ErrorKind;
+use crate::classify::Classify;
+use crate::hooks::DelaySource;
+use crate::stats::Site;
+use crate::{Policy, RetryExt};
+use core::fmt;
+use core::future::Future;
+use core::ops::ControlFlow;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use futures_util::stream::{self, Stream, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+use tokio::time::Instant;
+
+impl Batch {
+    /// Runs `op` on every input and returns one [`ItemResult`] per input, in input order.
+    ///
+    /// `op` makes one attempt; it is called again with a clone of the input for each retry.
+    /// An empty input gives an empty result. A panic in `op` propagates out of this future;
+    /// dropping the future cancels every item in flight and starts no further attempt.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let batch = Policy::DEFAULT.batch().build().unwrap();
+    /// let results = batch.run(Vec::<u8>::new(), |n| async move { Ok::<_, ApiError>(n) }).await;
+    /// assert!(results.is_empty());
+    /// # }
+    /// ```
+    pub async fn run<It, I, T, E, F, Fut>(&self, inputs: It, op: F) -> Vec<ItemResult<T, E>>
+    where
+        It: IntoIterator<Item = I>,
+        I: Clone,
+        F: Fn(I) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Classify,
+    {
+        let mut results = self.stream(inputs, op);
+        let mut out = Vec::with_capacity(results.progress().total.unwrap_or(0));
+        while let Some(r) = results.next().await {
+            out.push(r);
+        }
+        out.sort_unstable_by_key(|r| r.index);
+        out
+    }
+
+    /// Like [`run`](Self::run), but yields each item's result as soon as it finishes, for
+    /// long jobs. The batch only advances while the stream is polled.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let batch = Policy::DEFAULT.batch().concurrency(2).build().unwrap();
+    /// let mut results = batch.stream([30u64, 10, 20], |ms| async move {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    ///     Ok::<_, ApiError>(ms)
+    /// });
+    /// let mut order = Vec::new();
+    /// while let Some(r) = results.next().await {
+    ///     order.push(r.index);
+    /// }
+    /// assert_eq!(order, [1, 0, 2]);
+    /// assert_eq!(results.progress().succeeded, 3);
+    /// # }
+    /// ```
+    pub fn stream<It, I, T, E, F, Fut>(
+        &self,
+        inputs: It,
+        op: F,
+    ) -> BatchStream<impl Stream<Item = ItemResult<T, E>> + Unpin + use<It, I, T, E, F, Fut>>
+    where
+        It: IntoIterator<Item = I>,
+        I: Clone,
+        F: Fn(I) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Classify,
+    {
+        let inputs = inputs.into_iter();
+        let (lo, hi) = inputs.size_hint();
+        let c = &self.config;
+        let shared = Arc::new(Shared {
+            policy: c.policy,
+            site: c.site,
+            gate: c.gate.then(|| Gate::new(c.concurrency)),
+            total: (Some(lo) == hi).then_some(lo),
+            active: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            succeeded: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            retries: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            on_progress: c.on_progress.clone(),
+        });
+        let op = Arc::new(op);
+        let for_items = shared.clone();
+        let inner = stream::iter(inputs.enumerate())
+            .map(move |(index, input)| run_item(for_items.clone(), op.clone(), index, input))
+            .buffer_unordered(c.concurrency);
+        BatchStream { inner, shared }
+    }
+}
+
+/// The results of [`Batch::stream`], in the order the items finish.
+///
+/// Dropping it cancels every item in flight.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use llm_retry_runtime::{RetryExt, ApiError, Policy};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let batch = Policy::DEFAULT.batch().build().unwrap();
+/// let results = batch.stream(0..5, |n| async move { Ok::<_, ApiError>(n) });
+/// assert_eq!(results.progress().total, Some(5));
+/// assert_eq!(results.count().await, 5);
+/// # }
+/// ```
+pub struct BatchStream<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> BatchStream<S> {
+    /// The batch's progress now.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy};
+    /// let batch = Policy::DEFAULT.batch().build().unwrap();
+    /// let results = batch.stream(0..5, |n| async move { Ok::<_, ApiError>(n) });
+    /// assert_eq!(results.progress().finished(), 0);
+    /// ```
+    pub fn progress(&self) -> Progress {
+        self.shared.progress()
+    }
+}
+
+impl<S> fmt::Debug for BatchStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchStream").field("progress", &self.progress()).finish_non_exhaustive()
+    }
+}
+
+impl<S: Stream + Unpin> Stream for BatchStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// What the items of one run share: the policy, the gate and the progress counters.
+struct Shared {
+    policy: Policy,
+    site: Option<&'static Site>,
+    gate: Option<Gate>,
+    total: Option<usize>,
+    active: AtomicUsize,
+    in_flight: AtomicUsize,
+    succeeded: AtomicUsize,
+    failed: AtomicUsize,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    on_progress: Option<ProgressFn>,
+}
+
+impl Shared {
+    fn progress(&self) -> Progress {
+        let active = self.active.load(Relaxed);
+        let in_flight = self.in_flight.load(Relaxed);
+        Progress {
+            total: self.total,
+            succeeded: self.succeeded.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            in_flight,
+            waiting: active.saturating_sub(in_flight),
+            retries: self.retries.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
+            gate_wait: self.gate.as_ref().map_or(Duration::ZERO, Gate::wait_left),
+        }
+    }
+
+    fn report(&self) {
+        if let Some(f) = &self.on_progress {
+            f(&self.progress());
+        }
+    }
+}
+
+fn is_rate_limit(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::RateLimited | ErrorKind::Overloaded)
+}
+
+/// Decrements a counter when dropped: an attempt or an item ends, however it ends.
+struct Count<'a>(&'a AtomicUsize);
+
+impl<'a> Count<'a> {
+    fn up(c: &'a AtomicUsize) -> Self {
+        c.fetch_add(1, Relaxed);
+        Count(c)
+    }
+}
+
+impl Drop for Count<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// One item: wait for the gate, attempt, let the engine decide, back off, repeat.
+async fn run_item<I, T, E, F, Fut>(shared: Arc<Shared>, op: Arc<F>, index: usize, input: I) -> ItemResult<T, E>
+where
+    I: Clone,
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Classify,
+{
+    let s: &Shared = &shared;
+    let started = Instant::now();
+    let active = Count::up(&s.active);
+    let call = s.policy.call::<T, E>();
+    let mut call = match s.site {
+        Some(site) => call.site(site),
+        None => call,
+    };
+    let mut attempts = 0u32;
+    let mut rate_limited = 0u32;
+    let limited = |n: &mut u32| {
+        *n = n.saturating_add(1);
+        s.rate_limited.fetch_add(1, Relaxed);
+    };
+    let outcome = loop {
+        // The gate generation this attempt starts in: a rate limit it meets is news to the
+        // gate only if no attempt of this generation has reported one yet.
+        let generation = match &s.gate {
+            Some(gate) => gate.acquire().await,
+            None => 0,
+        };
+        attempts = attempts.saturating_add(1);
+        call.start_attempt();
+        let flight = Count::up(&s.in_flight);
+        s.report();
+        let result = op(input.clone()).await;
+        drop(flight);
+        if let (Ok(_), Some(gate)) = (&result, &s.gate) {
+            gate.opened_by_success(generation);
+        }
+        match call.settle(result, None) {
+            ControlFlow::Break(Err(e)) => {
+                if is_rate_limit(e.classify().kind) {
+                    limited(&mut rate_limited);
+                }
+                break Err(e);
+            }
+            ControlFlow::Break(ok) => break ok,
+            ControlFlow::Continue(plan) => {
+                s.retries.fetch_add(1, Relaxed);
+                if is_rate_limit(plan.kind) {
+                    limited(&mut rate_limited);
+                    if let Some(gate) = &s.gate {
+                        gate.close(plan.delay, generation, plan.source == DelaySource::RetryAfter);
+                    }
+                }
+                s.report();
+                tokio::time::sleep(plan.delay).await;
+            }
+        }
+    };
+    drop(call);
+    drop(active);
+    if outcome.is_ok() { &s.succeeded } else { &s.failed }.fetch_add(1, Relaxed);
+    s.report();
+    ItemResult { index, outcome, attempts, rate_limited, elapsed: started.elapsed() }
+}
