@@ -389,5 +389,4 @@ mod tests {
             assert_eq!(mask_secrets(&masked), masked, "masking is idempotent");
         }
     }
-
 }

@@ -3,11 +3,11 @@
 
 use super::{Batch, Progress};
 use crate::Policy;
+#[cfg(doc)]
+use crate::RetryExt;
 use crate::stats::Site;
 use core::fmt;
 use std::sync::Arc;
-#[cfg(doc)]
-use crate::RetryExt;
 
 /// How many items a batch runs at once unless told otherwise.
 pub const DEFAULT_BATCH_CONCURRENCY: usize = 16;

@@ -20,9 +20,9 @@ pub use builder::{BatchBuilder, BatchError, DEFAULT_BATCH_CONCURRENCY};
 pub use results::{ItemResult, Progress};
 pub use run::BatchStream;
 
-use core::fmt;
 #[cfg(doc)]
 use crate::{ErrorKind, Policy, RetryExt};
+use core::fmt;
 
 /// Runs many inputs through one operation under a [`Policy`]: at most `K` items at once,
 /// each retried on its own schedule, a shared gate for rate limits, and one result per item

@@ -1,10 +1,10 @@
 //! What a batch reports: one [`ItemResult`] per item, and the [`Progress`] of the whole.
 
-use std::time::Duration;
 #[cfg(doc)]
 use super::{BatchBuilder, BatchStream};
 #[cfg(doc)]
 use crate::ErrorKind;
+use std::time::Duration;
 
 /// A batch's progress at one moment, handed to [`BatchBuilder::on_progress`] and returned by
 /// [`BatchStream::progress`].

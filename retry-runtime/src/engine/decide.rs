@@ -1,9 +1,9 @@
 //! Settling an attempt's outcome: classify it, count it, and either end the call or plan the
 //! next attempt ([`RetryPlan`]) with its delay (backoff, or a Retry-After hint and its jitter).
 
-use super::{Call, Tally};
 use super::guard::Phase;
 use super::mode::Mode;
+use super::{Call, Tally};
 use crate::ErrorKind;
 use crate::classify::{Classification, Classify};
 use crate::events;

@@ -1,9 +1,9 @@
 //! Configuring a [`Limiter`]: the `const` [`LimiterBuilder`] and the validated
 //! [`LimiterConfig`] it builds.
 
-use crate::limits::LimitError;
 #[cfg(doc)]
 use super::Limiter;
+use crate::limits::LimitError;
 
 /// Builds a [`Limiter`]; every method is a `const fn` and [`build`](Self::build) validates
 /// into a [`LimiterConfig`], which [`Limiter::from_config`] turns into the limiter. (A limiter

@@ -121,6 +121,7 @@ impl Drop for Ticket<'_> {
         }
     }
 }
+
 impl Limiter {
     /// Waits for a token to send one request. Returns at once (after one relaxed load) until
     /// the endpoint has been throttled. The engine calls it before every attempt.

@@ -1,11 +1,11 @@
 //! A stream's settings besides the policy: the recovery [`StreamMode`] and the
 //! [`StreamOptions`] that hold it with the first-chunk and idle timeouts.
 
-use std::time::Duration;
 #[cfg(doc)]
 use super::{Resume, StreamEvent};
 #[cfg(doc)]
 use crate::Timeout;
+use std::time::Duration;
 
 /// How a stream that broke off in the middle is recovered (the trade-offs of each mode are in
 /// the repository's `docs/STREAMING.md`).

@@ -2,8 +2,8 @@
 //! chunks, the `Reset` of Restart mode, the text kept for Continue, and the check of a Skip
 //! replay against what was already delivered.
 
-use super::{Core, Resume, StreamChunk, StreamEvent, StreamMode};
 use super::events::Received;
+use super::{Core, Resume, StreamChunk, StreamEvent, StreamMode};
 use crate::classify::Classify;
 use crate::engine::Mode;
 use crate::hooks::HookSet;

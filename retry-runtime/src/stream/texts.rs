@@ -1,8 +1,8 @@
 //! [`Texts`]: the content of a [`RetryStream`](super::RetryStream) alone, without its notes.
 
-use super::{StreamChunk, StreamEvent};
 #[cfg(doc)]
 use super::StreamMode;
+use super::{StreamChunk, StreamEvent};
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_core::Stream;
