@@ -7,6 +7,10 @@
 //! cargo test --release --test load --all-features -- --ignored --nocapture --exact measure_memory_spawned
 //! cargo test --release --test load --all-features -- --ignored --nocapture --exact measure_memory_joined
 //! ```
+//!
+//! A test binary of its own, not a module of `tests/it`: resident memory belongs to the whole
+//! process, so the memory bound (and the figures) count only these calls when no other test
+//! runs beside them.
 
 use llm_retry::{ApiError, ErrorKind, GiveUp, Limiter, Policy, Site, llm_retry};
 use reqwest::header::HeaderMap;

@@ -13,6 +13,10 @@
 //! ```sh
 //! cargo test --test secrets --all-features
 //! ```
+//!
+//! A test binary of its own, not a module of `tests/it`: the subscriber is global, so in a shared
+//! process it would capture (and, at TRACE, slow down) every test running beside this one, and
+//! the stats it checks would hold every other test's sites too.
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;

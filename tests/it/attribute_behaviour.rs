@@ -339,7 +339,7 @@ async fn plain_default_name(s: &Script) -> Result<String, ApiError> {
 #[tokio::test(start_paused = true)]
 async fn the_default_stats_name_is_the_module_path_and_fn() {
     let _ = plain_default_name(&Script::new([])).await;
-    assert_eq!(llm_retry::stats().get("attribute_behaviour::plain_default_name").unwrap().calls, 1);
+    assert_eq!(llm_retry::stats().get("it::attribute_behaviour::plain_default_name").unwrap().calls, 1);
 }
 
 // Early exits: a body with a `return`, a `?` or a macro that may hide one runs in an async

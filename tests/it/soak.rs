@@ -5,7 +5,7 @@
 //! last request of its call, and no call outlives its deadline.
 //!
 //! ```sh
-//! cargo test --test soak --all-features -- --nocapture
+//! cargo test --test it soak --all-features -- --nocapture
 //! ```
 //!
 //! One call in five streams its answer (`RetryStream` in Continue mode over real SSE) from a
@@ -37,7 +37,7 @@ const DEADLINE: Duration = Duration::from_millis(200);
 /// tokio's timer resolution: sleeps and timeouts are rounded up to the next millisecond.
 const TICK: Duration = Duration::from_millis(1);
 /// Over real TCP a woken task still has to be scheduled: on 2 cores shared with the server, the
-/// client pool and other test binaries, that is the only slack the real-time soak allows.
+/// client pool and the tests running beside this one, that is the only slack the real-time soak allows.
 const SCHEDULING_SLACK: Duration = Duration::from_millis(250);
 
 /// One chat completion, tagged with the call's id in the prompt and its attempt number in

@@ -16,7 +16,7 @@
 //! the reconnect itself is pending.
 //!
 //! ```sh
-//! cargo test --test cancellation --all-features
+//! cargo test --test it cancellation --all-features
 //! ```
 
 use futures::FutureExt;

@@ -5,7 +5,7 @@
 
 // The example's models, compiled here as they are there; the test uses a subset of them.
 #[allow(dead_code)]
-#[path = "../examples/simulate/sim.rs"]
+#[path = "../../examples/simulate/sim.rs"]
 mod sim;
 
 use sim::{Failure, Guard, Hint, LlmConfig, LlmStrategy, OccStrategy, OpenLoop};

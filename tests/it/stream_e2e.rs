@@ -12,9 +12,9 @@
 //! Continue uses the testkit's assistant-prefill behaviour: the opener sends the text received
 //! so far as a final assistant message, and the server streams only the rest of its reply.
 //!
-//! Each test prints its tally (`cargo test --test stream_e2e -- --nocapture`).
+//! Each test prints its tally (`cargo test --test it stream_e2e -- --nocapture`).
 
-mod support;
+use crate::support;
 
 use futures::StreamExt;
 use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, RetryExt, StreamEvent, StreamMode};

@@ -7,7 +7,7 @@
 //! attempts. One control test keeps the layer on, to show that the same check would catch it.
 //!
 //! ```sh
-//! cargo test --test e2e_async_openai
+//! cargo test --test it e2e_async_openai
 //! ```
 
 use async_openai::Client;
@@ -19,8 +19,7 @@ use llm_retry::{ApiError, Classify, DelaySource, ErrorKind, GiveUp, llm_retry};
 use llm_retry_testkit::{ChaosServer, Fault, RetryAfterHeader};
 use tokio::time::Instant;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn config(server: &ChaosServer) -> OpenAIConfig {
     OpenAIConfig::new().with_api_base(server.openai_base()).with_api_key("sk-e2e-not-a-real-key")
@@ -261,7 +260,7 @@ async fn no_hint_call(client: &Client<OpenAIConfig>) -> Result<String, OpenAIErr
 async fn retry_after_does_not_survive_openai_error_so_the_backoff_applies() {
     const SITE: &str = "e2e_openai::no_hint";
     // `OpenAIError::ApiError` keeps the status and body but not the headers: a hint cannot reach the
-    // policy. Callers who need Retry-After call the endpoint with reqwest (tests/e2e_reqwest.rs).
+    // policy. Callers who need Retry-After call the endpoint with reqwest (the `e2e_reqwest` module).
     let server = server([Fault::RateLimited { retry_after: RetryAfterHeader::Millis(150) }, Fault::Ok]).await;
     let client = openai(&server);
 

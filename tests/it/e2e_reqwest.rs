@@ -7,7 +7,7 @@
 //! 80–200 ms (one test waits a whole second, one an HTTP date), timeouts of 200–500 ms.
 //!
 //! ```sh
-//! cargo test --test e2e_reqwest
+//! cargo test --test it e2e_reqwest
 //! ```
 
 use std::time::Duration;
@@ -17,8 +17,7 @@ use llm_retry_testkit::{Chaos, ChaosServer, Fault, RetryAfterHeader};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 /// A reqwest client with its own retries off (it only retries HTTP/2 refusals anyway), so the server
 /// sees exactly the attempts the policy makes.

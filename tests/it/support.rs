@@ -1,7 +1,7 @@
-//! Helpers shared by the end-to-end tests (tests/e2e_*.rs): the timing tolerances, the `notify`
-//! hook that records every retry decision, the stats and request-gap helpers, and the checks
-//! that hold a call's stats against what the chaos server recorded.
-#![allow(dead_code)] // each test binary uses its own subset
+//! Helpers shared by the end-to-end tests (`e2e_reqwest`, `e2e_async_openai`): the timing
+//! tolerances, the `notify` hook that records every retry decision, the stats and request-gap
+//! helpers, and the checks that hold a call's stats against what the chaos server recorded; and
+//! the SSE opener of `attribute_stream` and `stream_e2e`.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! are cloned per attempt, `&self` methods work, the stream timeouts apply. One test streams
 //! real SSE over loopback TCP from the chaos server, cut twice, in Continue mode.
 
-mod support;
+use crate::support;
 
 use futures::{Stream, StreamExt, stream};
 use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, RetryExt, StreamEvent, StreamMode, llm_retry};

@@ -1,0 +1,30 @@
+//! The facade's integration tests, one module per topic, in one test binary: each binary
+//! links reqwest, hyper and async-openai again, so one binary instead of fifteen saves most of
+//! a clean build's link time. Run one topic with its module path as the filter:
+//!
+//! ```sh
+//! cargo test --test it cancellation --all-features
+//! ```
+//!
+//! Every test here shares one process with the others, and may run at the same time as any of
+//! them. The stats registry is process-wide: every site (`name = "..."`, `static Site`) needs a
+//! name no other module uses, and a test reads only its own sites. Two tests need the process
+//! to themselves and keep a binary of their own: `tests/secrets.rs` (it installs a global
+//! tracing subscriber at TRACE) and `tests/load.rs` (it measures the process's resident memory).
+//! See their module docs.
+
+mod attribute_behaviour;
+mod attribute_future;
+mod attribute_limits;
+mod attribute_stream;
+mod batch_e2e;
+mod cancellation;
+mod e2e_async_openai;
+mod e2e_reqwest;
+mod expand_lints;
+mod limiter_tcp;
+mod simulation_smoke;
+mod soak;
+mod stream_e2e;
+mod support;
+mod ui;
