@@ -3,10 +3,16 @@
 //! The `.stderr` files were produced by rustc 1.95.0 (59807616e 2026-04-14), stable.
 //! Regenerate them with `TRYBUILD=overwrite cargo test --test it ui::`, then read every one:
 //! each message must land on the offending token and name the fix.
+//!
+//! One file per misconfiguration, in a folder per category of `tests/ui/fail/`: `keys` (unknown,
+//! duplicate, mistyped or out-of-range keys), `durations`, `backoff` (and jitter), `on` (kinds and
+//! statuses), `rules`, `hooks`, `limits` (limiter, budget, adaptive), `stream`, `item` (what the
+//! attribute is put on: not an async fn, no `Result`), `body` (what the body does: moved
+//! arguments, dead code).
 
 #[test]
 fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("tests/ui/pass/*.rs");
-    t.compile_fail("tests/ui/fail/*.rs");
+    t.compile_fail("tests/ui/fail/*/*.rs");
 }
