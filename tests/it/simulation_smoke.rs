@@ -3,8 +3,9 @@
 //! asserts the qualitative results of the full run, so that a change to the backoff, the
 //! limiter or the budget that turns them around fails CI.
 
-// The example's models, compiled here as they are there; the test uses a subset of them.
-#[allow(dead_code)]
+// The example's models, compiled here as they are there; the test uses a subset of them (and
+// of the names `sim` re-exports for the example).
+#[allow(dead_code, unused_imports)]
 #[path = "../../examples/simulate/sim.rs"]
 mod sim;
 
