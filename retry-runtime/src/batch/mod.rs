@@ -78,7 +78,7 @@ use core::fmt;
 ///
 ///   Against the chaos server's token bucket (12,000 requests a minute, burst 8), 1,000
 ///   prompts at `K = 32` over real TCP get about 60 429s with the gate and about 4,000–9,000
-///   without, in the same time (`tests/batch_e2e.rs`).
+///   without, in the same time (`tests/it/batch_e2e.rs`).
 ///
 /// # With `#[llm_retry]`
 ///
