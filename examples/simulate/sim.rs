@@ -25,15 +25,10 @@ mod open_loop;
 #[path = "sim/provider.rs"]
 mod provider;
 
-// The example names every model; tests/it/simulation_smoke.rs, which includes this file as
-// well, names only some, and its `#[allow(dead_code)]` does not cover unused re-exports.
-#[allow(unused_imports)]
-pub use {
-    llm::{LlmRun, LlmStrategy, llm_run},
-    occ::{OccRun, OccStrategy, occ_run},
-    open_loop::{Failure, Guard, OpenLoop, OpenRun, open_run},
-    provider::{Hint, LlmConfig},
-};
+pub use llm::{LlmRun, LlmStrategy, llm_run};
+pub use occ::{OccRun, OccStrategy, occ_run};
+pub use open_loop::{Failure, Guard, OpenLoop, OpenRun, open_run};
+pub use provider::{Hint, LlmConfig};
 
 use llm_retry::{Policy, PolicyBuilder};
 use rand::SeedableRng;
