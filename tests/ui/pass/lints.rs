@@ -1,5 +1,5 @@
 //! The expansion is warning-free under strict lints (clippy's are checked by
-//! `tests/expand_lints.rs` under `cargo clippy --all-targets`).
+//! `tests/it/expand_lints.rs` under `cargo clippy --all-targets`).
 #![deny(warnings, unused_qualifications, unused_results, missing_docs, unreachable_pub)]
 //! Crate docs.
 
