@@ -23,7 +23,7 @@ const REPLY: &str = "A stream that breaks halfway is not lost: llm-retry reopens
 const POLICY: Policy = match Policy::builder()
     .max_attempts(5)
     .backoff(Backoff::Exponential {
-        initial: Duration::from_millis(100),
+        base: Duration::from_millis(100),
         multiplier: 2.0,
         min_delay: Duration::ZERO,
         max_delay: Duration::from_millis(400),

@@ -153,8 +153,8 @@ fn decide(error: ApiError) -> Decided {
 }
 
 fn check_parsers(text: &str) {
-    check_hint(RetryAfter::parse_retry_after(text, now()));
-    check_hint(RetryAfter::parse_retry_after_ms(text));
+    check_hint(RetryAfter::parse(text, now()));
+    check_hint(RetryAfter::parse_ms(text));
     check_hint(RetryAfter::parse_reset(text));
 }
 

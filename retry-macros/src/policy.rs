@@ -115,15 +115,14 @@ fn backoff(p: &TokenStream, b: Backoff) -> TokenStream {
             let delay = duration(p, delay);
             quote!(#p::Backoff::Fixed { delay: #delay })
         }
-        Backoff::Linear { start, increment, max_delay } => {
-            let (start, increment, max_delay) = (duration(p, start), duration(p, increment), duration(p, max_delay));
-            quote!(#p::Backoff::Linear { start: #start, increment: #increment, max_delay: #max_delay })
+        Backoff::Linear { base, increment, max_delay } => {
+            let (base, increment, max_delay) = (duration(p, base), duration(p, increment), duration(p, max_delay));
+            quote!(#p::Backoff::Linear { base: #base, increment: #increment, max_delay: #max_delay })
         }
-        Backoff::Exponential { initial, multiplier, min_delay, max_delay } => {
-            let (initial, min_delay, max_delay) =
-                (duration(p, initial), duration(p, min_delay), duration(p, max_delay));
+        Backoff::Exponential { base, multiplier, min_delay, max_delay } => {
+            let (base, min_delay, max_delay) = (duration(p, base), duration(p, min_delay), duration(p, max_delay));
             let multiplier = float(multiplier);
-            quote!(#p::Backoff::Exponential { initial: #initial, multiplier: #multiplier, min_delay: #min_delay, max_delay: #max_delay })
+            quote!(#p::Backoff::Exponential { base: #base, multiplier: #multiplier, min_delay: #min_delay, max_delay: #max_delay })
         }
         Backoff::Decorrelated { base, max_delay } => {
             let (base, max_delay) = (duration(p, base), duration(p, max_delay));

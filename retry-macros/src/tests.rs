@@ -1002,13 +1002,13 @@ mod rulebook_agreement {
             "fixed" => (format!("backoff = \"fixed\", delay = \"{a}ms\""), Backoff::Fixed { delay: d(a) }),
             "linear" => (
                 format!("backoff = \"linear\", base = \"{a}ms\", increment = \"{b}ms\", max_delay = \"{c}ms\""),
-                Backoff::Linear { start: d(a), increment: d(b), max_delay: d(c) },
+                Backoff::Linear { base: d(a), increment: d(b), max_delay: d(c) },
             ),
             "exponential" => (
                 format!(
                     "backoff = \"exponential\", base = \"{a}ms\", multiplier = {m:?}, min_delay = \"{b}ms\", max_delay = \"{c}ms\""
                 ),
-                Backoff::Exponential { initial: d(a), multiplier: m, min_delay: d(b), max_delay: d(c) },
+                Backoff::Exponential { base: d(a), multiplier: m, min_delay: d(b), max_delay: d(c) },
             ),
             _ => (
                 format!("backoff = \"decorrelated\", base = \"{a}ms\", max_delay = \"{c}ms\""),
@@ -1115,7 +1115,7 @@ mod rulebook_agreement {
         use llm_retry_rules::Problem;
         let ms = Duration::from_millis;
         let exp = |base, m, min, max| Backoff::Exponential {
-            initial: ms(base),
+            base: ms(base),
             multiplier: m,
             min_delay: ms(min),
             max_delay: ms(max),

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// use std::time::Duration;
 ///
 /// let b = Backoff::Exponential {
-///     initial: Duration::from_millis(500),
+///     base: Duration::from_millis(500),
 ///     multiplier: 2.0,
 ///     min_delay: Duration::ZERO,
 ///     max_delay: Duration::from_secs(8),
@@ -34,19 +34,19 @@ pub enum Backoff {
         /// The delay.
         delay: Duration,
     },
-    /// `start + increment·(n−1)` before retry `n`, capped at `max_delay`.
+    /// `base + increment·(n−1)` before retry `n`, capped at `max_delay`.
     Linear {
         /// The delay before the first retry.
-        start: Duration,
+        base: Duration,
         /// Added for each further retry.
         increment: Duration,
         /// The cap.
         max_delay: Duration,
     },
-    /// `initial·multiplierⁿ⁻¹` before retry `n`, clamped to `[min_delay, max_delay]`.
+    /// `base·multiplierⁿ⁻¹` before retry `n`, clamped to `[min_delay, max_delay]`.
     Exponential {
         /// The delay before the first retry.
-        initial: Duration,
+        base: Duration,
         /// The growth factor, at least 1.
         multiplier: f64,
         /// The floor.
@@ -106,7 +106,7 @@ pub fn scale(d: Duration, x: f64, cap: Duration) -> Duration {
 impl Backoff {
     /// The default exponential backoff: 500 ms doubling up to 20 s.
     pub const DEFAULT_EXPONENTIAL: Backoff = Backoff::Exponential {
-        initial: Duration::from_millis(500),
+        base: Duration::from_millis(500),
         multiplier: 2.0,
         min_delay: Duration::ZERO,
         max_delay: Duration::from_secs(20),
@@ -115,7 +115,7 @@ impl Backoff {
     pub const DEFAULT_FIXED: Backoff = Backoff::Fixed { delay: Duration::from_secs(1) };
     /// The default linear backoff: 500 ms, plus 500 ms per retry, up to 20 s.
     pub const DEFAULT_LINEAR: Backoff = Backoff::Linear {
-        start: Duration::from_millis(500),
+        base: Duration::from_millis(500),
         increment: Duration::from_millis(500),
         max_delay: Duration::from_secs(20),
     };
@@ -138,8 +138,8 @@ impl Backoff {
         let (base, max_delay) = match *self {
             Backoff::None => return Ok(()),
             Backoff::Fixed { delay } => return if delay.is_zero() { Err(Problem::ZeroDelay) } else { Ok(()) },
-            Backoff::Linear { start, max_delay, .. } => (start, max_delay),
-            Backoff::Exponential { initial, max_delay, .. } => (initial, max_delay),
+            Backoff::Linear { base, max_delay, .. } => (base, max_delay),
+            Backoff::Exponential { base, max_delay, .. } => (base, max_delay),
             Backoff::Decorrelated { base, max_delay } => (base, max_delay),
         };
         if base.is_zero() && !matches!(self, Backoff::Linear { .. }) {
@@ -197,7 +197,7 @@ impl Backoff {
     /// use llm_retry_rules::Backoff;
     /// use std::time::Duration;
     /// let b = Backoff::Linear {
-    ///     start: Duration::from_secs(1),
+    ///     base: Duration::from_secs(1),
     ///     increment: Duration::from_secs(2),
     ///     max_delay: Duration::from_secs(6),
     /// };
@@ -209,14 +209,14 @@ impl Backoff {
         match *self {
             Backoff::None => Duration::ZERO,
             Backoff::Fixed { delay } => delay,
-            Backoff::Linear { start, increment, max_delay } => {
-                start.saturating_add(increment.saturating_mul(steps)).min(max_delay)
+            Backoff::Linear { base, increment, max_delay } => {
+                base.saturating_add(increment.saturating_mul(steps)).min(max_delay)
             }
-            Backoff::Exponential { initial, multiplier, min_delay, max_delay } => {
+            Backoff::Exponential { base, multiplier, min_delay, max_delay } => {
                 let exp = i32::try_from(steps).unwrap_or(i32::MAX);
                 let factor = multiplier.powi(exp);
                 let factor = if factor.is_nan() { f64::INFINITY } else { factor };
-                scale(initial, factor, max_delay).max(min_delay).min(max_delay)
+                scale(base, factor, max_delay).max(min_delay).min(max_delay)
             }
             Backoff::Decorrelated { base, max_delay } => base.min(max_delay),
         }
@@ -252,12 +252,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn exp() -> Backoff {
-        Backoff::Exponential {
-            initial: 100 * MS,
-            multiplier: 2.0,
-            min_delay: Duration::ZERO,
-            max_delay: 10 * 1000 * MS,
-        }
+        Backoff::Exponential { base: 100 * MS, multiplier: 2.0, min_delay: Duration::ZERO, max_delay: 10 * 1000 * MS }
     }
 
     #[test]
@@ -272,13 +267,13 @@ mod tests {
 
     #[test]
     fn exponential_respects_min_delay() {
-        let b = Backoff::Exponential { initial: MS, multiplier: 1.0, min_delay: 50 * MS, max_delay: 100 * MS };
+        let b = Backoff::Exponential { base: MS, multiplier: 1.0, min_delay: 50 * MS, max_delay: 100 * MS };
         assert_eq!(b.base_delay(1), 50 * MS);
     }
 
     #[test]
     fn linear_and_fixed_saturate() {
-        let b = Backoff::Linear { start: Duration::MAX, increment: Duration::MAX, max_delay: Duration::from_secs(60) };
+        let b = Backoff::Linear { base: Duration::MAX, increment: Duration::MAX, max_delay: Duration::from_secs(60) };
         assert_eq!(b.base_delay(u32::MAX), Duration::from_secs(60));
         let f = Backoff::Fixed { delay: 3 * MS };
         assert_eq!(f.base_delay(u32::MAX), 3 * MS);

@@ -22,7 +22,7 @@ pub const MAX_RULES: usize = 6;
 /// const POLICY: Policy = match Policy::builder()
 ///     .max_attempts(5)
 ///     .backoff(Backoff::Exponential {
-///         initial: Duration::from_millis(250),
+///         base: Duration::from_millis(250),
 ///         multiplier: 2.0,
 ///         min_delay: Duration::ZERO,
 ///         max_delay: Duration::from_secs(10),
@@ -330,7 +330,7 @@ impl PolicyBuilder {
     /// ```
     /// use llm_retry_rules::{Backoff, Policy, Problem};
     /// let bad = Policy::builder().backoff(Backoff::Exponential {
-    ///     initial: std::time::Duration::from_secs(1),
+    ///     base: std::time::Duration::from_secs(1),
     ///     multiplier: f64::NAN,
     ///     min_delay: std::time::Duration::ZERO,
     ///     max_delay: std::time::Duration::from_secs(5),
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn invalid_policies_are_errors() {
         let exp = |initial: u64, m: f64, max: u64| Backoff::Exponential {
-            initial: Duration::from_millis(initial),
+            base: Duration::from_millis(initial),
             multiplier: m,
             min_delay: Duration::ZERO,
             max_delay: Duration::from_millis(max),
@@ -515,12 +515,12 @@ mod tests {
             Problem::ZeroBase
         );
         assert_eq!(
-            b().backoff(Backoff::Linear { start: ms(0), increment: ms(1), max_delay: ms(0) }).build().unwrap_err(),
+            b().backoff(Backoff::Linear { base: ms(0), increment: ms(1), max_delay: ms(0) }).build().unwrap_err(),
             Problem::ZeroMaxDelay
         );
-        assert!(b().backoff(Backoff::Linear { start: ms(0), increment: ms(1), max_delay: ms(5) }).build().is_ok());
+        assert!(b().backoff(Backoff::Linear { base: ms(0), increment: ms(1), max_delay: ms(5) }).build().is_ok());
         let floor_above_cap =
-            Backoff::Exponential { initial: ms(1), multiplier: 2.0, min_delay: ms(60), max_delay: ms(50) };
+            Backoff::Exponential { base: ms(1), multiplier: 2.0, min_delay: ms(60), max_delay: ms(50) };
         assert_eq!(b().backoff(floor_above_cap).build().unwrap_err(), Problem::MinDelayAboveMaxDelay);
         assert_eq!(
             b().jitter(Jitter::Proportional { factor: 10.5 }).build().unwrap_err(),

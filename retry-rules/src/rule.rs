@@ -30,7 +30,7 @@ impl Target {
 /// use std::time::Duration;
 ///
 /// let exp = Backoff::Exponential {
-///     initial: Duration::from_secs(1),
+///     base: Duration::from_secs(1),
 ///     multiplier: 2.0,
 ///     min_delay: Duration::ZERO,
 ///     max_delay: Duration::from_secs(30),

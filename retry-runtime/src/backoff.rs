@@ -66,12 +66,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn exp() -> Backoff {
-        Backoff::Exponential {
-            initial: 100 * MS,
-            multiplier: 2.0,
-            min_delay: Duration::ZERO,
-            max_delay: 10 * 1000 * MS,
-        }
+        Backoff::Exponential { base: 100 * MS, multiplier: 2.0, min_delay: Duration::ZERO, max_delay: 10 * 1000 * MS }
     }
 
     fn mean(j: Jitter, b: &Backoff, n: u32) -> f64 {
@@ -101,7 +96,7 @@ mod tests {
         // Proportional on a fixed delay is capped at the delay itself.
         assert!(close(mean(Jitter::Proportional { factor: 0.5 }, &b, 1), 1.0));
         let wide = Backoff::Exponential {
-            initial: Duration::from_secs(1),
+            base: Duration::from_secs(1),
             multiplier: 1.0,
             min_delay: Duration::ZERO,
             max_delay: Duration::from_secs(10),
@@ -149,7 +144,7 @@ mod tests {
         let mut rng = SmallRng::seed_from_u64(0);
         for m in [f64::NAN, f64::INFINITY, f64::MAX, 0.0, -1.0] {
             let b = Backoff::Exponential {
-                initial: Duration::MAX,
+                base: Duration::MAX,
                 multiplier: m,
                 min_delay: Duration::ZERO,
                 max_delay: Duration::MAX,

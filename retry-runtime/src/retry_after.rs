@@ -64,7 +64,7 @@ impl RetryAfter {
     /// use llm_retry_runtime::RetryAfter;
     /// use std::time::Duration;
     /// assert_eq!(RetryAfter::MAX_HINT, Duration::from_secs(7 * 24 * 60 * 60));
-    /// assert!(RetryAfter::parse_retry_after_ms("604800001").is_none());
+    /// assert!(RetryAfter::parse_ms("604800001").is_none());
     /// ```
     pub const MAX_HINT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -81,14 +81,14 @@ impl RetryAfter {
     /// use std::time::{Duration, SystemTime};
     ///
     /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_400); // 07:26:40 GMT
-    /// assert_eq!(RetryAfter::parse_retry_after("2", now), Some(RetryAfter::Delay(Duration::from_secs(2))));
-    /// assert_eq!(RetryAfter::parse_retry_after("0.5", now), Some(RetryAfter::Delay(Duration::from_millis(500))));
-    /// let at = RetryAfter::parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now).unwrap();
+    /// assert_eq!(RetryAfter::parse("2", now), Some(RetryAfter::Delay(Duration::from_secs(2))));
+    /// assert_eq!(RetryAfter::parse("0.5", now), Some(RetryAfter::Delay(Duration::from_millis(500))));
+    /// let at = RetryAfter::parse("Wed, 21 Oct 2015 07:28:00 GMT", now).unwrap();
     /// assert_eq!(at.resolve(now), Some(Duration::from_secs(80)));
-    /// assert_eq!(RetryAfter::parse_retry_after("-1", now), None);
-    /// assert_eq!(RetryAfter::parse_retry_after("soon", now), None);
+    /// assert_eq!(RetryAfter::parse("-1", now), None);
+    /// assert_eq!(RetryAfter::parse("soon", now), None);
     /// ```
-    pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<RetryAfter> {
+    pub fn parse(value: &str, now: SystemTime) -> Option<RetryAfter> {
         let value = value.trim();
         if let Some(d) = parse_number(value, 1_000_000_000.0) {
             return d.map(RetryAfter::Delay);
@@ -108,11 +108,11 @@ impl RetryAfter {
     /// ```
     /// use llm_retry_runtime::RetryAfter;
     /// use std::time::Duration;
-    /// assert_eq!(RetryAfter::parse_retry_after_ms("250"), Some(RetryAfter::Delay(Duration::from_millis(250))));
-    /// assert_eq!(RetryAfter::parse_retry_after_ms("1.5"), Some(RetryAfter::Delay(Duration::from_micros(1500))));
-    /// assert_eq!(RetryAfter::parse_retry_after_ms("0"), None);
+    /// assert_eq!(RetryAfter::parse_ms("250"), Some(RetryAfter::Delay(Duration::from_millis(250))));
+    /// assert_eq!(RetryAfter::parse_ms("1.5"), Some(RetryAfter::Delay(Duration::from_micros(1500))));
+    /// assert_eq!(RetryAfter::parse_ms("0"), None);
     /// ```
-    pub fn parse_retry_after_ms(value: &str) -> Option<RetryAfter> {
+    pub fn parse_ms(value: &str) -> Option<RetryAfter> {
         parse_number(value.trim(), 1_000_000.0).flatten().map(RetryAfter::Delay)
     }
 
@@ -155,8 +155,8 @@ impl RetryAfter {
     /// ```
     pub fn from_headers(headers: &http::HeaderMap, now: SystemTime) -> Option<RetryAfter> {
         header_str(headers, RETRY_AFTER_MS)
-            .and_then(Self::parse_retry_after_ms)
-            .or_else(|| header_str(headers, RETRY_AFTER).and_then(|v| Self::parse_retry_after(v, now)))
+            .and_then(Self::parse_ms)
+            .or_else(|| header_str(headers, RETRY_AFTER).and_then(|v| Self::parse(v, now)))
     }
 
     /// The hint carried by OpenAI's `x-ratelimit-reset-requests` and

@@ -1,5 +1,5 @@
 //! The success path costs nothing: no heap allocation per call, in the `attempt` form and the
-//! `conclude_at` form. A path with retries allocates only its errors (and, in the `conclude` form,
+//! `settle_at` form. A path with retries allocates only its errors (and, in the `settle_paused` form,
 //! one boxed sleep per retry), after one warm-up call that registers the site and seeds the RNG.
 
 use llm_retry_runtime::{ApiError, Backoff, InvalidOutput, Jitter, Policy, RetryEvent, RetryExt, Site};
@@ -135,9 +135,9 @@ fn a_path_with_retries_allocates_nothing_but_its_errors() {
 }
 
 /// The attribute's form for a body that needs no wrapping: the fn runs the body and
-/// `Call::conclude_at` settles it, for a call built by `$call` at `$site`. A success allocates
+/// `Call::settle_at` settles it, for a call built by `$call` at `$site`. A success allocates
 /// nothing; a retry allocates its error and the boxed sleep of its `Pause`, and nothing else.
-macro_rules! check_conclude_form {
+macro_rules! check_paused_form {
     ($site:ident, $call:expr) => {{
         use core::ops::ControlFlow;
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
@@ -150,7 +150,7 @@ macro_rules! check_conclude_form {
                     let k = n;
                     let result =
                         async move { if k <= failures { Err(ApiError::from_status(503)) } else { Ok(k) } }.await;
-                    match call.conclude_at(&$site, result) {
+                    match call.settle_at(&$site, result) {
                         ControlFlow::Break(r) => return r,
                         ControlFlow::Continue(pause) => pause.await,
                     }
@@ -179,16 +179,16 @@ macro_rules! check_conclude_form {
     }};
 }
 
-/// With no hooks, a first-try success takes `conclude_at`'s inline path.
+/// With no hooks, a first-try success takes `settle_at`'s inline path.
 #[test]
-fn the_conclude_form_allocates_only_errors_and_one_box_per_pause() {
-    static CONCLUDE: Site = Site::new("alloc::conclude", POLICY);
-    check_conclude_form!(CONCLUDE, llm_retry_runtime::Call::new(&CONCLUDE));
+fn the_paused_form_allocates_only_errors_and_one_box_per_pause() {
+    static PAUSED: Site = Site::new("alloc::settle_paused", POLICY);
+    check_paused_form!(PAUSED, llm_retry_runtime::Call::new(&PAUSED));
 }
 
 /// With `validate`, every success is checked first, through the decision path.
 #[test]
-fn the_validated_conclude_form_allocates_only_errors_and_one_box_per_pause() {
-    static VALIDATED: Site = Site::new("alloc::conclude_validated", POLICY);
-    check_conclude_form!(VALIDATED, llm_retry_runtime::Call::new(&VALIDATED).validate(validate));
+fn the_validated_paused_form_allocates_only_errors_and_one_box_per_pause() {
+    static VALIDATED: Site = Site::new("alloc::paused_validated", POLICY);
+    check_paused_form!(VALIDATED, llm_retry_runtime::Call::new(&VALIDATED).validate(validate));
 }

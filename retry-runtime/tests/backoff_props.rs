@@ -33,13 +33,13 @@ fn backoff() -> impl Strategy<Value = Backoff> {
     prop_oneof![
         Just(Backoff::None),
         duration().prop_map(|delay| Backoff::Fixed { delay }),
-        (duration(), duration(), duration()).prop_map(|(start, increment, max_delay)| Backoff::Linear {
-            start,
+        (duration(), duration(), duration()).prop_map(|(base, increment, max_delay)| Backoff::Linear {
+            base,
             increment,
             max_delay
         }),
-        (duration(), float(), duration(), duration()).prop_map(|(initial, multiplier, min_delay, max_delay)| {
-            Backoff::Exponential { initial, multiplier, min_delay, max_delay }
+        (duration(), float(), duration(), duration()).prop_map(|(base, multiplier, min_delay, max_delay)| {
+            Backoff::Exponential { base, multiplier, min_delay, max_delay }
         }),
         (duration(), duration()).prop_map(|(base, max_delay)| Backoff::Decorrelated { base, max_delay }),
     ]

@@ -79,7 +79,7 @@ const EXP: Policy = policy(
     Policy::builder()
         .max_attempts(6)
         .backoff(Backoff::Exponential {
-            initial: Duration::from_millis(100),
+            base: Duration::from_millis(100),
             multiplier: 2.0,
             min_delay: Duration::ZERO,
             max_delay: Duration::from_millis(1000),

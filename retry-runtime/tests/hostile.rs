@@ -247,8 +247,8 @@ proptest! {
         let backoff = [
             Backoff::None,
             Backoff::Fixed { delay: initial },
-            Backoff::Linear { start: initial, increment: initial, max_delay: cap },
-            Backoff::Exponential { initial, multiplier, min_delay: Duration::ZERO, max_delay: cap },
+            Backoff::Linear { base: initial, increment: initial, max_delay: cap },
+            Backoff::Exponential { base: initial, multiplier, min_delay: Duration::ZERO, max_delay: cap },
             Backoff::Decorrelated { base: initial, max_delay: cap },
         ][pick];
         let jitter = [Jitter::None, Jitter::Full, Jitter::Equal, Jitter::Decorrelated, Jitter::Proportional { factor }][jitter];

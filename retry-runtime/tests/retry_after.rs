@@ -72,7 +72,7 @@ fn retry_after_values() {
         ("soon", None),
     ];
     for (value, want) in table {
-        let got = RetryAfter::parse_retry_after(value, now()).and_then(|h| h.resolve(now()));
+        let got = RetryAfter::parse(value, now()).and_then(|h| h.resolve(now()));
         assert_eq!(got, *want, "Retry-After: {value:?}");
         let via_headers = RetryAfter::from_headers(&headers(&[("retry-after", value.as_bytes())]), now());
         assert_eq!(via_headers.and_then(|h| h.resolve(now())), *want, "header {value:?}");
@@ -81,12 +81,12 @@ fn retry_after_values() {
 
 #[test]
 fn dates_are_kept_as_dates_and_resolved_later() {
-    let hint = RetryAfter::parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now()).unwrap();
+    let hint = RetryAfter::parse("Wed, 21 Oct 2015 07:28:00 GMT", now()).unwrap();
     assert!(matches!(hint, RetryAfter::At(_)));
     // Resolved against the engine's clock, not the one used at parse time.
     assert_eq!(hint.resolve(now() + Duration::from_secs(30)), secs(50));
     // A date that was in the past for the parser's clock is still handed to the engine.
-    let past = RetryAfter::parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now());
+    let past = RetryAfter::parse("Wed, 21 Oct 2015 07:00:00 GMT", now());
     assert!(matches!(past, Some(RetryAfter::At(_))));
 }
 
@@ -108,7 +108,7 @@ fn retry_after_ms_values() {
         ("Wed, 21 Oct 2015 07:28:00 GMT", None), // dates are not milliseconds
     ];
     for (value, want) in table {
-        let got = RetryAfter::parse_retry_after_ms(value).and_then(|h| h.resolve(now()));
+        let got = RetryAfter::parse_ms(value).and_then(|h| h.resolve(now()));
         assert_eq!(got, *want, "retry-after-ms: {value:?}");
     }
 }
@@ -237,15 +237,15 @@ proptest! {
 
     #[test]
     fn arbitrary_strings_never_panic(s in any::<String>()) {
-        sane(RetryAfter::parse_retry_after(&s, now()))?;
-        sane(RetryAfter::parse_retry_after_ms(&s))?;
+        sane(RetryAfter::parse(&s, now()))?;
+        sane(RetryAfter::parse_ms(&s))?;
         sane(RetryAfter::parse_reset(&s))?;
     }
 
     #[test]
     fn number_like_strings_never_panic(s in "[-+ ]?[0-9.eEinfa]{0,30}[hmsuµn]{0,2}([0-9.]{0,5}[hms]){0,3}") {
-        sane(RetryAfter::parse_retry_after(&s, now()))?;
-        sane(RetryAfter::parse_retry_after_ms(&s))?;
+        sane(RetryAfter::parse(&s, now()))?;
+        sane(RetryAfter::parse_ms(&s))?;
         sane(RetryAfter::parse_reset(&s))?;
     }
 
@@ -255,7 +255,7 @@ proptest! {
         year in 0u32..200_000, h in 0u32..30, m in 0u32..70, sec in 0u32..70,
     ) {
         let s = format!("Wed, {day:02} {month} {year} {h:02}:{m:02}:{sec:02} GMT");
-        sane(RetryAfter::parse_retry_after(&s, now()))?;
+        sane(RetryAfter::parse(&s, now()))?;
     }
 
     #[test]

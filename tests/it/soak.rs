@@ -327,7 +327,7 @@ async fn ten_thousand_calls_under_chaos_balance_the_books() {
 const STREAM_POLICY: Policy = match Policy::builder()
     .max_attempts(4)
     .backoff(Backoff::Exponential {
-        initial: Duration::from_millis(5),
+        base: Duration::from_millis(5),
         multiplier: 2.0,
         min_delay: Duration::ZERO,
         max_delay: Duration::from_millis(40),

@@ -71,7 +71,7 @@ impl OccStrategy {
     /// `U(base, 3·previous)` from `previous = base`, as ours does.
     pub fn policy(self) -> Policy {
         let exponential = Backoff::Exponential {
-            initial: occ_ms(10.0),
+            base: occ_ms(10.0),
             multiplier: 2.0,
             min_delay: Duration::ZERO,
             max_delay: occ_ms(2000.0),

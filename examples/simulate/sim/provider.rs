@@ -33,9 +33,9 @@ impl Hint {
         match self {
             Hint::Seconds => {
                 let text = format!("{}", wait.ceil().max(1.0));
-                RetryAfter::parse_retry_after(&text, SystemTime::UNIX_EPOCH)
+                RetryAfter::parse(&text, SystemTime::UNIX_EPOCH)
             }
-            Hint::Millis => RetryAfter::parse_retry_after_ms(&format!("{}", (wait * 1000.0).ceil().max(1.0))),
+            Hint::Millis => RetryAfter::parse_ms(&format!("{}", (wait * 1000.0).ceil().max(1.0))),
         }
     }
 }

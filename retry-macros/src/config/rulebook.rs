@@ -251,8 +251,8 @@ fn report_backoff(cx: &mut Ctxt, strategy: &Strategy, problem: Problem) {
     let Some(backoff) = strategy.backoff else { return };
     let at = |key: &str| spans.value(key).map(At::Value);
     let (base, max_delay, min_delay) = match backoff {
-        Backoff::Linear { start, max_delay, .. } => (start, max_delay, Duration::ZERO),
-        Backoff::Exponential { initial, min_delay, max_delay, .. } => (initial, max_delay, min_delay),
+        Backoff::Linear { base, max_delay, .. } => (base, max_delay, Duration::ZERO),
+        Backoff::Exponential { base, min_delay, max_delay, .. } => (base, max_delay, min_delay),
         Backoff::Decorrelated { base, max_delay } => (base, max_delay, Duration::ZERO),
         Backoff::None | Backoff::Fixed { .. } => (Duration::ZERO, Duration::ZERO, Duration::ZERO),
     };

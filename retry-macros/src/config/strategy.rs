@@ -104,31 +104,30 @@ impl<'a> StrategyKeys<'a> {
                     dur(&self.delay, delay).map(|delay| Backoff::Fixed { delay })
                 }
                 "linear" => {
-                    let Backoff::Linear { start, increment, max_delay } = Backoff::DEFAULT_LINEAR else {
+                    let Backoff::Linear { base, increment, max_delay } = Backoff::DEFAULT_LINEAR else {
                         unreachable_default()
                     };
-                    match (dur(&self.base, start), dur(&self.increment, increment), dur(&self.max_delay, max_delay)) {
-                        (Some(start), Some(increment), Some(max_delay)) => {
-                            Some(Backoff::Linear { start, increment, max_delay })
+                    match (dur(&self.base, base), dur(&self.increment, increment), dur(&self.max_delay, max_delay)) {
+                        (Some(base), Some(increment), Some(max_delay)) => {
+                            Some(Backoff::Linear { base, increment, max_delay })
                         }
                         _ => None,
                     }
                 }
                 "exponential" => {
-                    let Backoff::Exponential { initial, multiplier, min_delay, max_delay } =
-                        Backoff::DEFAULT_EXPONENTIAL
+                    let Backoff::Exponential { base, multiplier, min_delay, max_delay } = Backoff::DEFAULT_EXPONENTIAL
                     else {
                         unreachable_default()
                     };
                     let multiplier = self.multiplier.as_ref().map_or(Some(multiplier), |m| m.1);
                     match (
-                        dur(&self.base, initial),
+                        dur(&self.base, base),
                         multiplier,
                         dur(&self.min_delay, min_delay),
                         dur(&self.max_delay, max_delay),
                     ) {
-                        (Some(initial), Some(multiplier), Some(min_delay), Some(max_delay)) => {
-                            Some(Backoff::Exponential { initial, multiplier, min_delay, max_delay })
+                        (Some(base), Some(multiplier), Some(min_delay), Some(max_delay)) => {
+                            Some(Backoff::Exponential { base, multiplier, min_delay, max_delay })
                         }
                         _ => None,
                     }

@@ -1,5 +1,5 @@
 //! The retry loop, generated from the config alone: the site's `static`, the `Call` with its
-//! options, and each attempt, settled by `Call::conclude_at` when nothing has to wrap the body
+//! options, and each attempt, settled by `Call::settle_at` when nothing has to wrap the body
 //! or run through `Call::attempt` otherwise. The stream form reuses the shared pieces (the
 //! call's options, the site's name, the fake return edge).
 
@@ -112,7 +112,7 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
             #[allow(clippy::diverging_sub_expression)]
             let #result: #fake_ty = #run;
             #[allow(unreachable_code)]
-            let #pause = match #call_at.conclude_at(&#site, #result) {
+            let #pause = match #call_at.settle_at(&#site, #result) {
                 ::core::ops::ControlFlow::Break(#result) => return #result,
                 ::core::ops::ControlFlow::Continue(#pause) => #pause,
             };
@@ -143,7 +143,7 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
     func.into_token_stream()
 }
 
-/// Whether the body can run in the fn's own future, settled by `Call::conclude_at`: nothing has
+/// Whether the body can run in the fn's own future, settled by `Call::settle_at`: nothing has
 /// to wrap it. A deadline or attempt timeout puts a timer around it, a limiter may queue it,
 /// and a notify hook needs the clock read when the first attempt starts; those go through
 /// `Call::attempt`.

@@ -3,8 +3,8 @@
 //! clock and limiter calls for loops that run attempts themselves.
 
 use super::Call;
-use super::decide::Sent;
 use super::mode::Mode;
+use super::settle::Sent;
 use crate::classify::Classify;
 use crate::hooks::HookSet;
 use crate::limiter::Limiter;
@@ -176,7 +176,7 @@ where
                 // body here and again in the attempt's own drop. Polling after `Ready` breaks
                 // the `Future` contract, and the attribute and `retry` never do.
                 Ok(value) if !H::VALIDATES => {
-                    this.call.succeeded_unvalidated();
+                    this.call.settle_first_success();
                     Poll::Ready(ControlFlow::Break(Ok(value)))
                 }
                 other => match settle_step(this.call, step.as_mut(), other, timed_out, Sent::Yes) {

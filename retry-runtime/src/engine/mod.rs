@@ -1,7 +1,7 @@
 //! The per-call state machine shared by the attribute and the builder API.
 //!
 //! One [`Call`] lives for one call of a retried fn, and each attempt makes one call into it:
-//! - [`Call::conclude`] when the caller runs the body itself (nothing wraps it: no deadline,
+//! - [`Call::settle_paused`] when the caller runs the body itself (nothing wraps it: no deadline,
 //!   attempt timeout, limiter or notify hook). It classifies the result and decides, and hands
 //!   back either the result or a [`Pause`] to await before the next attempt.
 //! - [`Call::attempt`] otherwise: its future runs the body under the timeouts and after the
@@ -17,20 +17,20 @@
 //! - `guard`: the call's `Phase` for the stats, and the `Guard` that counts a dropped call.
 //! - `configure`: the builder methods that attach controls, hooks and time limits to a call.
 //! - `attempt`: starting and running an attempt: [`Call::attempt`] and its [`Attempt`] future.
-//! - `decide`: settling an attempt's outcome: classify, count, and retry ([`RetryPlan`]) or end.
-//! - `conclude`: the loop whose caller runs the body itself: [`Call::conclude`] and [`Pause`].
+//! - `settle`: settling an attempt's outcome: classify, count, and retry ([`RetryPlan`]) or end.
+//! - `pause`: the loop whose caller runs the body itself: [`Call::settle_paused`] and [`Pause`].
 
 mod attempt;
-mod conclude;
 mod configure;
-mod decide;
 mod guard;
 mod mode;
+mod pause;
+mod settle;
 
 pub use attempt::Attempt;
-pub use conclude::Pause;
-pub use decide::RetryPlan;
 pub use mode::{Mode, Timed, Untimed};
+pub use pause::Pause;
+pub use settle::RetryPlan;
 
 use crate::hooks::Hooks;
 use crate::stats::Site;

@@ -1,4 +1,4 @@
-//! The loop whose caller runs the body itself: [`Call::conclude`] settles each attempt, and
+//! The loop whose caller runs the body itself: [`Call::settle_paused`] settles each attempt, and
 //! the [`Pause`] it hands back sleeps the back-off delay before the next one.
 
 use super::Call;
@@ -30,7 +30,7 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
     /// let out = loop {
     ///     n += 1;
     ///     let result = async { if n < 3 { Err(ApiError::from_status(503)) } else { Ok(n) } }.await;
-    ///     match call.conclude(result) {
+    ///     match call.settle_paused(result) {
     ///         ControlFlow::Break(r) => break r,
     ///         ControlFlow::Continue(pause) => pause.await,
     ///     }
@@ -39,7 +39,7 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
     /// # }
     /// ```
     #[inline]
-    pub fn conclude(&mut self, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
+    pub fn settle_paused(&mut self, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
     where
         E: Classify,
         Hooks<V, (), W, B, (), A>: HookSet<T, E>,
@@ -52,41 +52,41 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
         }
     }
 
-    /// [`conclude`](Self::conclude) for a call made by [`Call::new`] at `site`, as the
+    /// [`settle_paused`](Self::settle_paused) for a call made by [`Call::new`] at `site`, as the
     /// attribute's loop calls it with its `static`: a first-try success is counted at `site`,
     /// an address the compiler knows, rather than at a pointer read back from the call. Any
-    /// other outcome goes through `conclude`. `site` must be the call's own site.
+    /// other outcome goes through `settle_paused`. `site` must be the call's own site.
     ///
     /// ```
     /// use core::ops::ControlFlow;
     /// use llm_retry_runtime::{ApiError, Policy, Site};
-    /// static SITE: Site = Site::new("docs.conclude_at", Policy::DEFAULT);
+    /// static SITE: Site = Site::new("docs.settle_at", Policy::DEFAULT);
     /// let mut call = llm_retry_runtime::Call::new(&SITE);
-    /// assert!(matches!(call.conclude_at(&SITE, Ok::<_, ApiError>(7)), ControlFlow::Break(Ok(7))));
+    /// assert!(matches!(call.settle_at(&SITE, Ok::<_, ApiError>(7)), ControlFlow::Break(Ok(7))));
     /// assert_eq!(SITE.stats().first_try_successes, 1);
     /// ```
     #[doc(hidden)]
     #[inline]
-    pub fn conclude_at(&mut self, site: &'static Site, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
+    pub fn settle_at(&mut self, site: &'static Site, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
     where
         E: Classify,
         Hooks<V, (), W, B, (), A>: HookSet<T, E>,
     {
-        debug_assert!(self.guard.site.is_some_and(|s| core::ptr::eq(s, site)), "conclude_at: not the call's site");
+        debug_assert!(self.guard.site.is_some_and(|s| core::ptr::eq(s, site)), "settle_at: not the call's site");
         match result {
             Ok(value)
                 if !<Hooks<V, (), W, B, (), A> as HookSet<T, E>>::VALIDATES && self.guard.phase == Phase::First =>
             {
                 site.on_first_try_success();
-                self.close_success();
+                self.settle_success_end();
                 ControlFlow::Break(Ok(value))
             }
-            other => self.conclude(other),
+            other => self.settle_paused(other),
         }
     }
 }
 
-/// The back-off sleep between two attempts of a [`Call::conclude`] loop; the next attempt is
+/// The back-off sleep between two attempts of a [`Call::settle_paused`] loop; the next attempt is
 /// counted when it ends.
 ///
 /// The sleep is boxed: a caller's future holds one pointer for it, and its drop stays small
@@ -99,7 +99,7 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let policy = Policy::DEFAULT;
 /// let mut call = policy.call::<(), ApiError>();
-/// if let ControlFlow::Continue(pause) = call.conclude(Err(ApiError::from_status(503))) {
+/// if let ControlFlow::Continue(pause) = call.settle_paused(Err(ApiError::from_status(503))) {
 ///     pause.await;
 /// }
 /// # }

@@ -87,10 +87,10 @@ where
         match result {
             // The fast path: an unvalidated success returns as it is; only counters move.
             Ok(value) if !H::VALIDATES => {
-                self.succeeded_unvalidated();
+                self.settle_first_success();
                 ControlFlow::Break(Ok(value))
             }
-            other => self.decide(other, timed_out, sent),
+            other => self.settle_failure(other, timed_out, sent),
         }
     }
 
@@ -98,13 +98,13 @@ where
         self.guard.site.map_or("anonymous", Site::name)
     }
 
-    fn finish(&mut self, out: Result<T, E>, class: Option<(&Classification, GiveUp)>) -> Next<T, E> {
+    fn end(&mut self, out: Result<T, E>, class: Option<(&Classification, GiveUp)>) -> Next<T, E> {
         if class.is_some() {
             self.guard.leave_fast_path();
         }
         self.guard.phase = Phase::Done;
         match class {
-            None => self.succeeded(),
+            None => self.count_success(),
             Some((c, reason)) => {
                 if let Some(site) = self.guard.site {
                     site.on_give_up(reason);
@@ -118,7 +118,7 @@ where
     /// The bookkeeping of a success that needs no validation. The call ends here, so the
     /// attempt number is left as it is: only a first attempt has `Phase::First`.
     #[inline]
-    pub(super) fn succeeded_unvalidated(&mut self) {
+    pub(super) fn settle_first_success(&mut self) {
         if let Some(site) = self.guard.site {
             if self.guard.phase == Phase::First {
                 site.on_first_try_success();
@@ -126,14 +126,14 @@ where
                 site.on_success(self.attempts().saturating_add(1));
             }
         }
-        self.close_success();
+        self.settle_success_end();
     }
 
     /// The end of an unvalidated success, once it is counted: the endpoint's controls hear of
     /// it, and the call is done.
     #[inline]
-    pub(super) fn close_success(&mut self) {
-        self.controls_on_success();
+    pub(super) fn settle_success_end(&mut self) {
+        self.tell_controls_success();
         // Last, after the counters' stores: the compiler then sees `Done` when the guard is
         // dropped right after, and the drop's check folds away.
         self.guard.phase = Phase::Done;
@@ -142,16 +142,16 @@ where
     /// The bookkeeping of a success: the attempt's number, the stats and the endpoint's
     /// controls. Kept apart from the result, so the fast path never moves it.
     #[inline]
-    fn succeeded(&mut self) {
+    fn count_success(&mut self) {
         if let Some(site) = self.guard.site {
             site.on_success(self.attempts());
         }
-        self.controls_on_success();
+        self.tell_controls_success();
     }
 
     /// Tells the endpoint's controls that a call succeeded.
     #[inline]
-    fn controls_on_success(&self) {
+    fn tell_controls_success(&self) {
         if let Some(budget) = self.hooks.budget() {
             budget.deposit();
         }
@@ -167,7 +167,7 @@ where
     /// an attempt cut short while it queued for the limiter tells the endpoint's controls
     /// nothing, since the server never saw it.
     #[inline(never)]
-    fn decide(&mut self, result: Result<T, E>, timed_out: Option<Timeout>, sent: Sent) -> Next<T, E> {
+    fn settle_failure(&mut self, result: Result<T, E>, timed_out: Option<Timeout>, sent: Sent) -> Next<T, E> {
         let attempt = match &mut self.tally {
             Some(t) => {
                 t.attempt = t.attempt.saturating_add(1);
@@ -179,13 +179,13 @@ where
         let policy = self.policy;
         let (error, class, validated) = match result {
             Ok(value) => match self.hooks.validate(&value) {
-                None => return self.finish(Ok(value), None),
+                None => return self.end(Ok(value), None),
                 Some(e) => (e, Classification::new(ErrorKind::InvalidOutput), true),
             },
             Err(e) => match timed_out {
                 Some(t) if t.is_deadline() => {
                     let c = Classification::new(ErrorKind::Timeout);
-                    return self.finish(Err(e), Some((&c, GiveUp::Deadline)));
+                    return self.end(Err(e), Some((&c, GiveUp::Deadline)));
                 }
                 Some(_) => (e, Classification::new(ErrorKind::Timeout), false),
                 None => {
@@ -204,7 +204,7 @@ where
                 class.should_retry.unwrap_or_else(|| policy.retry_on().matches(class.kind, class.status))
             });
         if !retryable {
-            return self.finish(Err(error), Some((&class, GiveUp::NonRetryable)));
+            return self.end(Err(error), Some((&class, GiveUp::NonRetryable)));
         }
         if let Some(adaptive) = self.hooks.adaptive().filter(|_| sent) {
             adaptive.record_error();
@@ -218,11 +218,11 @@ where
             tally.counts[i] = tally.counts[i].saturating_add(1);
             n = u32::from(tally.counts[i]);
             if r.attempt_limit().is_some_and(|max| n >= max) {
-                return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
+                return self.end(Err(error), Some((&class, GiveUp::Exhausted)));
             }
         }
         if attempt >= policy.max_attempts() {
-            return self.finish(Err(error), Some((&class, GiveUp::Exhausted)));
+            return self.end(Err(error), Some((&class, GiveUp::Exhausted)));
         }
 
         let hint = if policy.respects_retry_after() {
@@ -235,13 +235,13 @@ where
         let left = self.mode.deadline().map(|d| d.saturating_sub(elapsed));
         let (delay, source) = match hint {
             Some(h) if h > policy.max_retry_after() => {
-                return self.finish(Err(error), Some((&class, GiveUp::RetryAfterTooLong)));
+                return self.end(Err(error), Some((&class, GiveUp::RetryAfterTooLong)));
             }
             // The server's hint decides, not the jitter drawn on top of it: a hint that lands
             // inside the deadline is waited for, its jitter clamped to the time left.
             Some(h) => match left {
                 Some(left) if h > left => {
-                    return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
+                    return self.end(Err(error), Some((&class, GiveUp::Deadline)));
                 }
                 _ => {
                     let room = left.map_or(Duration::MAX, |l| l.saturating_sub(h));
@@ -255,13 +255,13 @@ where
                 });
                 let d = self.hooks.adaptive().map_or(d, |a| a.scale(d));
                 if left.is_some_and(|l| d >= l) {
-                    return self.finish(Err(error), Some((&class, GiveUp::Deadline)));
+                    return self.end(Err(error), Some((&class, GiveUp::Deadline)));
                 }
                 (d, DelaySource::Backoff)
             }
         };
         if sent && self.hooks.budget().is_some_and(|b| !b.withdraw()) {
-            return self.finish(Err(error), Some((&class, GiveUp::BudgetExhausted)));
+            return self.end(Err(error), Some((&class, GiveUp::BudgetExhausted)));
         }
 
         self.hooks.notify(&RetryEvent {
