@@ -21,7 +21,7 @@
 //! over 100 prompts give up after 8 attempts.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_retry::{ApiError, ErrorKind, Policy, Progress, RetryExt};
+use llm_retry::{ApiError, ErrorKind, Policy, RetryExt, batch::Progress};
 use llm_retry_testkit::{Chaos, ChaosServer, Fault, Outcome};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@
 //! so the run takes well under a second). The Prometheus recorder is installed with its
 //! render-only handle: no HTTP listener, no push gateway.
 
-use llm_retry::{Adaptive, ApiError, Budget, Limiter, Policy, RetryAfter, Site};
+use llm_retry::{Adaptive, ApiError, Budget, Limiter, Policy, http::RetryAfter, stats::Site};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -54,7 +54,7 @@ async fn call_endpoint(n: u64) -> Result<u64, ApiError> {
 }
 
 async fn one_call(site: &'static Site, n: u64) -> Result<u64, ApiError> {
-    llm_retry::Call::new(site)
+    llm_retry::call::Call::new(site)
         .budget(&OPENAI_BUDGET)
         .limiter(&OPENAI)
         .adaptive(&OPENAI_ERRORS)
@@ -65,7 +65,7 @@ async fn one_call(site: &'static Site, n: u64) -> Result<u64, ApiError> {
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
     let handle = PrometheusBuilder::new().install_recorder().expect("no other recorder is installed");
-    llm_retry::seed_thread_rng(1);
+    llm_retry::rng::seed_thread_rng(1);
 
     let start = Instant::now();
     let mut tasks = Vec::new();

@@ -11,7 +11,9 @@
 //! ends with the exact reply.
 
 use futures::StreamExt;
-use llm_retry::{ApiError, Backoff, Jitter, Policy, RetryExt, StreamEvent, StreamMode, text_deltas};
+use llm_retry::{
+    ApiError, Backoff, Jitter, Policy, RetryExt, stream::StreamEvent, stream::StreamMode, stream::text_deltas,
+};
 use llm_retry_testkit::{ChaosServer, Fault};
 use serde_json::json;
 use std::io::{IsTerminal, Write};

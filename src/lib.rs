@@ -1,12 +1,19 @@
-//! # llm-retry
-//!
-//! Retries for LLM API calls that survive rate limits, overloads and dropped connections.
-//! Write `#[llm_retry(...)]` on an `async fn`; the attribute rewrites it into a retry loop
-//! backed by [`llm_retry_runtime`]. See the README for the attribute reference.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub use llm_retry_macros::llm_retry;
-pub use llm_retry_runtime::*;
+
+// The front door: what most users name.
+pub use llm_retry_runtime::{
+    Adaptive, ApiError, Backoff, Budget, Classification, Classify, ErrorKind, GiveUp, InvalidOutput, Jitter, Limiter,
+    Policy, PolicyBuilder, PolicyError, RetryEvent, RetryExt, RetryOn, Rule, Timeout, stats,
+};
+
+// The rest, one module per concern.
+pub use llm_retry_runtime::{backoff, batch, call, http, limits, policy, rng, stream};
+
+#[cfg(feature = "metrics")]
+pub use llm_retry_runtime::metrics;
 
 #[doc(hidden)]
 pub use llm_retry_runtime::__private;

@@ -12,7 +12,7 @@
 //! process, so the memory bound (and the figures) count only these calls when no other test
 //! runs beside them.
 
-use llm_retry::{ApiError, ErrorKind, GiveUp, Limiter, Policy, Site, llm_retry};
+use llm_retry::{ApiError, ErrorKind, GiveUp, Limiter, Policy, llm_retry, stats::Site};
 use reqwest::header::HeaderMap;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -148,7 +148,7 @@ static THROTTLED: AtomicU64 = AtomicU64::new(0);
 /// Call `id`: 1 in 5 is rate-limited on its first attempt, 1 in 7 fails with a 503 on every
 /// attempt, 1 in 11 is refused (401), the rest succeed at once.
 async fn mt_call(id: u64) -> Result<u64, ApiError> {
-    let mut call = llm_retry::Call::new(&MT_SITE).limiter(&LIMITER);
+    let mut call = llm_retry::call::Call::new(&MT_SITE).limiter(&LIMITER);
     let mut attempt = 0;
     loop {
         attempt += 1;

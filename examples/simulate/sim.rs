@@ -2,8 +2,8 @@
 //! `tests/it/simulation_smoke.rs`.
 //!
 //! Every client here is the project's real retry code: a [`Policy`] driven through
-//! [`Policy::call`] (or [`Call::settle`](llm_retry::Call::settle) where a loop sleeps itself),
-//! a [`Batch`](llm_retry::Batch), a [`Limiter`] or a [`Budget`]. Only the *servers* are models:
+//! [`Policy::call`] (or [`Call::settle`](llm_retry::call::Call::settle) where a loop sleeps itself),
+//! a [`Batch`](llm_retry::batch::Batch), a [`Limiter`] or a [`Budget`]. Only the *servers* are models:
 //! async fns that sleep on tokio's clock. Each run gets its own current-thread runtime with a
 //! paused clock, so an hour of simulated traffic takes as long as its events take to process,
 //! and the engine's jitter generator and the model's own generator are both seeded: a run is
@@ -40,7 +40,7 @@ use std::future::Future;
 /// jumps to the next timer whenever every task is idle), with the engine's jitter generator
 /// on this thread seeded with `seed`.
 pub fn paused<F: Future>(seed: u64, fut: F) -> F::Output {
-    llm_retry::seed_thread_rng(seed);
+    llm_retry::rng::seed_thread_rng(seed);
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

@@ -7,7 +7,9 @@
 
 use core::ops::ControlFlow;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use llm_retry_runtime::{ApiError, Classify, DelaySource, Policy, RetryAfter, RetryExt, classify_response_at};
+use llm_retry_runtime::{
+    ApiError, Classify, Policy, RetryExt, call::DelaySource, http::RetryAfter, http::classify_response_at,
+};
 use std::time::{Duration, SystemTime};
 
 /// The wall clock every input is judged against, so that a run is reproducible:

@@ -154,7 +154,7 @@ pub fn check(cx: &mut Ctxt, config: &RetryConfig, item: TokenStream) -> Option<S
         ok = false;
         cx.error_at(
             func.sig.paren_token.span.join(),
-            "`stream = \"continue\"` hands the text received so far to the opener, so it needs it as a parameter: add `resume: llm_retry::Resume` and send `resume.text()` as the assistant prefill (or use `stream = \"restart\"`)",
+            "`stream = \"continue\"` hands the text received so far to the opener, so it needs it as a parameter: add `resume: llm_retry::stream::Resume` and send `resume.text()` as the assistant prefill (or use `stream = \"restart\"`)",
         );
     }
     if !ok {

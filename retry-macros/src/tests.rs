@@ -206,7 +206,7 @@ fn stream_messages_name_the_fix() {
     let cases: &[(TokenStream, TokenStream, &str)] = &[
         (quote!(stream = "contine"), stream_chat(), "did you mean \"continue\"?"),
         (quote!(stream = continue), stream_chat(), "expected a value"),
-        (quote!(stream = "continue"), stream_chat(), "add `resume: llm_retry::Resume`"),
+        (quote!(stream = "continue"), stream_chat(), "add `resume: llm_retry::stream::Resume`"),
         (quote!(stream = "restart", attempt_timeout = "30s"), stream_chat(), "`first_chunk_timeout = \"30s\"`"),
         (quote!(stream = "restart", validate = check), stream_chat(), "a stream has none to check"),
         (quote!(first_chunk_timeout = "30s"), chat(), "add `stream = \"restart\"`"),

@@ -11,7 +11,7 @@
 //! peak is what the batch itself holds: K futures and the gate, whatever N is.
 
 use futures_util::StreamExt;
-use llm_retry_runtime::{ApiError, Backoff, Policy, RetryAfter, RetryExt};
+use llm_retry_runtime::{ApiError, Backoff, Policy, RetryExt, http::RetryAfter};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -61,7 +61,7 @@ fn bench(n: usize, keep_results: bool) -> (Duration, u64, Duration, usize) {
 fn main() {
     println!(
         "K = {K}; item type: ItemResult<u64, ApiError> = {} bytes",
-        size_of::<llm_retry_runtime::ItemResult<u64, ApiError>>()
+        size_of::<llm_retry_runtime::batch::ItemResult<u64, ApiError>>()
     );
     println!("{:>8}  {:>7}  {:>10}  {:>12}  {:>12}", "N", "mode", "wall", "paused time", "peak heap");
     for n in [10_000, 100_000] {

@@ -25,7 +25,7 @@ static BASE: OnceLock<Instant> = OnceLock::new();
 
 /// Recent errors of one endpoint, and the delay multiplier they imply.
 ///
-/// Declare it once as a `static` and hand it to each call ([`Call::adaptive`](crate::Call::adaptive),
+/// Declare it once as a `static` and hand it to each call ([`Call::adaptive`](crate::call::Call::adaptive),
 /// or `adaptive = PATH` in the attribute).
 ///
 /// ```

@@ -20,7 +20,7 @@ const UNIT: u64 = 1_000_000;
 
 /// A retry budget shared by every call site that targets one endpoint.
 ///
-/// Declare it once as a `static` and hand it to each call ([`Call::budget`](crate::Call::budget),
+/// Declare it once as a `static` and hand it to each call ([`Call::budget`](crate::call::Call::budget),
 /// or `budget = OPENAI_BUDGET` in the attribute).
 ///
 /// ```
@@ -69,7 +69,7 @@ pub struct BudgetBuilder {
 /// A budget's counters at one moment.
 ///
 /// ```
-/// let s = llm_retry_runtime::BudgetStats::default();
+/// let s = llm_retry_runtime::limits::BudgetStats::default();
 /// assert_eq!(s.retries_denied, 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -242,7 +242,7 @@ impl BudgetBuilder {
     /// The budget, or why the arguments are wrong.
     ///
     /// ```
-    /// use llm_retry_runtime::{Budget, LimitError};
+    /// use llm_retry_runtime::{Budget, limits::LimitError};
     /// assert_eq!(Budget::builder().ratio(f64::NAN).build().unwrap_err(), LimitError::InvalidRatio);
     /// ```
     pub const fn build(self) -> Result<Budget, LimitError> {

@@ -9,7 +9,7 @@ use crate::retry_after::RetryAfter;
 /// said about retrying, when it said anything.
 ///
 /// ```
-/// use llm_retry_runtime::{Classification, ErrorKind, RetryAfter};
+/// use llm_retry_runtime::{Classification, ErrorKind, http::RetryAfter};
 /// use std::time::Duration;
 ///
 /// let c = Classification::new(ErrorKind::RateLimited)
@@ -56,7 +56,7 @@ impl Classification {
     /// Sets the server's Retry-After hint.
     ///
     /// ```
-    /// use llm_retry_runtime::{Classification, ErrorKind, RetryAfter};
+    /// use llm_retry_runtime::{Classification, ErrorKind, http::RetryAfter};
     /// use std::time::Duration;
     /// let c = Classification::new(ErrorKind::RateLimited)
     ///     .with_retry_after(RetryAfter::Delay(Duration::from_millis(250)));

@@ -1,7 +1,7 @@
 //! What a call can be told and asked: the `notify` event before each sleep, the `validate`
 //! check on a successful value, and the `when` predicate on an error.
 //!
-//! Hooks are type parameters of [`Call`](crate::Call), so a fn item costs nothing when absent
+//! Hooks are type parameters of [`Call`](crate::call::Call), so a fn item costs nothing when absent
 //! and nothing is boxed when present.
 
 use crate::ErrorKind;
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Where a retry's delay came from.
 ///
 /// ```
-/// use llm_retry_runtime::DelaySource;
+/// use llm_retry_runtime::call::DelaySource;
 /// assert_ne!(DelaySource::Backoff, DelaySource::RetryAfter);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 
 use crate::ErrorKind;
 use crate::classify::{Classification, Classify};
-use crate::retry_after::{RetryAfter, should_retry_header};
+pub use crate::retry_after::{RetryAfter, should_retry_header};
 use std::time::SystemTime;
 
 /// How many bytes of a response body are looked at: 64 KiB.
@@ -23,7 +23,7 @@ use std::time::SystemTime;
 /// (plus a text search of the prefix for "overloaded" on a 503) decides.
 ///
 /// ```
-/// assert_eq!(llm_retry_runtime::MAX_BODY_BYTES, 64 * 1024);
+/// assert_eq!(llm_retry_runtime::http::MAX_BODY_BYTES, 64 * 1024);
 /// ```
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -44,7 +44,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 ///
 /// ```
 /// use http::HeaderMap;
-/// use llm_retry_runtime::{ErrorKind, classify_response};
+/// use llm_retry_runtime::{ErrorKind, http::classify_response};
 ///
 /// let body = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
 /// let c = classify_response(429, &HeaderMap::new(), Some(body));
@@ -66,7 +66,7 @@ pub fn classify_response(status: u16, headers: &http::HeaderMap, body: Option<&[
 ///
 /// ```
 /// use http::HeaderMap;
-/// use llm_retry_runtime::{ErrorKind, RetryAfter, classify_response_at};
+/// use llm_retry_runtime::{ErrorKind, http::RetryAfter, http::classify_response_at};
 /// use std::time::{Duration, SystemTime};
 ///
 /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_400); // Wed, 21 Oct 2015 07:26:40 GMT

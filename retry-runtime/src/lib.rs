@@ -24,48 +24,48 @@
 //! # }
 //! ```
 //!
-//! Modules, one concern each:
-//! - [`ErrorKind`] (`kind`): the LLM error taxonomy; [`Classify`] (`classify`): error value to kind.
-//! - `retry_after`: Retry-After, `retry-after-ms`, `x-ratelimit-reset-*` and `x-should-retry`.
-//! - `http`, `api_error`, `std_impls`, `integrations`: classification of HTTP responses,
-//!   provider error bodies, std and tokio errors, reqwest and async-openai.
-//! - `backoff`: backoff and jitter formulas; `policy`: the `const` policy and its builder.
-//! - `engine`: the per-call state machine shared by the attribute and the builder API
-//!   ([`Call`], [`Policy::retry`]); `outcome`: why a call gave up.
-//! - `hooks`: events handed to `notify`, and the `validate`/`when` hooks; `events`: tracing.
-//! - `batch`: many inputs at bounded concurrency, retried per item behind one shared
-//!   rate-limit gate ([`Batch`], [`Policy::batch`]).
-//! - `stream`: streaming retry ([`RetryStream`], [`Policy::stream`]): reopen a broken LLM
-//!   stream in Restart, Continue or Skip mode, with typed [`StreamEvent`]s; [`text_deltas`]
-//!   reads OpenAI and Anthropic SSE bodies.
-//! - `stats`: per-site counters and the process-wide snapshot; `rng`: seeded jitter.
-//! - Per-endpoint controls shared by every call site: `budget` ([`Budget`], retries as a share
-//!   of successes), `limiter` ([`Limiter`], CUBIC client-side rate limiting after throttles),
-//!   `adaptive` ([`Adaptive`], back-off scaled by the recent error rate), `limits` (their
-//!   builders' [`LimitError`]); `metrics` (feature `metrics`): export through the `metrics` crate.
+//! The crate root holds what most users name: [`Policy`] and its builder (from the rulebook,
+//! `llm-retry-rules`), [`RetryExt`] (what runs a policy), [`ApiError`], [`ErrorKind`],
+//! [`Classify`], [`RetryEvent`], [`stats()`], the per-endpoint controls ([`Limiter`],
+//! [`Budget`], [`Adaptive`]), and the error types a call can end in. The rest is in modules:
+//!
+//! - [`call`]: a call's own state for loops that run attempts themselves ([`call::Call`]).
+//! - [`stream`]: streaming retry ([`stream::RetryStream`]) in Restart, Continue or Skip
+//!   mode, with typed [`stream::StreamEvent`]s; [`stream::text_deltas`] reads SSE bodies.
+//! - [`batch`]: many inputs at bounded concurrency behind one shared rate-limit gate.
+//! - [`http`]: classification of HTTP responses, and Retry-After in every header form.
+//! - [`limits`]: the per-endpoint controls' builders and snapshots.
+//! - [`stats`](mod@stats): per-site counters and the process-wide snapshot; [`policy`]: the rulebook's
+//!   bounds and problems; [`backoff`]: drawing the jitter; [`rng`]: seeding it in tests.
+//! - `metrics` (feature `metrics`): export through the `metrics` crate.
+//!
+//! Inside, one concern per module: `engine` (the per-call state machine the attribute and
+//! the builder share), `classify`, `api_error`, `std_impls` and `integrations` (error values
+//! to kinds), `retry_after`, `hooks` and `events` (tracing), `outcome` (why a call gave up),
+//! `budget`, `limiter` and `adaptive`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod adaptive;
 mod api_error;
 pub mod backoff;
-mod batch;
+pub mod batch;
 mod budget;
 mod classify;
 mod engine;
 mod events;
 mod hooks;
-mod http;
+pub mod http;
 mod integrations;
 mod limiter;
-mod limits;
+pub mod limits;
 mod outcome;
 mod retry_after;
 mod retry_ext;
-mod rng;
-mod stats;
+pub mod rng;
+pub mod stats;
 mod std_impls;
-mod stream;
+pub mod stream;
 mod timeout;
 mod validate;
 
@@ -74,36 +74,36 @@ pub mod __private;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 
-pub use adaptive::{Adaptive, AdaptiveBuilder};
+// The front door: what most users name.
+pub use adaptive::Adaptive;
 pub use api_error::ApiError;
-pub use batch::{Batch, BatchBuilder, BatchError, BatchStream, DEFAULT_BATCH_CONCURRENCY, ItemResult, Progress};
-pub use budget::{Budget, BudgetBuilder, BudgetStats};
+pub use budget::Budget;
 pub use classify::{Classification, Classify};
-pub use engine::{Attempt, Call, Pause, RetryPlan};
-pub use hooks::{DelaySource, RetryEvent};
-pub use limiter::{Limiter, LimiterBuilder, LimiterConfig, LimiterStats};
-pub use limits::LimitError;
-pub use llm_retry_rules::{
-    Backoff, ErrorKind, Field, Jitter, MAX_RULE_ATTEMPTS, MAX_RULES, Policy, PolicyBuilder, PolicyError, Problem,
-    RetryOn, Rule,
-};
+pub use hooks::RetryEvent;
+pub use limiter::Limiter;
+pub use llm_retry_rules::{Backoff, ErrorKind, Jitter, Policy, PolicyBuilder, PolicyError, RetryOn, Rule};
 pub use outcome::GiveUp;
-pub use retry_after::RetryAfter;
 pub use retry_ext::RetryExt;
-pub use rng::seed_thread_rng;
-pub use stats::{Site, SiteStats, StatsSnapshot, stats};
-pub use stream::{
-    Received, Resume, RetryStream, StreamChunk, StreamEvent, StreamMode, StreamOptions, TextDeltas, Texts, text_deltas,
-};
+pub use stats::stats;
 pub use timeout::Timeout;
 pub use validate::InvalidOutput;
-/// Type-level plumbing that appears in [`Call`]'s bounds; never named in user code.
-#[doc(hidden)]
-pub use {
-    engine::{Mode, Timed, Untimed},
-    hooks::{HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, Unpaced, ValidateSlot, Validator, WhenSlot},
-};
-// --- classification re-exports (owned by the classification work) ---
-pub use crate::http::{MAX_BODY_BYTES, classify_response, classify_response_at};
-pub use retry_after::should_retry_header;
-// --- end classification re-exports ---
+
+/// A call's own state and its attempts, for loops that run the attempts themselves, and the
+/// type-level plumbing of `Call`'s bounds (hidden: never named in user code).
+pub mod call {
+    pub use crate::engine::{Attempt, Call, Pause, RetryPlan};
+    pub use crate::hooks::DelaySource;
+    #[doc(hidden)]
+    pub use crate::{
+        engine::{Mode, Timed, Untimed},
+        hooks::{
+            HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, Unpaced, ValidateSlot, Validator, WhenSlot,
+        },
+    };
+}
+
+/// The rulebook's bounds and its account of what is wrong with a policy
+/// (from `llm-retry-rules`, which the attribute shares).
+pub mod policy {
+    pub use llm_retry_rules::{Field, MAX_JITTER_FACTOR, MAX_RULE_ATTEMPTS, MAX_RULES, Problem};
+}

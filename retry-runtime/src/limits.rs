@@ -1,12 +1,17 @@
-//! Why a [`Budget`](crate::Budget), [`Limiter`](crate::Limiter) or [`Adaptive`](crate::Adaptive)
-//! could not be built. Shared by the three builders of the per-endpoint controls.
+//! The per-endpoint controls' builders and snapshots, and why one could not be built: the
+//! parts of [`Budget`](crate::Budget), [`Limiter`](crate::Limiter) and
+//! [`Adaptive`](crate::Adaptive) that only their configuration names.
 
 use core::fmt;
+
+pub use crate::adaptive::AdaptiveBuilder;
+pub use crate::budget::{BudgetBuilder, BudgetStats};
+pub use crate::limiter::{LimiterBuilder, LimiterConfig, LimiterStats};
 
 /// A bad argument to one of the per-endpoint builders. Returned by `build`; never a panic.
 ///
 /// ```
-/// use llm_retry_runtime::{Budget, LimitError};
+/// use llm_retry_runtime::{Budget, limits::LimitError};
 /// assert_eq!(Budget::builder().ratio(1.5).build().unwrap_err(), LimitError::InvalidRatio);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +37,7 @@ impl LimitError {
     /// The error as a sentence that names the fix.
     ///
     /// ```
-    /// assert!(llm_retry_runtime::LimitError::InvalidBeta.message().contains("0.7"));
+    /// assert!(llm_retry_runtime::limits::LimitError::InvalidBeta.message().contains("0.7"));
     /// ```
     pub const fn message(&self) -> &'static str {
         match self {

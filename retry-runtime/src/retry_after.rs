@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 /// resolved against the policy's injectable clock when the retry is planned.
 ///
 /// ```
-/// use llm_retry_runtime::RetryAfter;
+/// use llm_retry_runtime::http::RetryAfter;
 /// use std::time::{Duration, SystemTime};
 ///
 /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
@@ -29,7 +29,7 @@ impl RetryAfter {
     /// and the policy should fall back to its own backoff.
     ///
     /// ```
-    /// use llm_retry_runtime::RetryAfter;
+    /// use llm_retry_runtime::http::RetryAfter;
     /// use std::time::{Duration, SystemTime};
     /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
     /// assert_eq!(RetryAfter::At(now - Duration::from_secs(1)).resolve(now), None);
@@ -61,7 +61,7 @@ impl RetryAfter {
     /// (a year, `u64::MAX` seconds, the year 9999) are dropped here.
     ///
     /// ```
-    /// use llm_retry_runtime::RetryAfter;
+    /// use llm_retry_runtime::http::RetryAfter;
     /// use std::time::Duration;
     /// assert_eq!(RetryAfter::MAX_HINT, Duration::from_secs(7 * 24 * 60 * 60));
     /// assert!(RetryAfter::parse_ms("604800001").is_none());
@@ -77,7 +77,7 @@ impl RetryAfter {
     /// against the policy's own clock, which may differ from `now`.
     ///
     /// ```
-    /// use llm_retry_runtime::RetryAfter;
+    /// use llm_retry_runtime::http::RetryAfter;
     /// use std::time::{Duration, SystemTime};
     ///
     /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_400); // 07:26:40 GMT
@@ -106,7 +106,7 @@ impl RetryAfter {
     /// [`RetryAfter::MAX_HINT`].
     ///
     /// ```
-    /// use llm_retry_runtime::RetryAfter;
+    /// use llm_retry_runtime::http::RetryAfter;
     /// use std::time::Duration;
     /// assert_eq!(RetryAfter::parse_ms("250"), Some(RetryAfter::Delay(Duration::from_millis(250))));
     /// assert_eq!(RetryAfter::parse_ms("1.5"), Some(RetryAfter::Delay(Duration::from_micros(1500))));
@@ -124,7 +124,7 @@ impl RetryAfter {
     /// `None`.
     ///
     /// ```
-    /// use llm_retry_runtime::RetryAfter;
+    /// use llm_retry_runtime::http::RetryAfter;
     /// use std::time::Duration;
     /// assert_eq!(RetryAfter::parse_reset("6m0s"), Some(RetryAfter::Delay(Duration::from_secs(360))));
     /// assert_eq!(RetryAfter::parse_reset("1h2m3.5s"), Some(RetryAfter::Delay(Duration::from_millis(3_723_500))));
@@ -144,7 +144,7 @@ impl RetryAfter {
     ///
     /// ```
     /// use http::HeaderMap;
-    /// use llm_retry_runtime::RetryAfter;
+    /// use llm_retry_runtime::http::RetryAfter;
     /// use std::time::{Duration, SystemTime};
     ///
     /// let mut h = HeaderMap::new();
@@ -164,14 +164,14 @@ impl RetryAfter {
     ///
     /// These headers say when each limit resets, not when to retry, and they are sent on
     /// successful responses too: use them only for a 429, and only when no `Retry-After`
-    /// is usable ([`classify_response`](crate::classify_response) does both). The smaller
+    /// is usable ([`classify_response`](crate::http::classify_response) does both). The smaller
     /// value is taken because waiting too little costs one more 429, which brings a fresh
     /// hint, while waiting too long (for a limit that is not the one that was hit) wastes
     /// time and may exceed the policy's cap and give up for nothing.
     ///
     /// ```
     /// use http::HeaderMap;
-    /// use llm_retry_runtime::RetryAfter;
+    /// use llm_retry_runtime::http::RetryAfter;
     /// use std::time::Duration;
     ///
     /// let mut h = HeaderMap::new();
@@ -195,7 +195,7 @@ impl RetryAfter {
 ///
 /// ```
 /// use http::HeaderMap;
-/// use llm_retry_runtime::should_retry_header;
+/// use llm_retry_runtime::http::should_retry_header;
 ///
 /// let mut h = HeaderMap::new();
 /// assert_eq!(should_retry_header(&h), None);

@@ -53,7 +53,7 @@ pub trait RetryExt: sealed::Sealed {
         E: Classify;
 
     /// A batch under this policy: every item is retried by it. See
-    /// [`Batch`](crate::Batch).
+    /// [`Batch`](crate::batch::Batch).
     ///
     /// ```
     /// use llm_retry_runtime::{Policy, RetryExt};
@@ -66,7 +66,7 @@ pub trait RetryExt: sealed::Sealed {
     /// [`call`](Self::call) then [`Call::stream`] to add a deadline, hooks or a stats site.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Policy, RetryExt, StreamMode};
+    /// use llm_retry_runtime::{ApiError, Policy, RetryExt, stream::StreamMode};
     /// let stream = Policy::DEFAULT
     ///     .stream(|_resume| async { Ok::<_, ApiError>(futures_util::stream::iter([Ok::<String, ApiError>("hi".into())])) })
     ///     .mode(StreamMode::Skip);

@@ -15,7 +15,7 @@ thread_local! {
 /// Without a seed, each thread seeds itself from the operating system on its first retry.
 ///
 /// ```
-/// use llm_retry_runtime::{Backoff, Jitter, seed_thread_rng};
+/// use llm_retry_runtime::{Backoff, Jitter, rng::seed_thread_rng};
 /// seed_thread_rng(7);
 /// // Every retry on this thread now draws its jitter from a generator seeded with 7.
 /// ```

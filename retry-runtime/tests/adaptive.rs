@@ -1,7 +1,7 @@
 //! Adaptive delay: the multiplier rises with the recent error rate, falls as successes come
 //! back and fades with time; the engine scales back-off delays by it (not Retry-After hints).
 
-use llm_retry_runtime::{Adaptive, ApiError, Backoff, Jitter, Policy, RetryAfter, RetryEvent, RetryExt};
+use llm_retry_runtime::{Adaptive, ApiError, Backoff, Jitter, Policy, RetryEvent, RetryExt, http::RetryAfter};
 use std::sync::Mutex;
 use std::time::Duration;
 

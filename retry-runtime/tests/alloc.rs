@@ -2,7 +2,7 @@
 //! `settle_at` form. A path with retries allocates only its errors (and, in the `settle_paused` form,
 //! one boxed sleep per retry), after one warm-up call that registers the site and seeds the RNG.
 
-use llm_retry_runtime::{ApiError, Backoff, InvalidOutput, Jitter, Policy, RetryEvent, RetryExt, Site};
+use llm_retry_runtime::{ApiError, Backoff, InvalidOutput, Jitter, Policy, RetryEvent, RetryExt, stats::Site};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -49,7 +49,7 @@ fn the_counter_sees_allocations() {
 fn the_success_path_allocates_nothing() {
     let once = || {
         poll_once(async {
-            let mut call = llm_retry_runtime::Call::new(&SITE).notify(notify).validate(validate);
+            let mut call = llm_retry_runtime::call::Call::new(&SITE).notify(notify).validate(validate);
             loop {
                 if let core::ops::ControlFlow::Break(r) = call.attempt(async { Ok::<u32, ApiError>(1) }).await {
                     return r;
@@ -81,7 +81,8 @@ fn the_success_path_with_a_budget_limiter_and_adaptive_delay_allocates_nothing()
     // No runtime at all: an unthrottled limiter needs no timer, and a full budget no CAS.
     let once = || {
         poll_once(async {
-            let mut call = llm_retry_runtime::Call::new(&SITE).budget(&BUDGET).limiter(&LIMITER).adaptive(&ADAPTIVE);
+            let mut call =
+                llm_retry_runtime::call::Call::new(&SITE).budget(&BUDGET).limiter(&LIMITER).adaptive(&ADAPTIVE);
             loop {
                 if let core::ops::ControlFlow::Break(r) = call.attempt(async { Ok::<u32, ApiError>(1) }).await {
                     return r;
@@ -183,12 +184,12 @@ macro_rules! check_paused_form {
 #[test]
 fn the_paused_form_allocates_only_errors_and_one_box_per_pause() {
     static PAUSED: Site = Site::new("alloc::settle_paused", POLICY);
-    check_paused_form!(PAUSED, llm_retry_runtime::Call::new(&PAUSED));
+    check_paused_form!(PAUSED, llm_retry_runtime::call::Call::new(&PAUSED));
 }
 
 /// With `validate`, every success is checked first, through the decision path.
 #[test]
 fn the_validated_paused_form_allocates_only_errors_and_one_box_per_pause() {
     static VALIDATED: Site = Site::new("alloc::paused_validated", POLICY);
-    check_paused_form!(VALIDATED, llm_retry_runtime::Call::new(&VALIDATED).validate(validate));
+    check_paused_form!(VALIDATED, llm_retry_runtime::call::Call::new(&VALIDATED).validate(validate));
 }

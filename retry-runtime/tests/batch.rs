@@ -4,8 +4,8 @@
 
 use futures_util::StreamExt;
 use llm_retry_runtime::{
-    ApiError, Backoff, BatchError, ErrorKind, ItemResult, Jitter, Policy, Progress, RetryAfter, RetryExt,
-    seed_thread_rng,
+    ApiError, Backoff, ErrorKind, Jitter, Policy, RetryExt, batch::BatchError, batch::ItemResult, batch::Progress,
+    http::RetryAfter, rng::seed_thread_rng,
 };
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};

@@ -11,7 +11,7 @@
 //! Prints the amplification figures quoted in docs/RELIABILITY.md:
 //! `cargo test -p llm-retry-runtime --test budget -- --nocapture`
 
-use llm_retry_runtime::{ApiError, Budget, GiveUp, Policy, RetryExt, Site, seed_thread_rng};
+use llm_retry_runtime::{ApiError, Budget, GiveUp, Policy, RetryExt, rng::seed_thread_rng, stats::Site};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::sync::Arc;

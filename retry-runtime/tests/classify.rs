@@ -2,7 +2,9 @@
 //! tokio and reqwest impls.
 
 use http::{HeaderMap, HeaderValue, StatusCode};
-use llm_retry_runtime::{ApiError, Classify, ErrorKind, InvalidOutput, MAX_BODY_BYTES, Timeout, classify_response};
+use llm_retry_runtime::{
+    ApiError, Classify, ErrorKind, InvalidOutput, Timeout, http::MAX_BODY_BYTES, http::classify_response,
+};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -360,7 +362,7 @@ mod reqwest_errors {
         let e = ApiError::from_reqwest_response(resp).await;
         assert_eq!(e.kind(), ErrorKind::RateLimited);
         assert_eq!(e.provider_type(), Some("rate_limit_error"));
-        assert_eq!(e.retry_after(), Some(llm_retry_runtime::RetryAfter::Delay(Duration::from_millis(1500))));
+        assert_eq!(e.retry_after(), Some(llm_retry_runtime::http::RetryAfter::Delay(Duration::from_millis(1500))));
         assert_eq!(e.should_retry(), Some(true));
     }
 

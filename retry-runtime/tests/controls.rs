@@ -3,7 +3,8 @@
 //! server, so it must not move their state.
 
 use llm_retry_runtime::{
-    Adaptive, ApiError, Backoff, Budget, ErrorKind, Jitter, Limiter, LimiterStats, Policy, RetryExt, Site,
+    Adaptive, ApiError, Backoff, Budget, ErrorKind, Jitter, Limiter, Policy, RetryExt, limits::LimiterStats,
+    stats::Site,
 };
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::time::Duration;

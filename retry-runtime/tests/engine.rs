@@ -2,8 +2,8 @@
 //! the deadline and the attempt timeout, validation, hooks and stats.
 
 use llm_retry_runtime::{
-    Backoff, Classification, Classify, DelaySource, ErrorKind, GiveUp, InvalidOutput, Jitter, Policy, Problem,
-    RetryAfter, RetryEvent, RetryExt, RetryOn, Rule, Site, Timeout, seed_thread_rng,
+    Backoff, Classification, Classify, ErrorKind, GiveUp, InvalidOutput, Jitter, Policy, RetryEvent, RetryExt, RetryOn,
+    Rule, Timeout, call::DelaySource, http::RetryAfter, policy::Problem, rng::seed_thread_rng, stats::Site,
 };
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -90,11 +90,11 @@ const EXP: Policy = policy(
 /// Runs a scripted operation: the i-th attempt returns `script[i]` (the last repeats).
 /// Returns the result and the instants (since start) at which each attempt began.
 async fn run_script<M>(
-    call: llm_retry_runtime::Call<'_, u32, Fail, llm_retry_runtime::Hooks<(), (), ()>, M>,
+    call: llm_retry_runtime::call::Call<'_, u32, Fail, llm_retry_runtime::call::Hooks<(), (), ()>, M>,
     script: Vec<Result<u32, Fail>>,
 ) -> (Result<u32, Fail>, Vec<Duration>)
 where
-    M: llm_retry_runtime::Mode<Fail>,
+    M: llm_retry_runtime::call::Mode<Fail>,
 {
     let start = Instant::now();
     let times = RefCell::new(Vec::new());
@@ -532,8 +532,8 @@ async fn a_rule_limit_above_255_is_enforced() {
 fn a_rule_limit_the_counter_cannot_hold_is_rejected() {
     let rule = |n| Rule::kind(ErrorKind::RateLimited).max_attempts(n);
     let build = |n| Policy::builder().max_attempts(u32::MAX).rule(rule(n)).build();
-    assert!(build(llm_retry_runtime::MAX_RULE_ATTEMPTS).is_ok());
-    assert_eq!(build(llm_retry_runtime::MAX_RULE_ATTEMPTS + 1).unwrap_err(), Problem::RuleAttemptsTooMany);
+    assert!(build(llm_retry_runtime::policy::MAX_RULE_ATTEMPTS).is_ok());
+    assert_eq!(build(llm_retry_runtime::policy::MAX_RULE_ATTEMPTS + 1).unwrap_err(), Problem::RuleAttemptsTooMany);
 }
 
 /// Regression: the deadline check added the random jitter to the server's hint, so a hint of

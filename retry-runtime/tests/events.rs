@@ -1,7 +1,7 @@
 //! The default tracing events: one WARN per retry and one per give-up, with structured
 //! fields, and nothing from the error's text, headers or credentials.
 
-use llm_retry_runtime::{ApiError, Backoff, Jitter, Policy, RetryExt, Site};
+use llm_retry_runtime::{ApiError, Backoff, Jitter, Policy, RetryExt, stats::Site};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

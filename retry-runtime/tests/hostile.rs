@@ -7,7 +7,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use llm_retry_runtime::{
-    ApiError, Backoff, Classify, DelaySource, ErrorKind, GiveUp, Jitter, Policy, RetryEvent, RetryExt, Site,
+    ApiError, Backoff, Classify, ErrorKind, GiveUp, Jitter, Policy, RetryEvent, RetryExt, call::DelaySource,
+    stats::Site,
 };
 use proptest::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -255,7 +256,7 @@ proptest! {
         let Ok(policy) = Policy::builder().max_attempts(max).backoff(backoff).jitter(jitter).build() else {
             return Ok(());
         };
-        llm_retry_runtime::seed_thread_rng(seed);
+        llm_retry_runtime::rng::seed_thread_rng(seed);
         let rt = paused();
         let starts = RefCell::new(Vec::new());
         let out: Result<(), ApiError> = rt.block_on(policy.call().retry(|| {

@@ -5,7 +5,7 @@
 //! Prints the convergence figures quoted in docs/RELIABILITY.md:
 //! `cargo test -p llm-retry-runtime --test limiter -- --nocapture`
 
-use llm_retry_runtime::{ApiError, Limiter, Policy, RetryAfter, RetryExt, seed_thread_rng};
+use llm_retry_runtime::{ApiError, Limiter, Policy, RetryExt, http::RetryAfter, rng::seed_thread_rng};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -2,7 +2,7 @@
 //! histogram and the limiter's rate, rendered as Prometheus text by a local recorder.
 #![cfg(feature = "metrics")]
 
-use llm_retry_runtime::{ApiError, Budget, Limiter, Policy, RetryAfter, RetryExt, Site};
+use llm_retry_runtime::{ApiError, Budget, Limiter, Policy, RetryExt, http::RetryAfter, stats::Site};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! included, against a fixed clock, and a property test over arbitrary input.
 
 use http::{HeaderMap, HeaderValue};
-use llm_retry_runtime::{RetryAfter, classify_response_at, should_retry_header};
+use llm_retry_runtime::{http::RetryAfter, http::classify_response_at, http::should_retry_header};
 use proptest::prelude::*;
 use std::time::{Duration, SystemTime};
 

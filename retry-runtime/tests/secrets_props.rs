@@ -13,7 +13,7 @@
 
 use futures_util::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use llm_retry_runtime::{ApiError, ErrorKind, InvalidOutput, text_deltas};
+use llm_retry_runtime::{ApiError, ErrorKind, InvalidOutput, stream::text_deltas};
 use proptest::prelude::*;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};

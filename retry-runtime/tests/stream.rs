@@ -4,8 +4,9 @@
 
 use futures_util::StreamExt;
 use llm_retry_runtime::{
-    ApiError, Backoff, ErrorKind, GiveUp, Jitter, Policy, Received, Resume, RetryAfter, RetryEvent, RetryExt, Rule,
-    Site, StreamChunk, StreamEvent, StreamMode, text_deltas,
+    ApiError, Backoff, ErrorKind, GiveUp, Jitter, Policy, RetryEvent, RetryExt, Rule, http::RetryAfter, stats::Site,
+    stream::Received, stream::Resume, stream::StreamChunk, stream::StreamEvent, stream::StreamMode,
+    stream::text_deltas,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -6,7 +6,10 @@
 //! exact to the microsecond.
 
 use futures_util::StreamExt;
-use llm_retry_runtime::{ApiError, Backoff, Jitter, Limiter, Policy, Resume, RetryAfter, RetryExt, Site, SiteStats};
+use llm_retry_runtime::{
+    ApiError, Backoff, Jitter, Limiter, Policy, RetryExt, http::RetryAfter, stats::Site, stats::SiteStats,
+    stream::Resume,
+};
 use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

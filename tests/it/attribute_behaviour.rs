@@ -2,7 +2,9 @@
 //! delays, per-kind limits, Retry-After, the deadline and the attempt timeout, `validate`,
 //! `notify`, `when`, and stats.
 
-use llm_retry::{ApiError, DelaySource, ErrorKind, GiveUp, InvalidOutput, RetryAfter, RetryEvent, llm_retry};
+use llm_retry::{
+    ApiError, ErrorKind, GiveUp, InvalidOutput, RetryEvent, call::DelaySource, http::RetryAfter, llm_retry,
+};
 use std::cell::RefCell;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -118,7 +120,7 @@ async fn fixed_full_jitter(s: &Script) -> Result<String, ApiError> {
 async fn seeded_jitter_is_reproducible_and_bounded() {
     let mut runs = Vec::new();
     for _ in 0..2 {
-        llm_retry::seed_thread_rng(42);
+        llm_retry::rng::seed_thread_rng(42);
         let s = Script::always(e503());
         let _ = fixed_full_jitter(&s).await;
         let starts = s.starts();
@@ -138,7 +140,7 @@ async fn decorrelated(s: &Script) -> Result<String, ApiError> {
 
 #[tokio::test(start_paused = true)]
 async fn decorrelated_stays_within_base_and_cap() {
-    llm_retry::seed_thread_rng(7);
+    llm_retry::rng::seed_thread_rng(7);
     let s = Script::always(e503());
     let _ = decorrelated(&s).await;
     let starts = s.starts();

@@ -5,7 +5,7 @@ use llm_retry::{Adaptive, ApiError, Budget, GiveUp, Limiter, RetryEvent, llm_ret
 use std::sync::Mutex;
 use std::time::Duration;
 
-fn stats(site: &str) -> llm_retry::SiteStats {
+fn stats(site: &str) -> llm_retry::stats::SiteStats {
     llm_retry::stats().get(site).unwrap_or_default()
 }
 

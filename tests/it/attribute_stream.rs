@@ -8,7 +8,9 @@
 use crate::support;
 
 use futures::{Stream, StreamExt, stream};
-use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, RetryExt, StreamEvent, StreamMode, llm_retry};
+use llm_retry::{
+    ApiError, Backoff, Jitter, Policy, RetryExt, llm_retry, stream::Resume, stream::StreamEvent, stream::StreamMode,
+};
 use llm_retry_testkit::{ChaosServer, Fault};
 use std::cell::{Cell, RefCell};
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! Run with `--nocapture` to see calls per item and the 429 counts. The whole file takes a
 //! few seconds of real time: the rate limit is high (12,000 a minute) with a small burst.
 
-use llm_retry::{ApiError, Batch, ErrorKind, ItemResult, Policy, RetryExt, llm_retry};
+use llm_retry::{ApiError, ErrorKind, Policy, RetryExt, batch::Batch, batch::ItemResult, llm_retry};
 use llm_retry_testkit::{Chaos, ChaosServer, Fault, Outcome, RecordedRequest, Route};
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -20,7 +20,7 @@
 //! ```
 
 use futures::FutureExt;
-use llm_retry::{ApiError, Batch, Limiter, Policy, RetryExt, Site, SiteStats, llm_retry};
+use llm_retry::{ApiError, Limiter, Policy, RetryExt, batch::Batch, llm_retry, stats::Site, stats::SiteStats};
 use llm_retry_testkit::{ChaosServer, Fault};
 use reqwest::header::HeaderMap;
 use std::future::Future;
@@ -116,7 +116,7 @@ static LIMITER: Limiter = Limiter::new("cancel::endpoint");
 static IN_LIMITER: AtomicU32 = AtomicU32::new(0);
 
 async fn limited_call() -> Result<(), ApiError> {
-    let mut call = llm_retry::Call::new(&LIMITED).limiter(&LIMITER);
+    let mut call = llm_retry::call::Call::new(&LIMITED).limiter(&LIMITER);
     loop {
         let attempt = async {
             IN_LIMITER.fetch_add(1, Ordering::SeqCst);
@@ -171,7 +171,7 @@ async fn an_attempt_is_counted_when_its_body_starts() {
     make_the_next_attempt_wait(&QUEUE).await;
     let ran = AtomicU32::new(0);
     let call = async {
-        let mut call = llm_retry::Call::new(&QUEUED).limiter(&QUEUE);
+        let mut call = llm_retry::call::Call::new(&QUEUED).limiter(&QUEUE);
         loop {
             let attempt = async {
                 ran.fetch_add(1, Ordering::SeqCst);
@@ -232,8 +232,8 @@ type Chunks = futures::stream::Iter<std::vec::IntoIter<Result<String, ApiError>>
 fn breaking_stream(
     site: &'static Site,
     opens: &'static AtomicU32,
-) -> impl futures::Stream<Item = Result<llm_retry::StreamEvent<String>, ApiError>> {
-    llm_retry::Call::new(site).stream(move |_resume| async move {
+) -> impl futures::Stream<Item = Result<llm_retry::stream::StreamEvent<String>, ApiError>> {
+    llm_retry::call::Call::new(site).stream(move |_resume| async move {
         if opens.fetch_add(1, Ordering::SeqCst) > 0 {
             std::future::pending::<()>().await;
         }
@@ -253,8 +253,8 @@ async fn a_stream_dropped_before_or_during_its_reconnect() {
         (&STREAM_IN_REOPEN, &REOPEN_OPENS, 150 * MS),  // the reopen is pending
     ] {
         let mut stream = Box::pin(breaking_stream(site, opens));
-        assert!(matches!(stream.next().await, Some(Ok(llm_retry::StreamEvent::Chunk(_)))));
-        assert!(matches!(stream.next().await, Some(Ok(llm_retry::StreamEvent::Retrying { .. }))));
+        assert!(matches!(stream.next().await, Some(Ok(llm_retry::stream::StreamEvent::Chunk(_)))));
+        assert!(matches!(stream.next().await, Some(Ok(llm_retry::stream::StreamEvent::Retrying { .. }))));
         assert!(tokio::time::timeout(wait, stream.next()).await.is_err(), "the stream went on");
         drop(stream);
         let name = site.name();
@@ -365,7 +365,7 @@ async fn the_deadline_bounds_the_wait_for_the_limiter() {
     let deadline = 100 * MS;
     let started = tokio::time::Instant::now();
     let out = async {
-        let mut call = llm_retry::Call::new(&DEADLINED).limiter(&SLOW_QUEUE).deadline(deadline);
+        let mut call = llm_retry::call::Call::new(&DEADLINED).limiter(&SLOW_QUEUE).deadline(deadline);
         loop {
             if let core::ops::ControlFlow::Break(r) = call.attempt(async { Ok::<(), ApiError>(()) }).await {
                 return r;

@@ -15,7 +15,7 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use async_openai::types::chat::{ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs};
-use llm_retry::{ApiError, Classify, DelaySource, ErrorKind, GiveUp, llm_retry};
+use llm_retry::{ApiError, Classify, ErrorKind, GiveUp, call::DelaySource, llm_retry};
 use llm_retry_testkit::{ChaosServer, Fault, RetryAfterHeader};
 use tokio::time::Instant;
 

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use llm_retry::{ApiError, DelaySource, ErrorKind, GiveUp, RetryAfter, llm_retry};
+use llm_retry::{ApiError, ErrorKind, GiveUp, call::DelaySource, http::RetryAfter, llm_retry};
 use llm_retry_testkit::{Chaos, ChaosServer, Fault, RetryAfterHeader};
 use serde_json::{Value, json};
 use tokio::time::Instant;

@@ -79,7 +79,7 @@ async fn stream_chat(
     prompt: &str,
     model: String,
     n: u32,
-    resume: llm_retry::Resume,
+    resume: llm_retry::stream::Resume,
 ) -> Result<impl futures::Stream<Item = Result<String, ApiError>>, ApiError> {
     Ok(futures::stream::iter([Ok(format!("{prompt}{model}{n}{}", resume.text()))]))
 }

@@ -17,7 +17,8 @@
 
 use futures::StreamExt;
 use llm_retry::{
-    ApiError, Backoff, Call, ErrorKind, GiveUp, Policy, Resume, Site, StreamEvent, StreamMode, llm_retry, text_deltas,
+    ApiError, Backoff, ErrorKind, GiveUp, Policy, call::Call, llm_retry, stats::Site, stream::Resume,
+    stream::StreamEvent, stream::StreamMode, stream::text_deltas,
 };
 use llm_retry_testkit::{Chaos, ChaosServer, Fault, RetryAfterHeader};
 use serde_json::{Value, json};

@@ -17,7 +17,7 @@
 use crate::support;
 
 use futures::StreamExt;
-use llm_retry::{ApiError, Backoff, Jitter, Policy, Resume, RetryExt, StreamEvent, StreamMode};
+use llm_retry::{ApiError, Backoff, Jitter, Policy, RetryExt, stream::Resume, stream::StreamEvent, stream::StreamMode};
 use llm_retry_testkit::{ChaosServer, Fault};
 use std::time::{Duration, Instant};
 

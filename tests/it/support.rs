@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use llm_retry::{DelaySource, ErrorKind, GiveUp, RetryEvent, SiteStats};
+use llm_retry::{ErrorKind, GiveUp, RetryEvent, call::DelaySource, stats::SiteStats};
 use llm_retry_testkit::{ChaosServer, Fault, RecordedRequest};
 use tokio::time::Instant;
 
@@ -118,5 +118,5 @@ pub async fn open_sse(
     if !resp.status().is_success() {
         return Err(llm_retry::ApiError::from_reqwest_response(resp).await);
     }
-    Ok(llm_retry::text_deltas(resp.bytes_stream()))
+    Ok(llm_retry::stream::text_deltas(resp.bytes_stream()))
 }

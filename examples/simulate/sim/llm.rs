@@ -4,7 +4,7 @@
 use super::provider::{LlmConfig, Provider, Throttled};
 use super::{build, paused, quantile};
 use futures::stream::{self, StreamExt};
-use llm_retry::{Backoff, Budget, DelaySource, Jitter, Limiter, Policy, RetryExt};
+use llm_retry::{Backoff, Budget, Jitter, Limiter, Policy, RetryExt, call::DelaySource};
 use std::ops::ControlFlow;
 use std::time::SystemTime;
 use tokio::time::{Instant, sleep};

@@ -2,7 +2,7 @@
 //! whose 429s carry a Retry-After in seconds or milliseconds.
 
 use super::model_rng;
-use llm_retry::{Classification, Classify, ErrorKind, RetryAfter};
+use llm_retry::{Classification, Classify, ErrorKind, http::RetryAfter};
 use rand::rngs::SmallRng;
 use rand_distr::{Distribution, LogNormal};
 use std::cell::{Cell, RefCell};

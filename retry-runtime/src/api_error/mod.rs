@@ -103,15 +103,15 @@ impl ApiError {
     }
 
     /// An HTTP error response: status, headers and body, classified as by
-    /// [`classify_response`](crate::classify_response). Only the first
-    /// [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) of the body are read.
+    /// [`classify_response`](crate::http::classify_response). Only the first
+    /// [`MAX_BODY_BYTES`](crate::http::MAX_BODY_BYTES) of the body are read.
     ///
     /// The provider's message, `type` and `code` are kept; a body that is not a known JSON
     /// shape is kept as the message when it is short UTF-8 text (not HTML).
     ///
     /// ```
     /// use http::HeaderMap;
-    /// use llm_retry_runtime::{ApiError, ErrorKind, RetryAfter};
+    /// use llm_retry_runtime::{ApiError, ErrorKind, http::RetryAfter};
     /// use std::time::Duration;
     ///
     /// let mut headers = HeaderMap::new();
@@ -184,7 +184,7 @@ impl ApiError {
     /// Replaces the Retry-After hint.
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, RetryAfter};
+    /// use llm_retry_runtime::{ApiError, http::RetryAfter};
     /// use std::time::Duration;
     /// let e = ApiError::from_status(429).with_retry_after(RetryAfter::Delay(Duration::from_secs(1)));
     /// assert!(e.retry_after().is_some());

@@ -15,7 +15,7 @@ pub const DEFAULT_BATCH_CONCURRENCY: usize = 16;
 /// Why a batch cannot be built. Returned by [`BatchBuilder::build`]; never a panic.
 ///
 /// ```
-/// use llm_retry_runtime::{RetryExt, BatchError, Policy};
+/// use llm_retry_runtime::{RetryExt, batch::BatchError, Policy};
 /// let err = Policy::DEFAULT.batch().concurrency(0).build().unwrap_err();
 /// assert_eq!(err, BatchError::ZeroConcurrency);
 /// assert!(err.to_string().contains("at least 1"));
@@ -31,7 +31,7 @@ impl BatchError {
     /// The error as a sentence that names the fix.
     ///
     /// ```
-    /// assert!(llm_retry_runtime::BatchError::ZeroConcurrency.message().contains("use 1"));
+    /// assert!(llm_retry_runtime::batch::BatchError::ZeroConcurrency.message().contains("use 1"));
     /// ```
     pub const fn message(&self) -> &'static str {
         match self {
@@ -118,10 +118,10 @@ impl BatchBuilder {
         self
     }
 
-    /// Counts every item as one call of `site` in the per-site [`stats`](crate::stats).
+    /// Counts every item as one call of `site` in the per-site [`stats`](crate::stats()).
     ///
     /// ```
-    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, Site};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, stats::Site};
     /// static SITE: Site = Site::new("docs::batch_site", Policy::DEFAULT);
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let batch = Policy::DEFAULT.batch().site(&SITE).build().unwrap();
@@ -161,7 +161,7 @@ impl BatchBuilder {
     /// Validates and returns the batch, or says what is wrong.
     ///
     /// ```
-    /// use llm_retry_runtime::{RetryExt, BatchError, Policy};
+    /// use llm_retry_runtime::{RetryExt, batch::BatchError, Policy};
     /// assert_eq!(Policy::DEFAULT.batch().concurrency(0).build().unwrap_err(), BatchError::ZeroConcurrency);
     /// ```
     pub fn build(self) -> Result<Batch, BatchError> {

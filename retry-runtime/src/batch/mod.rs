@@ -54,7 +54,7 @@ use core::fmt;
 ///   [`buffer_unordered`](futures_util::StreamExt::buffer_unordered)): no `tokio::spawn`, so
 ///   dropping the batch drops every item, and memory holds `K` item futures plus the results,
 ///   never `N` futures.
-/// - **Per-item scheduling.** Each item is one [`Call`](crate::Call) under the policy: a
+/// - **Per-item scheduling.** Each item is one [`Call`](crate::call::Call) under the policy: a
 ///   failed item sleeps its own back-off (or Retry-After) inside its slot and retries as soon
 ///   as that is over; no item waits for a "round" of others. An item keeps its slot while it
 ///   backs off, so at most `K` attempts are ever in flight.

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// [`BatchStream::progress`].
 ///
 /// ```
-/// use llm_retry_runtime::Progress;
+/// use llm_retry_runtime::batch::Progress;
 /// let p = Progress::default();
 /// assert_eq!(p.finished(), 0);
 /// assert_eq!(p.gate_wait, std::time::Duration::ZERO);
@@ -42,7 +42,7 @@ impl Progress {
     /// Items that have finished, either way.
     ///
     /// ```
-    /// let mut p = llm_retry_runtime::Progress::default();
+    /// let mut p = llm_retry_runtime::batch::Progress::default();
     /// (p.succeeded, p.failed) = (3, 1);
     /// assert_eq!(p.finished(), 4);
     /// ```

@@ -100,7 +100,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// Counts this call in `site`'s stats, under `site`'s name (the policy stays this call's).
     ///
     /// ```
-    /// use llm_retry_runtime::{RetryExt, Policy, Site};
+    /// use llm_retry_runtime::{RetryExt, Policy, stats::Site};
     /// static SITE: Site = Site::new("docs::site", Policy::DEFAULT);
     /// let call = Policy::DEFAULT.call::<(), std::io::Error>().site(&SITE);
     /// # drop(call);

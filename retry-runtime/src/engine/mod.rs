@@ -34,7 +34,7 @@ pub use settle::RetryPlan;
 
 use crate::hooks::Hooks;
 use crate::stats::Site;
-use crate::{MAX_RULES, Policy};
+use crate::{Policy, policy::MAX_RULES};
 use core::marker::PhantomData;
 use core::num::NonZeroU32;
 use guard::{Guard, Phase};
@@ -78,7 +78,7 @@ struct Tally {
     /// The attempts that have ended: never 0, which leaves `Option<Tally>` no larger.
     attempt: NonZeroU32,
     /// The attempts that ended under each of the policy's rules.
-    /// `u16` holds every limit a rule accepts ([`MAX_RULE_ATTEMPTS`](crate::MAX_RULE_ATTEMPTS)), and keeps `Tally` at
+    /// `u16` holds every limit a rule accepts ([`MAX_RULE_ATTEMPTS`](crate::policy::MAX_RULE_ATTEMPTS)), and keeps `Tally` at
     /// 24 bytes, the same as `u8` would.
     counts: [u16; MAX_RULES],
     /// The previous delay in nanoseconds (saturating): 8 bytes where a `Duration` takes 16,
@@ -97,7 +97,7 @@ impl<T, E> Call<'static, T, E> {
     /// is taken to start with it, unless a [`limiter`](Call::limiter) queues it).
     ///
     /// ```
-    /// use llm_retry_runtime::{ApiError, Call, Policy, Site};
+    /// use llm_retry_runtime::{ApiError, call::Call, Policy, stats::Site};
     /// static SITE: Site = Site::new("docs::new", Policy::DEFAULT);
     /// let call: Call<'_, (), ApiError> = Call::new(&SITE);
     /// # drop(call);

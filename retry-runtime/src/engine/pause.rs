@@ -59,9 +59,9 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
     ///
     /// ```
     /// use core::ops::ControlFlow;
-    /// use llm_retry_runtime::{ApiError, Policy, Site};
+    /// use llm_retry_runtime::{ApiError, Policy, stats::Site};
     /// static SITE: Site = Site::new("docs.settle_at", Policy::DEFAULT);
-    /// let mut call = llm_retry_runtime::Call::new(&SITE);
+    /// let mut call = llm_retry_runtime::call::Call::new(&SITE);
     /// assert!(matches!(call.settle_at(&SITE, Ok::<_, ApiError>(7)), ControlFlow::Break(Ok(7))));
     /// assert_eq!(SITE.stats().first_try_successes, 1);
     /// ```

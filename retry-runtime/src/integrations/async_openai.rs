@@ -15,7 +15,7 @@ use std::sync::Arc;
 /// Classifies an async-openai error (feature `async-openai`).
 ///
 /// - `ApiError` (an HTTP error response): its status refined by the body's `type` and
-///   `code` as in [`classify_response`](crate::classify_response): `insufficient_quota`
+///   `code` as in [`classify_response`](crate::http::classify_response): `insufficient_quota`
 ///   is [`ErrorKind::QuotaExhausted`], `context_length_exceeded` is
 ///   [`ErrorKind::ContextLengthExceeded`], `rate_limit_exceeded` is
 ///   [`ErrorKind::RateLimited`], and so on. async-openai does not keep the response

@@ -81,7 +81,7 @@ impl LimiterBuilder {
     /// wrong.
     ///
     /// ```
-    /// use llm_retry_runtime::{LimitError, Limiter};
+    /// use llm_retry_runtime::{limits::LimitError, Limiter};
     /// assert_eq!(Limiter::builder("x").min_rate(f64::NAN).build().unwrap_err(), LimitError::InvalidRate);
     /// ```
     pub const fn build(self) -> Result<LimiterConfig, LimitError> {

@@ -50,7 +50,7 @@ const HOLD: f64 = 0.5;
 
 /// A client-side rate limiter shared by every call site that targets one endpoint.
 ///
-/// Declare it once as a `static` and hand it to each call ([`Call::limiter`](crate::Call::limiter),
+/// Declare it once as a `static` and hand it to each call ([`Call::limiter`](crate::call::Call::limiter),
 /// or `limiter = OPENAI` in the attribute).
 ///
 /// ```
@@ -82,7 +82,7 @@ pub struct Limiter {
 /// A limiter's state at one moment.
 ///
 /// ```
-/// let s = llm_retry_runtime::LimiterStats::default();
+/// let s = llm_retry_runtime::limits::LimiterStats::default();
 /// assert_eq!(s.rate, None);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

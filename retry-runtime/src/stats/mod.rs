@@ -31,10 +31,10 @@ use std::time::Duration;
 /// A call site: a name (the stats key), a policy, and counters.
 ///
 /// The attribute emits one `static` per annotated fn. Users of the builder API can declare
-/// their own and pass it to [`Call::site`](crate::Call::site).
+/// their own and pass it to [`Call::site`](crate::call::Call::site).
 ///
 /// ```
-/// use llm_retry_runtime::{Policy, Site};
+/// use llm_retry_runtime::{Policy, stats::Site};
 ///
 /// static SUMMARIZE: Site = Site::new("app::summarize", Policy::DEFAULT);
 /// assert_eq!(SUMMARIZE.name(), "app::summarize");
@@ -77,7 +77,7 @@ impl Site {
     /// A site named `name` that retries under `policy`.
     ///
     /// ```
-    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("s", llm_retry_runtime::Policy::DEFAULT);
+    /// static S: llm_retry_runtime::stats::Site = llm_retry_runtime::stats::Site::new("s", llm_retry_runtime::Policy::DEFAULT);
     /// assert_eq!(S.policy().max_attempts(), 4);
     /// ```
     pub const fn new(name: &'static str, policy: Policy) -> Site {
@@ -107,7 +107,7 @@ impl Site {
     /// The site's name.
     ///
     /// ```
-    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
+    /// static S: llm_retry_runtime::stats::Site = llm_retry_runtime::stats::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
     /// assert_eq!(S.name(), "chat");
     /// ```
     pub const fn name(&self) -> &'static str {
@@ -117,7 +117,7 @@ impl Site {
     /// The site's policy.
     ///
     /// ```
-    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
+    /// static S: llm_retry_runtime::stats::Site = llm_retry_runtime::stats::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
     /// assert_eq!(S.policy().max_retry_after().as_secs(), 120);
     /// ```
     pub const fn policy(&self) -> &Policy {
@@ -127,7 +127,7 @@ impl Site {
     /// A snapshot of this site's counters.
     ///
     /// ```
-    /// static S: llm_retry_runtime::Site = llm_retry_runtime::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
+    /// static S: llm_retry_runtime::stats::Site = llm_retry_runtime::stats::Site::new("chat", llm_retry_runtime::Policy::DEFAULT);
     /// assert_eq!(S.stats().first_try_success_rate(), None);
     /// ```
     pub fn stats(&self) -> SiteStats {

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// was dropped), or panicked. Calls still running are in `calls` only.
 ///
 /// ```
-/// use llm_retry_runtime::SiteStats;
+/// use llm_retry_runtime::stats::SiteStats;
 /// let mut s = SiteStats::default();
 /// (s.calls, s.first_try_successes, s.successes, s.retries) = (10, 8, 9, 3);
 /// assert_eq!(s.first_try_success_rate(), Some(0.8));
@@ -52,7 +52,7 @@ impl SiteStats {
     /// Calls that gave up for `reason`.
     ///
     /// ```
-    /// use llm_retry_runtime::{GiveUp, SiteStats};
+    /// use llm_retry_runtime::{GiveUp, stats::SiteStats};
     /// assert_eq!(SiteStats::default().gave_up(GiveUp::Deadline), 0);
     /// ```
     pub fn gave_up(&self, reason: GiveUp) -> u64 {
@@ -62,7 +62,7 @@ impl SiteStats {
     /// Retries made after a failure of `kind`.
     ///
     /// ```
-    /// use llm_retry_runtime::{ErrorKind, SiteStats};
+    /// use llm_retry_runtime::{ErrorKind, stats::SiteStats};
     /// assert_eq!(SiteStats::default().retries_of(ErrorKind::RateLimited), 0);
     /// ```
     pub fn retries_of(&self, kind: ErrorKind) -> u64 {
@@ -72,7 +72,7 @@ impl SiteStats {
     /// Calls that gave up, for any reason.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::SiteStats::default().failures(), 0);
+    /// assert_eq!(llm_retry_runtime::stats::SiteStats::default().failures(), 0);
     /// ```
     pub fn failures(&self) -> u64 {
         self.gave_up.iter().sum()
@@ -81,7 +81,7 @@ impl SiteStats {
     /// Calls that have ended, one way or another.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::SiteStats::default().finished(), 0);
+    /// assert_eq!(llm_retry_runtime::stats::SiteStats::default().finished(), 0);
     /// ```
     pub fn finished(&self) -> u64 {
         self.successes + self.failures() + self.cancelled + self.panicked
@@ -90,7 +90,7 @@ impl SiteStats {
     /// First-try successes over calls; `None` before the first call.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::SiteStats::default().first_try_success_rate(), None);
+    /// assert_eq!(llm_retry_runtime::stats::SiteStats::default().first_try_success_rate(), None);
     /// ```
     pub fn first_try_success_rate(&self) -> Option<f64> {
         ratio(self.first_try_successes, self.calls)
@@ -99,7 +99,7 @@ impl SiteStats {
     /// Retries per call; `None` before the first call.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::SiteStats::default().average_retries(), None);
+    /// assert_eq!(llm_retry_runtime::stats::SiteStats::default().average_retries(), None);
     /// ```
     pub fn average_retries(&self) -> Option<f64> {
         ratio(self.retries, self.calls)
@@ -108,7 +108,7 @@ impl SiteStats {
     /// Give-ups over finished calls; `None` before any call finished.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::SiteStats::default().failure_rate(), None);
+    /// assert_eq!(llm_retry_runtime::stats::SiteStats::default().failure_rate(), None);
     /// ```
     pub fn failure_rate(&self) -> Option<f64> {
         ratio(self.failures(), self.finished())

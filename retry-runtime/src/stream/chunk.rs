@@ -11,7 +11,7 @@ use super::StreamMode;
 /// (finish reasons, log-probs) next to the text.
 ///
 /// ```
-/// use llm_retry_runtime::StreamChunk;
+/// use llm_retry_runtime::stream::StreamChunk;
 ///
 /// struct Delta { text: String, tokens: u64 }
 /// impl StreamChunk for Delta {

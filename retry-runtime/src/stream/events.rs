@@ -11,7 +11,7 @@ use std::time::Duration;
 /// the last [`StreamEvent::Reset`]).
 ///
 /// ```
-/// let r = llm_retry_runtime::Received::default();
+/// let r = llm_retry_runtime::stream::Received::default();
 /// assert_eq!((r.chunks, r.chars, r.tokens), (0, 0, None));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Received {
 /// [`StreamMode::Continue`], the text received so far.
 ///
 /// ```
-/// use llm_retry_runtime::Resume;
+/// use llm_retry_runtime::stream::Resume;
 /// fn messages(prompt: &str, resume: &Resume) -> Vec<(&'static str, String)> {
 ///     let mut m = vec![("user", prompt.to_owned())];
 ///     if !resume.text().is_empty() {
@@ -61,7 +61,7 @@ impl Resume {
     /// The attempt about to be made, from 1.
     ///
     /// ```
-    /// # let r = llm_retry_runtime::Resume::first();
+    /// # let r = llm_retry_runtime::stream::Resume::first();
     /// assert_eq!(r.attempt(), 1);
     /// ```
     pub fn attempt(&self) -> u32 {
@@ -73,7 +73,7 @@ impl Resume {
     /// attempt and in the other modes.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::Resume::first().text(), "");
+    /// assert_eq!(llm_retry_runtime::stream::Resume::first().text(), "");
     /// ```
     pub fn text(&self) -> &str {
         &self.text
@@ -82,7 +82,7 @@ impl Resume {
     /// What the consumer holds: in Continue and Skip mode, everything delivered so far.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::Resume::first().received().chunks, 0);
+    /// assert_eq!(llm_retry_runtime::stream::Resume::first().received().chunks, 0);
     /// ```
     pub fn received(&self) -> Received {
         self.received
@@ -91,7 +91,7 @@ impl Resume {
     /// The first attempt's `Resume`: attempt 1, no text (for tests of openers).
     ///
     /// ```
-    /// assert!(llm_retry_runtime::Resume::first().text().is_empty());
+    /// assert!(llm_retry_runtime::stream::Resume::first().text().is_empty());
     /// ```
     pub fn first() -> Resume {
         Resume { attempt: 1, text: String::new(), received: Received::default() }
@@ -101,7 +101,7 @@ impl Resume {
 /// What a [`RetryStream`] yields (inside `Ok`): content, or a note about the recovery.
 ///
 /// ```
-/// use llm_retry_runtime::StreamEvent;
+/// use llm_retry_runtime::stream::StreamEvent;
 ///
 /// fn show(ev: &StreamEvent<String>, out: &mut String) {
 ///     match ev {
@@ -145,7 +145,7 @@ impl<C: StreamChunk> StreamEvent<C> {
     /// The chunk's text, if this is a chunk.
     ///
     /// ```
-    /// use llm_retry_runtime::StreamEvent;
+    /// use llm_retry_runtime::stream::StreamEvent;
     /// assert_eq!(StreamEvent::Chunk("a".to_owned()).text(), Some("a"));
     /// assert_eq!(StreamEvent::<String>::Reset.text(), None);
     /// ```

@@ -1,5 +1,5 @@
 //! The state machine a [`RetryStream`] runs in `poll_next`: open an attempt, read it, time it
-//! out, settle its end with the [`Call`](crate::Call), then wait and reopen; with the queue of
+//! out, settle its end with the [`Call`](crate::call::Call), then wait and reopen; with the queue of
 //! events for the consumer and the one timer every wait shares.
 
 use super::{Core, Resume, RetryStream, State, StateProj, StreamChunk, StreamEvent, StreamMode};

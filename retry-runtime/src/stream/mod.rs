@@ -106,7 +106,7 @@ pin_project! {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamEvent, StreamMode};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, stream::StreamEvent, stream::StreamMode};
     /// use std::time::Duration;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -218,7 +218,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     /// Sets the mode and both timeouts at once.
     ///
     /// ```
-    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamMode, StreamOptions};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, stream::StreamMode, stream::StreamOptions};
     /// const OPTIONS: StreamOptions = StreamOptions::new().mode(StreamMode::Continue);
     /// let s = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) })
@@ -233,7 +233,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     /// The recovery mode (default [`StreamMode::Restart`]).
     ///
     /// ```
-    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamMode};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, stream::StreamMode};
     /// let s = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::empty::<Result<String, ApiError>>()) })
     ///     .mode(StreamMode::Continue);
@@ -292,7 +292,7 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     ///
     /// ```
     /// use futures_util::StreamExt;
-    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, StreamMode};
+    /// use llm_retry_runtime::{RetryExt, ApiError, Policy, stream::StreamMode};
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let texts = Policy::DEFAULT
     ///     .stream(|_| async { Ok::<_, ApiError>(futures_util::stream::iter([Ok::<String, ApiError>("a".into()), Ok("b".into())])) })

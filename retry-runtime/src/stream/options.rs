@@ -11,7 +11,7 @@ use std::time::Duration;
 /// the repository's `docs/STREAMING.md`).
 ///
 /// ```
-/// use llm_retry_runtime::StreamMode;
+/// use llm_retry_runtime::stream::StreamMode;
 /// assert_eq!(StreamMode::default(), StreamMode::Restart);
 /// assert_eq!(StreamMode::from_name("continue"), Some(StreamMode::Continue));
 /// ```
@@ -32,7 +32,7 @@ impl StreamMode {
     /// The mode named `restart`, `continue` or `skip` (the attribute's spelling).
     ///
     /// ```
-    /// use llm_retry_runtime::StreamMode;
+    /// use llm_retry_runtime::stream::StreamMode;
     /// assert_eq!(StreamMode::from_name("skip"), Some(StreamMode::Skip));
     /// assert_eq!(StreamMode::from_name("resume"), None);
     /// ```
@@ -48,7 +48,7 @@ impl StreamMode {
     /// The mode's name, as [`from_name`](Self::from_name) reads it.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::StreamMode::Continue.name(), "continue");
+    /// assert_eq!(llm_retry_runtime::stream::StreamMode::Continue.name(), "continue");
     /// ```
     pub const fn name(self) -> &'static str {
         match self {
@@ -67,7 +67,7 @@ impl StreamMode {
 /// method is a `const fn`, so a site can hold them in a `const`.
 ///
 /// ```
-/// use llm_retry_runtime::{StreamMode, StreamOptions};
+/// use llm_retry_runtime::{stream::StreamMode, stream::StreamOptions};
 /// use std::time::Duration;
 ///
 /// const OPTIONS: StreamOptions = StreamOptions::new()
@@ -87,7 +87,7 @@ impl StreamOptions {
     /// Restart mode, no timeouts.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::StreamOptions::new().get_idle_timeout(), None);
+    /// assert_eq!(llm_retry_runtime::stream::StreamOptions::new().get_idle_timeout(), None);
     /// ```
     pub const fn new() -> Self {
         StreamOptions { mode: StreamMode::Restart, first_chunk: None, idle: None }
@@ -96,7 +96,7 @@ impl StreamOptions {
     /// The recovery mode (default [`StreamMode::Restart`]).
     ///
     /// ```
-    /// use llm_retry_runtime::{StreamMode, StreamOptions};
+    /// use llm_retry_runtime::{stream::StreamMode, stream::StreamOptions};
     /// assert_eq!(StreamOptions::new().mode(StreamMode::Skip).get_mode(), StreamMode::Skip);
     /// ```
     pub const fn mode(mut self, mode: StreamMode) -> Self {
@@ -109,7 +109,7 @@ impl StreamOptions {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let o = llm_retry_runtime::StreamOptions::new().first_chunk_timeout(Duration::from_secs(20));
+    /// let o = llm_retry_runtime::stream::StreamOptions::new().first_chunk_timeout(Duration::from_secs(20));
     /// assert_eq!(o.get_first_chunk_timeout(), Some(Duration::from_secs(20)));
     /// ```
     pub const fn first_chunk_timeout(mut self, limit: Duration) -> Self {
@@ -122,7 +122,7 @@ impl StreamOptions {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let o = llm_retry_runtime::StreamOptions::new().idle_timeout(Duration::from_secs(10));
+    /// let o = llm_retry_runtime::stream::StreamOptions::new().idle_timeout(Duration::from_secs(10));
     /// assert_eq!(o.get_idle_timeout(), Some(Duration::from_secs(10)));
     /// ```
     pub const fn idle_timeout(mut self, limit: Duration) -> Self {
@@ -133,7 +133,7 @@ impl StreamOptions {
     /// The recovery mode.
     ///
     /// ```
-    /// use llm_retry_runtime::{StreamMode, StreamOptions};
+    /// use llm_retry_runtime::{stream::StreamMode, stream::StreamOptions};
     /// assert_eq!(StreamOptions::new().get_mode(), StreamMode::Restart);
     /// ```
     pub const fn get_mode(&self) -> StreamMode {
@@ -143,7 +143,7 @@ impl StreamOptions {
     /// The first-chunk timeout, if set.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::StreamOptions::new().get_first_chunk_timeout(), None);
+    /// assert_eq!(llm_retry_runtime::stream::StreamOptions::new().get_first_chunk_timeout(), None);
     /// ```
     pub const fn get_first_chunk_timeout(&self) -> Option<Duration> {
         self.first_chunk
@@ -152,7 +152,7 @@ impl StreamOptions {
     /// The idle timeout, if set.
     ///
     /// ```
-    /// assert_eq!(llm_retry_runtime::StreamOptions::new().get_idle_timeout(), None);
+    /// assert_eq!(llm_retry_runtime::stream::StreamOptions::new().get_idle_timeout(), None);
     /// ```
     pub const fn get_idle_timeout(&self) -> Option<Duration> {
         self.idle

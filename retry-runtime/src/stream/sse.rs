@@ -57,7 +57,7 @@ pin_project! {
 ///
 /// ```
 /// use futures_util::StreamExt;
-/// use llm_retry_runtime::{ApiError, ErrorKind, text_deltas};
+/// use llm_retry_runtime::{ApiError, ErrorKind, stream::text_deltas};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let body = [

@@ -5,7 +5,7 @@
 
 use futures::Stream;
 use futures::stream::{self, BoxStream, StreamExt};
-use llm_retry::{ApiError, Resume, RetryEvent, StreamEvent, llm_retry};
+use llm_retry::{ApiError, stream::Resume, RetryEvent, stream::StreamEvent, llm_retry};
 
 fn log_retry(_: &RetryEvent<'_, ApiError>) {}
 

@@ -1,5 +1,5 @@
 use futures::Stream;
-use llm_retry::{ApiError, Resume, llm_retry};
+use llm_retry::{ApiError, stream::Resume, llm_retry};
 
 #[llm_retry(stream = "continue", attempt_timeout = "30s")]
 async fn chat(prompt: &str, resume: Resume) -> Result<impl Stream<Item = Result<String, ApiError>>, ApiError> {

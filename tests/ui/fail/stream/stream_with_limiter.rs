@@ -1,6 +1,6 @@
 // A limiter does not pace streams: `Call::limiter(..).stream(..)` is refused at compile time
 // rather than compiling into a stream that silently ignores the limiter.
-use llm_retry::{ApiError, Limiter, Policy, Resume, RetryExt};
+use llm_retry::{ApiError, Limiter, Policy, stream::Resume, RetryExt};
 
 static OPENAI: Limiter = Limiter::new("openai");
 
