@@ -1175,3 +1175,25 @@ fn the_macro_doc_lists_every_key() {
         assert!(doc.contains(&format!("/// | `{key}` |")), "the rustdoc of `llm_retry` does not list `{key}`");
     }
 }
+
+/// A syntax error in the body is rustc's to report: the macro checks only the signature, adds no
+/// error of its own, and hands the fn back unchanged.
+#[test]
+fn a_syntax_error_in_the_body_gets_no_error_of_ours() {
+    let item = quote! {
+        async fn chat(prompt: &str) -> Result<String, ApiError> {
+            let x = ;
+            Ok(prompt.to_owned())
+        }
+    };
+    let out = expand(quote!(max = 3), item.clone());
+    assert_eq!(out.to_string(), item.to_string());
+    // A broken signature is still ours to report.
+    let errs = errors(
+        quote!(),
+        quote!(
+            struct NotAFn;
+        ),
+    );
+    assert_eq!(errs.len(), 1);
+}

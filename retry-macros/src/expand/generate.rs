@@ -12,7 +12,7 @@ use proc_macro2::{Ident, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Block, GenericArgument, ItemFn, PathArguments, Stmt, Type};
+use syn::{Block, Expr, GenericArgument, ItemFn, PathArguments, Stmt, Type};
 
 /// The declared type with every `impl Trait` replaced by `_`, so it can annotate a `let`.
 pub(crate) fn inferable(ty: &Type) -> Type {
@@ -95,7 +95,7 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
         // notify hook): the fn's own future runs it, and the runtime only settles the result.
         // A body with no early exit needs no async block of its own to keep one inside the
         // attempt: it runs as it is, in a plain block (or bare, if it is one expression).
-        let run = if early_exit::may_exit_early(quote!(#(#stmts)*)) {
+        let run = if early_exit::may_exit_early(quote!(#(#stmts)*)) || ends_in_a_panic(stmts) {
             quote_spanned! {span=> #attempt_body.await }
         } else if let [Stmt::Expr(tail, None)] = stmts.as_slice() {
             tail.to_token_stream()
@@ -106,10 +106,10 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
         // The pause is bound first and awaited after the `match`: awaited inside an arm, the
         // whole `ControlFlow` would stay alive across that await, so the fn's future would
         // keep a slot for it and every success would store its result there.
-        // A body that always panics diverges inside the `let` and leaves the rest unreachable:
-        // both come of the loop around the body, so both are allowed on the loop's glue.
+        // A body that ends in a panic runs in its async block (above), so that no lint about
+        // a diverging `let` reaches the user's code; the loop's glue after it is then
+        // unreachable, which is allowed on the glue alone.
         quote_spanned! {span=>
-            #[allow(clippy::diverging_sub_expression)]
             let #result: #fake_ty = #run;
             #[allow(unreachable_code)]
             let #pause = match #call_at.settle_at(&#site, #result) {
@@ -231,4 +231,18 @@ pub(crate) fn site_name(config: &RetryConfig, func: &ItemFn) -> TokenStream {
             quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
         }
     }
+}
+
+/// Whether the body ends in a call of the standard library's panicking macros (`panic!`,
+/// `todo!`, `unimplemented!`, `unreachable!`), so that it always diverges: bound by a plain
+/// `let`, it would set off clippy's `diverging_sub_expression` in the user's code.
+fn ends_in_a_panic(stmts: &[Stmt]) -> bool {
+    let path = match stmts.last() {
+        Some(Stmt::Macro(m)) => &m.mac.path,
+        Some(Stmt::Expr(Expr::Macro(m), _)) => &m.mac.path,
+        _ => return false,
+    };
+    path.segments
+        .last()
+        .is_some_and(|s| matches!(s.ident.to_string().as_str(), "panic" | "todo" | "unimplemented" | "unreachable"))
 }

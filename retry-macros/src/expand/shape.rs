@@ -24,6 +24,10 @@ pub(crate) enum Shape {
 pub(crate) fn check_item(cx: &mut Ctxt, item: TokenStream) -> Option<(ItemFn, Shape)> {
     let func = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Fn(func)) => func,
+        // A fn whose signature is whole but whose body does not parse: only the signature is
+        // ours to check, and the body's syntax error is rustc's to report, at the user's
+        // token. The item goes out unchanged, with no error of ours beside rustc's.
+        Err(_) if is_fn_with_unparsed_body(item.clone()) => return None,
         Ok(syn::Item::Verbatim(_)) | Err(_) => {
             let message = if item.to_string().trim_end().ends_with(';') {
                 "`#[llm_retry]` needs the fn's body; put it on the fn in the `impl`, not on the trait's declaration"
@@ -157,4 +161,21 @@ fn cannot_carry_error(ty: &Type) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// Whether `item` is attributes, a visibility and a fn signature followed by a braced body,
+/// whatever the body holds.
+fn is_fn_with_unparsed_body(item: TokenStream) -> bool {
+    let signature_then_braces = |input: syn::parse::ParseStream<'_>| -> syn::Result<()> {
+        input.call(syn::Attribute::parse_outer)?;
+        input.parse::<syn::Visibility>()?;
+        input.parse::<syn::Signature>()?;
+        match input.parse::<proc_macro2::TokenTree>()? {
+            proc_macro2::TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace && input.is_empty() => {
+                Ok(())
+            }
+            other => Err(syn::Error::new(other.span(), "not a fn body")),
+        }
+    };
+    syn::parse::Parser::parse2(signature_then_braces, item).is_ok()
 }
