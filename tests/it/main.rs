@@ -27,4 +27,3 @@ mod simulation_smoke;
 mod soak;
 mod stream_e2e;
 mod support;
-mod ui;

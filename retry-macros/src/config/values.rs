@@ -155,16 +155,21 @@ fn unquoted_path(s: &syn::LitStr) -> Option<String> {
     Some(quote::ToTokens::to_token_stream(&path).to_string().replace(' ', ""))
 }
 
+/// How to write a quoted path: unquoted, when it is a path (so the suggestion is valid code),
+/// else like the key's example.
+fn unquote(key: &str, s: &syn::LitStr) -> String {
+    match unquoted_path(s) {
+        Some(path) => format!("without quotes: `{key} = {path}`"),
+        None => format!("like `{}`", keys::example(key)),
+    }
+}
+
 /// The path of a function.
 pub fn hook_path(cx: &mut Ctxt, entry: &Entry, key: &str) -> Option<syn::Path> {
     match &entry.value {
         Value::Path(p) => Some(p.clone()),
         Value::Lit(Lit::Str(s)) => {
-            let fix = match unquoted_path(s) {
-                Some(path) => format!("without quotes: `{key} = {path}`"),
-                None => format!("like `{}`", keys::example(key)),
-            };
-            cx.error_spanned(&entry.value, format!("`{key}` takes the path of a function, {fix}"));
+            cx.error_spanned(&entry.value, format!("`{key}` takes the path of a function, {}", unquote(key, s)));
             None
         }
         _ => {
@@ -179,11 +184,7 @@ pub fn static_path(cx: &mut Ctxt, entry: &Entry, key: &str, what: &str) -> Optio
     match &entry.value {
         Value::Path(p) => Some(p.clone()),
         Value::Lit(Lit::Str(s)) => {
-            let fix = match unquoted_path(s) {
-                Some(path) => format!("without quotes: `{key} = {path}`"),
-                None => format!("like `{}`", keys::example(key)),
-            };
-            cx.error_spanned(&entry.value, format!("`{key}` takes the path of a {what}, {fix}"));
+            cx.error_spanned(&entry.value, format!("`{key}` takes the path of a {what}, {}", unquote(key, s)));
             None
         }
         _ => {

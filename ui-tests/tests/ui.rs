@@ -1,7 +1,7 @@
 //! Compile-fail and compile-pass tests of `#[llm_retry]`.
 //!
 //! The `.stderr` files were produced by rustc 1.95.0 (59807616e 2026-04-14), stable.
-//! Regenerate them with `TRYBUILD=overwrite cargo test --test it ui::`, then read every one:
+//! Regenerate them with `TRYBUILD=overwrite cargo test -p llm-retry-ui-tests`, then read every one:
 //! each message must land on the offending token and name the fix.
 //!
 //! One file per misconfiguration, in a folder per category of `tests/ui/fail/`: `keys` (unknown,
