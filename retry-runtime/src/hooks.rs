@@ -63,14 +63,29 @@ pub trait HookSet<T, E> {
     const NOTIFIES: bool;
     /// Whether a validator is present (without one, a success returns as it is).
     const VALIDATES: bool;
-    /// Whether a limiter may be present (without one, no attempt waits before its body).
-    const LIMITS: bool;
     /// `Some(error)` when the validator rejects `value`.
     fn validate(&self, value: &T) -> Option<E>;
     /// The `when` predicate's verdict, if there is one.
     fn when(&self, error: &E) -> Option<bool>;
     /// Calls the notify hook, if there is one.
     fn notify(&self, event: &RetryEvent<'_, E>);
+}
+
+/// A call's hooks: a validator `V`, a notify hook `N` and a predicate `W`; `()` means none,
+/// and costs no byte in the call's future. The per-endpoint controls are apart, in
+/// [`Controls`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hooks<V = (), N = (), W = ()> {
+    pub(crate) validate: V,
+    pub(crate) notify: N,
+    pub(crate) when: W,
+}
+
+/// The per-endpoint controls a call carries. Implemented by [`Controls`]; not meant to be
+/// implemented elsewhere.
+pub trait ControlSet {
+    /// Whether a limiter may be present (without one, no attempt waits before its body).
+    const LIMITS: bool;
     /// The endpoint's retry budget, if the call has one.
     fn budget(&self) -> Option<&'static Budget>;
     /// The endpoint's limiter, if the call has one.
@@ -79,17 +94,31 @@ pub trait HookSet<T, E> {
     fn adaptive(&self) -> Option<&'static Adaptive>;
 }
 
-/// A call's hooks and per-endpoint controls: a validator `V`, a notify hook `N`, a predicate
-/// `W`, a budget `B`, a limiter `L` and an adaptive delay `A`; `()` means none, and costs no
-/// byte in the call's future.
+/// A call's per-endpoint controls, shared with every call to the endpoint: a budget `B`, a
+/// limiter `L` and an adaptive delay `A`; `()` means none, and costs no byte.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Hooks<V, N, W, B = (), L = (), A = ()> {
-    pub(crate) validate: V,
-    pub(crate) notify: N,
-    pub(crate) when: W,
+pub struct Controls<B = (), L = (), A = ()> {
     pub(crate) budget: B,
     pub(crate) limiter: L,
     pub(crate) adaptive: A,
+}
+
+impl<B, L, A> ControlSet for Controls<B, L, A>
+where
+    B: SharedSlot<Budget>,
+    L: SharedSlot<Limiter>,
+    A: SharedSlot<Adaptive>,
+{
+    const LIMITS: bool = L::PRESENT;
+    fn budget(&self) -> Option<&'static Budget> {
+        self.budget.get()
+    }
+    fn limiter(&self) -> Option<&'static Limiter> {
+        self.limiter.get()
+    }
+    fn adaptive(&self) -> Option<&'static Adaptive> {
+        self.adaptive.get()
+    }
 }
 
 /// One per-endpoint control slot: absent (`()`), a `&'static` shared by every call, or an
@@ -187,7 +216,7 @@ impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Predicate<F> {
     }
 }
 
-/// Hooks that carry no limiter: what a streaming call takes. A [`Limiter`] does not pace
+/// Controls that hold no limiter: what a streaming call takes. A [`Limiter`] does not pace
 /// streams, so `Call::limiter(..).stream(..)` is refused at compile time rather than
 /// compiling into a stream that silently ignores the limiter.
 #[diagnostic::on_unimplemented(
@@ -196,20 +225,16 @@ impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Predicate<F> {
     note = "remove `.limiter(..)` from the call before `.stream(..)`; a `budget` and `adaptive` do apply to streams"
 )]
 pub trait Unpaced {}
-impl<V, N, W, B, A> Unpaced for Hooks<V, N, W, B, (), A> {}
+impl<B, A> Unpaced for Controls<B, (), A> {}
 
-impl<T, E, V, N, W, B, L, A> HookSet<T, E> for Hooks<V, N, W, B, L, A>
+impl<T, E, V, N, W> HookSet<T, E> for Hooks<V, N, W>
 where
     V: ValidateSlot<T, E>,
     N: NotifySlot<E>,
     W: WhenSlot<E>,
-    B: SharedSlot<Budget>,
-    L: SharedSlot<Limiter>,
-    A: SharedSlot<Adaptive>,
 {
     const NOTIFIES: bool = N::PRESENT;
     const VALIDATES: bool = V::PRESENT;
-    const LIMITS: bool = L::PRESENT;
     fn validate(&self, value: &T) -> Option<E> {
         self.validate.run(value)
     }
@@ -218,14 +243,5 @@ where
     }
     fn notify(&self, event: &RetryEvent<'_, E>) {
         self.notify.run(event)
-    }
-    fn budget(&self) -> Option<&'static Budget> {
-        self.budget.get()
-    }
-    fn limiter(&self) -> Option<&'static Limiter> {
-        self.limiter.get()
-    }
-    fn adaptive(&self) -> Option<&'static Adaptive> {
-        self.adaptive.get()
     }
 }

@@ -97,7 +97,8 @@ pub mod call {
     pub use crate::{
         engine::{Mode, Timed, Untimed},
         hooks::{
-            HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, Unpaced, ValidateSlot, Validator, WhenSlot,
+            ControlSet, Controls, HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, Unpaced, ValidateSlot,
+            Validator, WhenSlot,
         },
     };
 }

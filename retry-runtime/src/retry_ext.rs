@@ -6,7 +6,7 @@ use crate::Policy;
 use crate::batch::BatchBuilder;
 use crate::classify::Classify;
 use crate::engine::{Call, Untimed};
-use crate::hooks::Hooks;
+use crate::hooks::{Controls, Hooks};
 use crate::stream::{Resume, RetryStream, StreamChunk};
 use core::future::Future;
 use futures_core::Stream;
@@ -73,7 +73,7 @@ pub trait RetryExt: sealed::Sealed {
     /// # drop(stream);
     /// ```
     #[allow(clippy::type_complexity)]
-    fn stream<E, F, Fut, S, C>(&self, opener: F) -> RetryStream<'_, E, Hooks<(), (), ()>, Untimed, F, Fut, S, C>
+    fn stream<E, F, Fut, S, C>(&self, opener: F) -> RetryStream<'_, E, Hooks, Controls, Untimed, F, Fut, S, C>
     where
         F: FnMut(Resume) -> Fut,
         Fut: Future<Output = Result<S, E>>,
@@ -99,7 +99,7 @@ impl RetryExt for Policy {
         BatchBuilder::new(*self)
     }
 
-    fn stream<E, F, Fut, S, C>(&self, opener: F) -> RetryStream<'_, E, Hooks<(), (), ()>, Untimed, F, Fut, S, C>
+    fn stream<E, F, Fut, S, C>(&self, opener: F) -> RetryStream<'_, E, Hooks, Controls, Untimed, F, Fut, S, C>
     where
         F: FnMut(Resume) -> Fut,
         Fut: Future<Output = Result<S, E>>,

@@ -90,7 +90,14 @@ const EXP: Policy = policy(
 /// Runs a scripted operation: the i-th attempt returns `script[i]` (the last repeats).
 /// Returns the result and the instants (since start) at which each attempt began.
 async fn run_script<M>(
-    call: llm_retry_runtime::call::Call<'_, u32, Fail, llm_retry_runtime::call::Hooks<(), (), ()>, M>,
+    call: llm_retry_runtime::call::Call<
+        '_,
+        u32,
+        Fail,
+        llm_retry_runtime::call::Hooks,
+        llm_retry_runtime::call::Controls,
+        M,
+    >,
     script: Vec<Result<u32, Fail>>,
 ) -> (Result<u32, Fail>, Vec<Duration>)
 where

@@ -6,7 +6,7 @@ use super::Call;
 use super::mode::Mode;
 use super::settle::Sent;
 use crate::classify::Classify;
-use crate::hooks::HookSet;
+use crate::hooks::{ControlSet, HookSet};
 use crate::limiter::Limiter;
 use crate::timeout::Timeout;
 use core::future::Future;
@@ -18,10 +18,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio::time::Sleep;
 
-impl<'p, T, E, H, M> Call<'p, T, E, H, M>
+impl<'p, T, E, H, K, M> Call<'p, T, E, H, K, M>
 where
     E: Classify,
     H: HookSet<T, E>,
+    K: ControlSet,
     M: Mode<E>,
 {
     /// Runs one attempt, then decides: `Break(result)` to return it, `Continue` after sleeping
@@ -43,11 +44,11 @@ where
     /// # }
     /// ```
     #[inline(always)]
-    pub fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> Attempt<'_, 'p, T, E, H, M, F> {
+    pub fn attempt<F: Future<Output = Result<T, E>>>(&mut self, fut: F) -> Attempt<'_, 'p, T, E, H, K, M, F> {
         self.start_clock();
         // The limiter's wait is boxed (16 bytes here); it exists only while the limiter throttles.
         // The attempt is counted when its body can start, not while it queues.
-        let wait = self.hooks.limiter().and_then(Limiter::wait);
+        let wait = self.controls.limiter().and_then(Limiter::wait);
         if wait.is_none() {
             self.count_attempt();
         }
@@ -66,7 +67,7 @@ where
     /// # }
     /// ```
     pub async fn wait_for_limiter(&self) {
-        if let Some(wait) = self.hooks.limiter().and_then(Limiter::wait) {
+        if let Some(wait) = self.controls.limiter().and_then(Limiter::wait) {
             wait.await;
         }
     }
@@ -131,12 +132,12 @@ pin_project! {
     /// One attempt of a [`Call`]: the body's future (under the call's timeouts), then, when the
     /// call retries, the back-off sleep in the same place. Returned by [`Call::attempt`].
     #[must_use = "an attempt does nothing unless awaited"]
-    pub struct Attempt<'c, 'p, T, E, H, M, F>
+    pub struct Attempt<'c, 'p, T, E, H, K, M, F>
     where
         M: Mode<E>,
         F: Future<Output = Result<T, E>>,
     {
-        call: &'c mut Call<'p, T, E, H, M>,
+        call: &'c mut Call<'p, T, E, H, K, M>,
         #[pin]
         step: Step<M::Run<T, F>>,
     }
@@ -151,10 +152,11 @@ pin_project! {
     }
 }
 
-impl<T, E, H, M, F> Future for Attempt<'_, '_, T, E, H, M, F>
+impl<T, E, H, K, M, F> Future for Attempt<'_, '_, T, E, H, K, M, F>
 where
     E: Classify,
     H: HookSet<T, E>,
+    K: ControlSet,
     M: Mode<E>,
     F: Future<Output = Result<T, E>>,
 {
@@ -167,7 +169,7 @@ where
         let this = self.project();
         let mut step = this.step;
         if let StepProj::Running { wait, mut run } = step.as_mut().project()
-            && (!H::LIMITS || wait.is_none())
+            && (!K::LIMITS || wait.is_none())
         {
             this.call.mode.arm(run.as_mut(), this.call.started);
             let (result, timed_out) = ready!(run.poll(cx));
@@ -191,8 +193,8 @@ where
 
 /// Settles a finished attempt of an [`Attempt`]: `Some(output)` when the call ends, `None`
 /// once the back-off sleep is in its step.
-fn settle_step<T, E, H, M, F>(
-    call: &mut Call<'_, T, E, H, M>,
+fn settle_step<T, E, H, K, M, F>(
+    call: &mut Call<'_, T, E, H, K, M>,
     mut step: Pin<&mut Step<M::Run<T, F>>>,
     result: Result<T, E>,
     timed_out: Option<Timeout>,
@@ -201,6 +203,7 @@ fn settle_step<T, E, H, M, F>(
 where
     E: Classify,
     H: HookSet<T, E>,
+    K: ControlSet,
     M: Mode<E>,
     F: Future<Output = Result<T, E>>,
 {
@@ -218,14 +221,15 @@ where
 
 /// The rest of an attempt: the limiter's wait, the back-off sleep, and polls after the end.
 #[inline(never)]
-fn poll_slow<T, E, H, M, F>(
-    call: &mut Call<'_, T, E, H, M>,
+fn poll_slow<T, E, H, K, M, F>(
+    call: &mut Call<'_, T, E, H, K, M>,
     mut step: Pin<&mut Step<M::Run<T, F>>>,
     cx: &mut Context<'_>,
 ) -> Poll<ControlFlow<Result<T, E>>>
 where
     E: Classify,
     H: HookSet<T, E>,
+    K: ControlSet,
     M: Mode<E>,
     F: Future<Output = Result<T, E>>,
 {

@@ -7,16 +7,17 @@ use super::guard::Phase;
 use super::mode::Timed;
 use crate::adaptive::Adaptive;
 use crate::budget::Budget;
-use crate::hooks::{Hooks, Notifier, Predicate, RetryEvent, SharedSlot, Validator};
+use crate::hooks::{Controls, Hooks, Notifier, Predicate, RetryEvent, SharedSlot, Validator};
 use crate::limiter::Limiter;
 use crate::stats::Site;
 use crate::validate::InvalidOutput;
 use std::time::Duration;
 
-/// A [`Call`] with its hook and control slots `V, N, W, B, L, A` (see [`Hooks`]).
-type CallWith<'p, T, E, V, N, W, B, L, A, M> = Call<'p, T, E, Hooks<V, N, W, B, L, A>, M>;
+/// A [`Call`] with its hook slots `V, N, W` (see [`Hooks`]) and control slots `B, L, A` (see
+/// [`Controls`]).
+type CallWith<'p, T, E, V, N, W, B, L, A, M> = Call<'p, T, E, Hooks<V, N, W>, Controls<B, L, A>, M>;
 
-impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
+impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W>, Controls<B, L, A>, M> {
     /// Spends retries from `budget`, shared by every call to one endpoint: when it is empty
     /// the call gives up at once with [`GiveUp::BudgetExhausted`](crate::GiveUp::BudgetExhausted).
     /// Successes refill it.
@@ -28,19 +29,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// # drop(call);
     /// ```
     pub fn budget<S: SharedSlot<Budget>>(self, budget: S) -> CallWith<'p, T, E, V, N, W, S, L, A, M> {
-        self.map(|h, m| {
-            (
-                Hooks {
-                    validate: h.validate,
-                    notify: h.notify,
-                    when: h.when,
-                    budget,
-                    limiter: h.limiter,
-                    adaptive: h.adaptive,
-                },
-                m,
-            )
-        })
+        self.map(|h, k, m| (h, Controls { limiter: k.limiter, adaptive: k.adaptive, budget }, m))
     }
 
     /// Sends every attempt through `limiter`, shared by every call to one endpoint: after the
@@ -53,19 +42,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// # drop(call);
     /// ```
     pub fn limiter<S: SharedSlot<Limiter>>(self, limiter: S) -> CallWith<'p, T, E, V, N, W, B, S, A, M> {
-        let mut call = self.map(|h, m| {
-            (
-                Hooks {
-                    validate: h.validate,
-                    notify: h.notify,
-                    when: h.when,
-                    budget: h.budget,
-                    limiter,
-                    adaptive: h.adaptive,
-                },
-                m,
-            )
-        });
+        let mut call = self.map(|h, k, m| (h, Controls { budget: k.budget, adaptive: k.adaptive, limiter }, m));
         if S::PRESENT && call.guard.phase == Phase::First && call.tally.is_none() {
             call.guard.phase = Phase::Fresh;
         }
@@ -82,19 +59,7 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// # drop(call);
     /// ```
     pub fn adaptive<S: SharedSlot<Adaptive>>(self, adaptive: S) -> CallWith<'p, T, E, V, N, W, B, L, S, M> {
-        self.map(|h, m| {
-            (
-                Hooks {
-                    validate: h.validate,
-                    notify: h.notify,
-                    when: h.when,
-                    budget: h.budget,
-                    limiter: h.limiter,
-                    adaptive,
-                },
-                m,
-            )
-        })
+        self.map(|h, k, m| (h, Controls { budget: k.budget, limiter: k.limiter, adaptive }, m))
     }
 
     /// Counts this call in `site`'s stats, under `site`'s name (the policy stays this call's).
@@ -120,9 +85,9 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// # drop(call);
     /// ```
     pub fn notify<F: Fn(&RetryEvent<'_, E>)>(self, f: F) -> CallWith<'p, T, E, V, Notifier<F>, W, B, L, A, M> {
-        self.map(|h, m| {
-            let Hooks { validate, when, budget, limiter, adaptive, .. } = h;
-            (Hooks { validate, notify: Notifier(f), when, budget, limiter, adaptive }, m)
+        self.map(|h, k, m| {
+            let Hooks { validate, when, .. } = h;
+            (Hooks { validate, notify: Notifier(f), when }, k, m)
         })
     }
 
@@ -141,9 +106,9 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
         self,
         f: F,
     ) -> CallWith<'p, T, E, Validator<F>, N, W, B, L, A, M> {
-        self.map(|h, m| {
-            let Hooks { notify, when, budget, limiter, adaptive, .. } = h;
-            (Hooks { validate: Validator(f), notify, when, budget, limiter, adaptive }, m)
+        self.map(|h, k, m| {
+            let Hooks { notify, when, .. } = h;
+            (Hooks { validate: Validator(f), notify, when }, k, m)
         })
     }
 
@@ -158,19 +123,19 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W, B, L, A>, M> {
     /// # drop(call);
     /// ```
     pub fn when<F: Fn(&E) -> bool>(self, f: F) -> CallWith<'p, T, E, V, N, Predicate<F>, B, L, A, M> {
-        self.map(|h, m| {
-            let Hooks { validate, notify, budget, limiter, adaptive, .. } = h;
-            (Hooks { validate, notify, when: Predicate(f), budget, limiter, adaptive }, m)
+        self.map(|h, k, m| {
+            let Hooks { validate, notify, .. } = h;
+            (Hooks { validate, notify, when: Predicate(f) }, k, m)
         })
     }
 }
 
-impl<'p, T, E, H, M: Into<Timed>> Call<'p, T, E, H, M> {
-    fn timed(self, f: impl FnOnce(&mut Timed)) -> Call<'p, T, E, H, Timed> {
-        self.map(|h, m| {
+impl<'p, T, E, H, K, M: Into<Timed>> Call<'p, T, E, H, K, M> {
+    fn timed(self, f: impl FnOnce(&mut Timed)) -> Call<'p, T, E, H, K, Timed> {
+        self.map(|h, k, m| {
             let mut mode: Timed = m.into();
             f(&mut mode);
-            (h, mode)
+            (h, k, mode)
         })
     }
 
@@ -183,7 +148,7 @@ impl<'p, T, E, H, M: Into<Timed>> Call<'p, T, E, H, M> {
     ///     .deadline(std::time::Duration::from_secs(120));
     /// # drop(call);
     /// ```
-    pub fn deadline(self, total: Duration) -> Call<'p, T, E, H, Timed> {
+    pub fn deadline(self, total: Duration) -> Call<'p, T, E, H, K, Timed> {
         self.timed(|m| m.deadline = Some(total))
     }
 
@@ -196,7 +161,7 @@ impl<'p, T, E, H, M: Into<Timed>> Call<'p, T, E, H, M> {
     ///     .attempt_timeout(std::time::Duration::from_secs(30));
     /// # drop(call);
     /// ```
-    pub fn attempt_timeout(self, each: Duration) -> Call<'p, T, E, H, Timed> {
+    pub fn attempt_timeout(self, each: Duration) -> Call<'p, T, E, H, K, Timed> {
         self.timed(|m| m.attempt_timeout = Some(each))
     }
 }

@@ -32,7 +32,7 @@ pub use mode::{Mode, Timed, Untimed};
 pub use pause::Pause;
 pub use settle::RetryPlan;
 
-use crate::hooks::Hooks;
+use crate::hooks::{Controls, Hooks};
 use crate::stats::Site;
 use crate::{Policy, policy::MAX_RULES};
 use core::marker::PhantomData;
@@ -60,7 +60,7 @@ use tokio::time::Instant;
 /// assert_eq!(out.unwrap(), 3);
 /// # }
 /// ```
-pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
+pub struct Call<'p, T, E, H = Hooks, K = Controls, M = Untimed> {
     policy: &'p Policy,
     guard: Guard,
     /// Written by the first attempt that does not end the call: a call that succeeds at once
@@ -68,6 +68,8 @@ pub struct Call<'p, T, E, H = Hooks<(), (), ()>, M = Untimed> {
     tally: Option<Tally>,
     started: Option<Instant>,
     hooks: H,
+    /// The per-endpoint controls: budget, limiter and adaptive delay.
+    controls: K,
     mode: M,
     _out: PhantomData<fn() -> (T, E)>,
 }
@@ -118,14 +120,15 @@ impl<'p, T, E> Call<'p, T, E> {
             guard: Guard { site, phase: Phase::First },
             tally: None,
             started: None,
-            hooks: Hooks { validate: (), notify: (), when: (), budget: (), limiter: (), adaptive: () },
+            hooks: Hooks { validate: (), notify: (), when: () },
+            controls: Controls { budget: (), limiter: (), adaptive: () },
             mode: Untimed,
             _out: PhantomData,
         }
     }
 }
 
-impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
+impl<'p, T, E, H, K, M> Call<'p, T, E, H, K, M> {
     /// Counts an attempt whose body starts now.
     fn count_attempt(&mut self) {
         match (self.guard.phase, self.guard.site) {
@@ -140,15 +143,16 @@ impl<'p, T, E, H, M> Call<'p, T, E, H, M> {
         self.tally.map_or(0, |t| t.attempt.get())
     }
 
-    /// The same call with its hooks and mode mapped by `f`.
-    fn map<H2, M2>(self, f: impl FnOnce(H, M) -> (H2, M2)) -> Call<'p, T, E, H2, M2> {
-        let (hooks, mode) = f(self.hooks, self.mode);
+    /// The same call with its hooks, controls and mode mapped by `f`.
+    fn map<H2, K2, M2>(self, f: impl FnOnce(H, K, M) -> (H2, K2, M2)) -> Call<'p, T, E, H2, K2, M2> {
+        let (hooks, controls, mode) = f(self.hooks, self.controls, self.mode);
         Call {
             policy: self.policy,
             guard: self.guard,
             tally: self.tally,
             started: self.started,
             hooks,
+            controls,
             mode,
             _out: PhantomData,
         }

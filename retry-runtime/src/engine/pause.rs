@@ -5,7 +5,7 @@ use super::Call;
 use super::guard::Phase;
 use super::mode::Untimed;
 use crate::classify::Classify;
-use crate::hooks::{HookSet, Hooks};
+use crate::hooks::{ControlSet, Controls, HookSet, Hooks};
 use crate::stats::Site;
 use core::future::Future;
 use core::ops::ControlFlow;
@@ -13,7 +13,7 @@ use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 use tokio::time::Sleep;
 
-impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
+impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W>, Controls<B, (), A>, Untimed> {
     /// Settles an attempt whose body the caller ran itself: `Break(result)` to return it, or
     /// `Continue(pause)`, a future that sleeps the back-off delay and then starts the next
     /// attempt. This is the attribute's one runtime call per attempt when its body needs no
@@ -42,7 +42,8 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
     pub fn settle_paused(&mut self, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
     where
         E: Classify,
-        Hooks<V, (), W, B, (), A>: HookSet<T, E>,
+        Hooks<V, (), W>: HookSet<T, E>,
+        Controls<B, (), A>: ControlSet,
     {
         match self.settle(result, None) {
             ControlFlow::Break(out) => ControlFlow::Break(out),
@@ -70,13 +71,12 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W, B, (), A>, Untimed> {
     pub fn settle_at(&mut self, site: &'static Site, result: Result<T, E>) -> ControlFlow<Result<T, E>, Pause>
     where
         E: Classify,
-        Hooks<V, (), W, B, (), A>: HookSet<T, E>,
+        Hooks<V, (), W>: HookSet<T, E>,
+        Controls<B, (), A>: ControlSet,
     {
         debug_assert!(self.guard.site.is_some_and(|s| core::ptr::eq(s, site)), "settle_at: not the call's site");
         match result {
-            Ok(value)
-                if !<Hooks<V, (), W, B, (), A> as HookSet<T, E>>::VALIDATES && self.guard.phase == Phase::First =>
-            {
+            Ok(value) if !<Hooks<V, (), W> as HookSet<T, E>>::VALIDATES && self.guard.phase == Phase::First => {
                 site.on_first_try_success();
                 self.settle_success_end();
                 ControlFlow::Break(Ok(value))

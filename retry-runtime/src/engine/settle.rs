@@ -7,7 +7,7 @@ use super::{Call, Tally};
 use crate::ErrorKind;
 use crate::classify::{Classification, Classify};
 use crate::events;
-use crate::hooks::{DelaySource, HookSet, RetryEvent};
+use crate::hooks::{ControlSet, DelaySource, HookSet, RetryEvent};
 use crate::outcome::GiveUp;
 use crate::rng::with_rng;
 use crate::stats::Site;
@@ -58,10 +58,11 @@ pub(super) enum Sent {
     No,
 }
 
-impl<'p, T, E, H, M> Call<'p, T, E, H, M>
+impl<'p, T, E, H, K, M> Call<'p, T, E, H, K, M>
 where
     E: Classify,
     H: HookSet<T, E>,
+    K: ControlSet,
     M: Mode<E>,
 {
     /// Settles an attempt's outcome without sleeping: `Break(result)` to return it, or
@@ -152,13 +153,13 @@ where
     /// Tells the endpoint's controls that a call succeeded.
     #[inline]
     fn tell_controls_success(&self) {
-        if let Some(budget) = self.hooks.budget() {
+        if let Some(budget) = self.controls.budget() {
             budget.deposit();
         }
-        if let Some(limiter) = self.hooks.limiter() {
+        if let Some(limiter) = self.controls.limiter() {
             limiter.record(false);
         }
-        if let Some(adaptive) = self.hooks.adaptive() {
+        if let Some(adaptive) = self.controls.adaptive() {
             adaptive.record_success();
         }
     }
@@ -195,7 +196,7 @@ where
             },
         };
         let sent = sent == Sent::Yes;
-        if let Some(limiter) = self.hooks.limiter().filter(|_| sent) {
+        if let Some(limiter) = self.controls.limiter().filter(|_| sent) {
             limiter.record(matches!(class.kind, ErrorKind::RateLimited | ErrorKind::Overloaded));
         }
 
@@ -206,7 +207,7 @@ where
         if !retryable {
             return self.end(Err(error), Some((&class, GiveUp::NonRetryable)));
         }
-        if let Some(adaptive) = self.hooks.adaptive().filter(|_| sent) {
+        if let Some(adaptive) = self.controls.adaptive().filter(|_| sent) {
             adaptive.record_error();
         }
 
@@ -253,14 +254,14 @@ where
                 let d = with_rng(|rng| {
                     crate::backoff::jittered(&jitter, &backoff, n, Duration::from_nanos(tally.previous), rng)
                 });
-                let d = self.hooks.adaptive().map_or(d, |a| a.scale(d));
+                let d = self.controls.adaptive().map_or(d, |a| a.scale(d));
                 if left.is_some_and(|l| d >= l) {
                     return self.end(Err(error), Some((&class, GiveUp::Deadline)));
                 }
                 (d, DelaySource::Backoff)
             }
         };
-        if sent && self.hooks.budget().is_some_and(|b| !b.withdraw()) {
+        if sent && self.controls.budget().is_some_and(|b| !b.withdraw()) {
             return self.end(Err(error), Some((&class, GiveUp::BudgetExhausted)));
         }
 

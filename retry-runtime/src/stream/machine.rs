@@ -5,7 +5,7 @@
 use super::{Core, Resume, RetryStream, State, StateProj, StreamChunk, StreamEvent, StreamMode};
 use crate::classify::Classify;
 use crate::engine::Mode;
-use crate::hooks::HookSet;
+use crate::hooks::{ControlSet, HookSet};
 use crate::timeout::Timeout;
 use core::future::Future;
 use core::ops::ControlFlow;
@@ -30,7 +30,7 @@ fn fired(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> bool {
     timer.as_pin_mut().is_some_and(|t| t.poll(cx).is_ready())
 }
 
-impl<E, H, M, F, C> Core<'_, E, H, M, F, C> {
+impl<E, H, K, M, F, C> Core<'_, E, H, K, M, F, C> {
     /// Queues an event for the consumer. The first one waiting takes a slot of its own, so a
     /// stream without retries never allocates a queue.
     pub(super) fn emit(&mut self, event: StreamEvent<C>) {
@@ -74,10 +74,11 @@ impl<E, H, M, F, C> Core<'_, E, H, M, F, C> {
     }
 }
 
-impl<E, H, M, F, Fut, S, C> Stream for RetryStream<'_, E, H, M, F, Fut, S, C>
+impl<E, H, K, M, F, Fut, S, C> Stream for RetryStream<'_, E, H, K, M, F, Fut, S, C>
 where
     E: Classify + From<Timeout>,
     H: HookSet<(), E>,
+    K: ControlSet,
     M: Mode<E>,
     F: FnMut(Resume) -> Fut,
     Fut: Future<Output = Result<S, E>>,

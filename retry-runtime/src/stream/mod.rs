@@ -47,7 +47,7 @@ pub use texts::Texts;
 
 use crate::classify::Classify;
 use crate::engine::{Call, Mode};
-use crate::hooks::{HookSet, Unpaced};
+use crate::hooks::{ControlSet, HookSet, Unpaced};
 use crate::timeout::Timeout;
 use core::fmt;
 use core::future::Future;
@@ -70,8 +70,8 @@ pin_project! {
 }
 
 /// Everything but the pinned state and timer.
-struct Core<'p, E, H, M, F, C> {
-    call: Call<'p, (), E, H, M>,
+struct Core<'p, E, H, K, M, F, C> {
+    call: Call<'p, (), E, H, K, M>,
     opener: F,
     options: StreamOptions,
     /// The deadline as an instant (set on the first attempt) and its length.
@@ -139,8 +139,8 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "streams do nothing unless polled"]
-    pub struct RetryStream<'p, E, H, M, F, Fut, S, C> {
-        core: Core<'p, E, H, M, F, C>,
+    pub struct RetryStream<'p, E, H, K, M, F, Fut, S, C> {
+        core: Core<'p, E, H, K, M, F, C>,
         #[pin]
         state: State<Fut, S>,
         #[pin]
@@ -148,7 +148,7 @@ pin_project! {
     }
 }
 
-impl<E, H, M, F, Fut, S, C> fmt::Debug for RetryStream<'_, E, H, M, F, Fut, S, C> {
+impl<E, H, K, M, F, Fut, S, C> fmt::Debug for RetryStream<'_, E, H, K, M, F, Fut, S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Idle => "idle",
@@ -165,7 +165,7 @@ impl<E, H, M, F, Fut, S, C> fmt::Debug for RetryStream<'_, E, H, M, F, Fut, S, C
     }
 }
 
-impl<'p, E, H, M> Call<'p, (), E, H, M> {
+impl<'p, E, H, K, M> Call<'p, (), E, H, K, M> {
     /// A [`RetryStream`] under this call's policy, deadline, hooks and site. `opener` opens one
     /// attempt's stream; it is called again for each retry with a [`Resume`].
     ///
@@ -183,9 +183,9 @@ impl<'p, E, H, M> Call<'p, (), E, H, M> {
     ///     .stream(|_resume| async { Ok::<_, ApiError>(futures_util::stream::iter([Ok::<String, ApiError>("hi".into())])) });
     /// # drop(stream);
     /// ```
-    pub fn stream<F, Fut, S, C>(self, opener: F) -> RetryStream<'p, E, H, M, F, Fut, S, C>
+    pub fn stream<F, Fut, S, C>(self, opener: F) -> RetryStream<'p, E, H, K, M, F, Fut, S, C>
     where
-        H: Unpaced,
+        K: Unpaced,
         F: FnMut(Resume) -> Fut,
         Fut: Future<Output = Result<S, E>>,
         S: Stream<Item = Result<C, E>>,
@@ -214,7 +214,7 @@ impl<'p, E, H, M> Call<'p, (), E, H, M> {
     }
 }
 
-impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
+impl<E, H, K, M, F, Fut, S, C> RetryStream<'_, E, H, K, M, F, Fut, S, C> {
     /// Sets the mode and both timeouts at once.
     ///
     /// ```
@@ -307,10 +307,11 @@ impl<E, H, M, F, Fut, S, C> RetryStream<'_, E, H, M, F, Fut, S, C> {
     }
 }
 
-impl<'p, E, H, M, F, Fut, S, C> RetryStream<'p, E, H, M, F, Fut, S, C>
+impl<'p, E, H, K, M, F, Fut, S, C> RetryStream<'p, E, H, K, M, F, Fut, S, C>
 where
     E: Classify + From<Timeout>,
     H: HookSet<(), E>,
+    K: ControlSet,
     M: Mode<E>,
     F: FnMut(Resume) -> Fut,
     Fut: Future<Output = Result<S, E>>,

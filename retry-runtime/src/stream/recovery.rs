@@ -6,7 +6,7 @@ use super::events::Received;
 use super::{Core, Resume, StreamChunk, StreamEvent, StreamMode};
 use crate::classify::Classify;
 use crate::engine::Mode;
-use crate::hooks::HookSet;
+use crate::hooks::{ControlSet, HookSet};
 use crate::timeout::Timeout;
 
 /// The already-delivered prefix being checked against a Skip replay.
@@ -17,10 +17,11 @@ pub(super) struct SkipCheck<C> {
     held: Vec<C>,
 }
 
-impl<E, H, M, F, C> Core<'_, E, H, M, F, C>
+impl<E, H, K, M, F, C> Core<'_, E, H, K, M, F, C>
 where
     E: Classify + From<Timeout>,
     H: HookSet<(), E>,
+    K: ControlSet,
     M: Mode<E>,
     C: StreamChunk,
 {
