@@ -38,33 +38,7 @@ use proc_macro::TokenStream;
 ///
 /// | key | example | meaning |
 /// | --- | --- | --- |
-/// | `max` | `max = 5` | most attempts, the first included; at least 1 (`max = 1` disables retries) |
-/// | `backoff` | `backoff = "exponential"` | `"none"`, `"fixed"`, `"linear"`, `"exponential"` (default), `"decorrelated"` |
-/// | `delay` | `delay = "1s"` | the fixed backoff's delay, above zero (default 1 s) |
-/// | `base` | `base = "250ms"` | the first delay of linear, exponential and decorrelated (default 500 ms); above zero but for linear |
-/// | `increment` | `increment = "1s"` | the linear step per retry (default 500 ms) |
-/// | `multiplier` | `multiplier = 1.5` | exponential growth, finite and ≥ 1.0 (default 2.0) |
-/// | `min_delay` | `min_delay = "100ms"` | the exponential floor (default 0) |
-/// | `max_delay` | `max_delay = "10s"` | the cap (default 20 s); above zero, ≥ `base` and ≥ `min_delay` |
-/// | `jitter` | `jitter = "equal"` | `"none"`, `"full"` (default), `"equal"`, `"proportional"`, `"decorrelated"` |
-/// | `jitter_factor` | `jitter_factor = 0.5` | with `jitter = "proportional"`: the spread, 0.0..=10.0 (default 0.25) |
-/// | `on` | `on = [RateLimited, 503]` | what to retry, kinds and statuses; replaces the default set |
-/// | `rule` | `rule(RateLimited, max = 3, delay = "60s", backoff = "fixed")` | a per-kind or per-status override of `max` (at most the attribute's) and the backoff and jitter keys; at most 6 |
-/// | `deadline` | `deadline = "2m"` | the whole call's limit, sleeps included (needs `E: From<Timeout>`) |
-/// | `attempt_timeout` | `attempt_timeout = "30s"` | each attempt's limit (needs `E: From<Timeout>`) |
-/// | `retry_after` | `retry_after = false` | honour Retry-After and the rate-limit headers (default `true`) |
-/// | `max_retry_after` | `max_retry_after = "60s"` | the longest hint waited for, above zero; a longer one gives up (default 120 s) |
-/// | `validate` | `validate = non_empty` | `fn(&T) -> Result<(), InvalidOutput>`; a rejected value is retried |
-/// | `notify` | `notify = log_retry` | `fn(&RetryEvent<'_, E>)`, called before each sleep |
-/// | `when` | `when = is_transient` | `fn(&E) -> bool`, replacing the `on` decision |
-/// | `name` | `name = "openai.chat"` | the stats key (default `module::path::fn_name`) |
-/// | `crate` | `crate = "my_app::llm_retry"` | where the `llm_retry` crate is, for re-exports |
-/// | `limiter` | `limiter = OPENAI` | a `static Limiter` shared per endpoint |
-/// | `budget` | `budget = OPENAI_BUDGET` | a `static Budget` shared per endpoint |
-/// | `adaptive` | `adaptive = true` | back-off scaled by the recent error rate: `true` (this fn's own), or a `static Adaptive` |
-/// | `stream` | `stream = "continue"` | the fn opens one attempt of a stream: `"restart"`, `"continue"`, `"skip"` |
-/// | `first_chunk_timeout` | `first_chunk_timeout = "30s"` | with `stream`: from opening an attempt to its first chunk |
-/// | `idle_timeout` | `idle_timeout = "15s"` | with `stream`: between two chunks |
+#[doc = llm_retry_rules::key_reference!()]
 ///
 /// Kinds: `Connection`, `Timeout`, `RateLimited`, `Overloaded`, `Server`, `RequestTimeout`,
 /// `Conflict`, `InvalidOutput`, `Other`. `Auth`, `BadRequest`, `NotFound`, `QuotaExhausted`,

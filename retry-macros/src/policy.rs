@@ -2,64 +2,26 @@
 //! the same settings the rulebook checked (`config::rulebook::settings`), so what compiles is
 //! what was validated.
 
-use crate::config::rulebook::{Setting, settings};
+use crate::config::rulebook::settings;
 use crate::config::{RetryConfig, RuleConfig, Target};
 use llm_retry_rules::{Backoff, Jitter};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 use std::time::Duration;
 
-/// The `const` policy builder: only the keys given.
+/// The `const` policy builder: only the keys given, each written by its [`Setting`].
 pub(crate) fn policy(p: &TokenStream, config: &RetryConfig) -> TokenStream {
     let mut b = quote!(#p::Policy::builder());
     for setting in settings(config) {
-        b.extend(match setting {
-            Setting::MaxAttempts(n) => {
-                let n = Literal::u32_unsuffixed(n);
-                quote!(.max_attempts(#n))
-            }
-            Setting::Backoff(backoff) => {
-                let backoff = self::backoff(p, backoff);
-                quote!(.backoff(#backoff))
-            }
-            Setting::Jitter(jitter) => {
-                let jitter = self::jitter(p, jitter);
-                quote!(.jitter(#jitter))
-            }
-            Setting::RetryOn(targets) => {
-                let mut set = quote!(#p::RetryOn::none());
-                for t in targets {
-                    set.extend(match *t {
-                        Target::Kind(k) => {
-                            let k = kind(p, k.name());
-                            quote!(.kind(#k))
-                        }
-                        Target::Status(s) => {
-                            let s = Literal::u16_unsuffixed(s);
-                            quote!(.status(#s))
-                        }
-                    });
-                }
-                quote!(.retry_on(#set))
-            }
-            Setting::Rule(r) => {
-                let r = rule(p, r);
-                quote!(.rule(#r))
-            }
-            Setting::RespectRetryAfter(yes) => quote!(.respect_retry_after(#yes)),
-            Setting::MaxRetryAfter(d) => {
-                let d = duration(p, d);
-                quote!(.max_retry_after(#d))
-            }
-        });
+        b.extend(setting.tokens(p));
     }
     b
 }
 
-fn rule(p: &TokenStream, rule: &RuleConfig) -> TokenStream {
+pub(crate) fn rule_tokens(p: &TokenStream, rule: &RuleConfig) -> TokenStream {
     let mut r = match rule.target {
         Target::Kind(k) => {
-            let k = kind(p, k.name());
+            let k = kind_tokens(p, k.name());
             quote!(#p::Rule::kind(#k))
         }
         Target::Status(s) => {
@@ -72,23 +34,23 @@ fn rule(p: &TokenStream, rule: &RuleConfig) -> TokenStream {
         r.extend(quote!(.max_attempts(#n)));
     }
     if let Some(b) = rule.strategy.backoff {
-        let b = backoff(p, b);
+        let b = backoff_tokens(p, b);
         r.extend(quote!(.backoff(#b)));
     }
     if let Some(j) = rule.strategy.jitter {
-        let j = jitter(p, j);
+        let j = jitter_tokens(p, j);
         r.extend(quote!(.jitter(#j)));
     }
     r
 }
 
-fn kind(p: &TokenStream, name: &str) -> TokenStream {
+pub(crate) fn kind_tokens(p: &TokenStream, name: &str) -> TokenStream {
     let ident = Ident::new(name, Span::call_site());
     quote!(#p::ErrorKind::#ident)
 }
 
 /// A `Duration` in the largest whole unit that holds it exactly.
-pub(crate) fn duration(p: &TokenStream, d: Duration) -> TokenStream {
+pub(crate) fn duration_tokens(p: &TokenStream, d: Duration) -> TokenStream {
     let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let (ctor, value) = if n % 1_000_000_000 == 0 {
         ("from_secs", n / 1_000_000_000)
@@ -108,30 +70,30 @@ fn float(x: f64) -> Literal {
     Literal::f64_unsuffixed(x)
 }
 
-fn backoff(p: &TokenStream, b: Backoff) -> TokenStream {
+pub(crate) fn backoff_tokens(p: &TokenStream, b: Backoff) -> TokenStream {
     match b {
         Backoff::None => quote!(#p::Backoff::None),
         Backoff::Fixed { delay } => {
-            let delay = duration(p, delay);
+            let delay = duration_tokens(p, delay);
             quote!(#p::Backoff::Fixed { delay: #delay })
         }
         Backoff::Linear { base, increment, max_delay } => {
-            let (base, increment, max_delay) = (duration(p, base), duration(p, increment), duration(p, max_delay));
+            let (base, increment, max_delay) = (duration_tokens(p, base), duration_tokens(p, increment), duration_tokens(p, max_delay));
             quote!(#p::Backoff::Linear { base: #base, increment: #increment, max_delay: #max_delay })
         }
         Backoff::Exponential { base, multiplier, min_delay, max_delay } => {
-            let (base, min_delay, max_delay) = (duration(p, base), duration(p, min_delay), duration(p, max_delay));
+            let (base, min_delay, max_delay) = (duration_tokens(p, base), duration_tokens(p, min_delay), duration_tokens(p, max_delay));
             let multiplier = float(multiplier);
             quote!(#p::Backoff::Exponential { base: #base, multiplier: #multiplier, min_delay: #min_delay, max_delay: #max_delay })
         }
         Backoff::Decorrelated { base, max_delay } => {
-            let (base, max_delay) = (duration(p, base), duration(p, max_delay));
+            let (base, max_delay) = (duration_tokens(p, base), duration_tokens(p, max_delay));
             quote!(#p::Backoff::Decorrelated { base: #base, max_delay: #max_delay })
         }
     }
 }
 
-fn jitter(p: &TokenStream, j: Jitter) -> TokenStream {
+pub(crate) fn jitter_tokens(p: &TokenStream, j: Jitter) -> TokenStream {
     match j {
         Jitter::None => quote!(#p::Jitter::None),
         Jitter::Full => quote!(#p::Jitter::Full),

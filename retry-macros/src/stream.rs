@@ -322,7 +322,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     for (method, d) in [("first_chunk_timeout", config.first_chunk_timeout), ("idle_timeout", config.idle_timeout)] {
         if let Some(d) = d {
             let method = Ident::new(method, Span::call_site());
-            let d = crate::policy::duration(&p, d);
+            let d = crate::policy::duration_tokens(&p, d);
             stream_options.extend(quote!(.#method(#d)));
         }
     }

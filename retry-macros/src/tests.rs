@@ -1167,12 +1167,17 @@ mod rulebook_agreement {
     }
 }
 
-/// The macro's rustdoc lists every key the attribute accepts.
+/// The macro's rustdoc lists every key the attribute accepts: its table is the rulebook's
+/// reference, one row per key.
 #[test]
 fn the_macro_doc_lists_every_key() {
-    let doc = include_str!("lib.rs");
-    for key in llm_retry_rules::keys::TOP {
-        assert!(doc.contains(&format!("/// | `{key}` |")), "the rustdoc of `llm_retry` does not list `{key}`");
+    assert!(include_str!("lib.rs").contains("#[doc = llm_retry_rules::key_reference!()]"));
+    let rows: Vec<&str> = llm_retry_rules::key_reference!().lines().collect();
+    assert_eq!(rows.len(), llm_retry_rules::keys::TOP.len());
+    for (row, key) in rows.iter().zip(llm_retry_rules::keys::TOP) {
+        let example = llm_retry_rules::keys::example(key);
+        assert!(!example.is_empty(), "`{key}` has no example");
+        assert!(row.starts_with(&format!("| `{key}` | `{example}` | ")), "{row}");
     }
 }
 

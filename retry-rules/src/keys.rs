@@ -1,5 +1,7 @@
 //! Every key the attribute accepts, in one place (serde's `symbol.rs`): the vocabulary the
-//! attribute and configuration files share, with an example of each.
+//! attribute and configuration files share. Each key is one line of [`keys!`]: its constant,
+//! its name, an example, and what it means, from which come [`TOP`], [`example`] and the
+//! attribute's reference table ([`key_reference!`](crate::key_reference)).
 //!
 //! ```
 //! use llm_retry_rules::keys;
@@ -7,92 +9,105 @@
 //! assert_eq!(keys::example(keys::MAX_DELAY), "max_delay = \"20s\"");
 //! ```
 
-/// `max = 5`: the most attempts, the first included.
-pub const MAX: &str = "max";
-/// `backoff = "exponential"`.
-pub const BACKOFF: &str = "backoff";
-/// `delay = "1s"`: the fixed backoff's delay.
-pub const DELAY: &str = "delay";
-/// `base = "500ms"`: the first delay of linear, exponential and decorrelated backoff.
-pub const BASE: &str = "base";
-/// `max_delay = "20s"`: the cap.
-pub const MAX_DELAY: &str = "max_delay";
-/// `min_delay = "100ms"`: the exponential floor.
-pub const MIN_DELAY: &str = "min_delay";
-/// `increment = "500ms"`: the linear step.
-pub const INCREMENT: &str = "increment";
-/// `multiplier = 2.0`: the exponential growth factor.
-pub const MULTIPLIER: &str = "multiplier";
-/// `jitter = "full"`.
-pub const JITTER: &str = "jitter";
-/// `jitter_factor = 0.25`: proportional jitter's spread.
-pub const JITTER_FACTOR: &str = "jitter_factor";
-/// `on = [RateLimited, 503]`: what to retry.
-pub const ON: &str = "on";
-/// `rule(RateLimited, max = 3, backoff = "fixed", delay = "60s")`: a per-kind override.
-pub const RULE: &str = "rule";
-/// `deadline = "2m"`: the whole call's time limit.
-pub const DEADLINE: &str = "deadline";
-/// `attempt_timeout = "30s"`: each attempt's time limit.
-pub const ATTEMPT_TIMEOUT: &str = "attempt_timeout";
-/// `retry_after = false`: whether to honour Retry-After.
-pub const RETRY_AFTER: &str = "retry_after";
-/// `max_retry_after = "120s"`: the longest Retry-After to wait for.
-pub const MAX_RETRY_AFTER: &str = "max_retry_after";
-/// `validate = my::check`: rejects unusable successful values.
-pub const VALIDATE: &str = "validate";
-/// `notify = my::log`: called before each sleep.
-pub const NOTIFY: &str = "notify";
-/// `when = my::should_retry`: a custom retry predicate, replacing `on`.
-pub const WHEN: &str = "when";
-/// `name = "chat"`: the stats key.
-pub const NAME: &str = "name";
-/// `crate = "my::reexport"`: where `llm_retry` is.
-pub const CRATE: &str = "crate";
-/// `limiter = OPENAI`: a `static Limiter` shared by every fn that calls the endpoint.
-pub const LIMITER: &str = "limiter";
-/// `budget = OPENAI_BUDGET`: a `static Budget` shared by every fn that calls the endpoint.
-pub const BUDGET: &str = "budget";
-/// `adaptive = true` (this fn's own error window) or `adaptive = OPENAI_ERRORS` (a shared
-/// `static Adaptive`): back-off scaled by the recent error rate.
-pub const ADAPTIVE: &str = "adaptive";
-/// `stream = "continue"`: the fn opens one attempt's stream; the attribute makes it a retrying stream.
-pub const STREAM: &str = "stream";
-/// `first_chunk_timeout = "30s"`: with `stream`, the limit from opening an attempt to its first chunk.
-pub const FIRST_CHUNK_TIMEOUT: &str = "first_chunk_timeout";
-/// `idle_timeout = "15s"`: with `stream`, the limit between two chunks.
-pub const IDLE_TIMEOUT: &str = "idle_timeout";
+/// Defines the keys: for each, a constant documented with its example and meaning, its place
+/// in [`TOP`] (the order of "valid keys" lists and of the reference), its [`example`], and its
+/// row in [`key_reference!`](crate::key_reference).
+macro_rules! keys {
+    ($($konst:ident = $name:literal, $example:literal, $meaning:literal;)*) => {
+        $(
+            #[doc = concat!("`", $example, "`: ", $meaning, ".")]
+            pub const $konst: &str = $name;
+        )*
 
-/// Every top-level key.
-pub const TOP: &[&str] = &[
-    MAX,
-    BACKOFF,
-    DELAY,
-    BASE,
-    MAX_DELAY,
-    MIN_DELAY,
-    INCREMENT,
-    MULTIPLIER,
-    JITTER,
-    JITTER_FACTOR,
-    ON,
-    RULE,
-    DEADLINE,
-    ATTEMPT_TIMEOUT,
-    RETRY_AFTER,
-    MAX_RETRY_AFTER,
-    VALIDATE,
-    NOTIFY,
-    WHEN,
-    NAME,
-    CRATE,
-    STREAM,
-    FIRST_CHUNK_TIMEOUT,
-    IDLE_TIMEOUT,
-    LIMITER,
-    BUDGET,
-    ADAPTIVE,
-];
+        /// Every top-level key, in the reference's order.
+        pub const TOP: &[&str] = &[$($konst),*];
+
+        /// How the key is written, for "takes ..., like `...`" messages; `""` for an unknown key.
+        ///
+        /// ```
+        /// assert_eq!(llm_retry_rules::keys::example("deadline"), "deadline = \"2m\"");
+        /// ```
+        pub fn example(key: &str) -> &'static str {
+            match key {
+                $($name => $example,)*
+                _ => "",
+            }
+        }
+
+        /// The attribute's reference: one Markdown table row per key (`| key | example |
+        /// meaning |`), in [`TOP`](crate::keys::TOP)'s order, as a string literal, so that the
+        /// attribute's rustdoc can hold it (`#[doc = llm_retry_rules::key_reference!()]`).
+        ///
+        /// ```
+        /// let rows = llm_retry_rules::key_reference!();
+        /// assert!(rows.starts_with("| `max` | `max = 5` |"));
+        /// assert_eq!(rows.lines().count(), llm_retry_rules::keys::TOP.len());
+        /// ```
+        #[macro_export]
+        macro_rules! key_reference {
+            () => {
+                concat!($("| `", $name, "` | `", $example, "` | ", $meaning, " |\n",)*)
+            };
+        }
+    };
+}
+
+keys! {
+    MAX = "max", "max = 5",
+        "the most attempts, the first included; at least 1 (`max = 1` disables retries); bound long retrying with `deadline`";
+    BACKOFF = "backoff", "backoff = \"exponential\"",
+        "`\"none\"`, `\"fixed\"`, `\"linear\"`, `\"exponential\"` (default), `\"decorrelated\"`";
+    DELAY = "delay", "delay = \"1s\"",
+        "the fixed backoff's delay, above zero (default 1 s)";
+    BASE = "base", "base = \"500ms\"",
+        "the first delay of linear, exponential and decorrelated backoff (default 500 ms); above zero but for linear";
+    MAX_DELAY = "max_delay", "max_delay = \"20s\"",
+        "the cap of linear, exponential and decorrelated backoff (default 20 s); above zero, at least `base` and `min_delay`";
+    MIN_DELAY = "min_delay", "min_delay = \"100ms\"",
+        "the exponential floor (default 0)";
+    INCREMENT = "increment", "increment = \"500ms\"",
+        "the linear step per retry (default 500 ms)";
+    MULTIPLIER = "multiplier", "multiplier = 2.0",
+        "the exponential growth factor, finite and at least 1.0 (default 2.0)";
+    JITTER = "jitter", "jitter = \"full\"",
+        "`\"none\"`, `\"full\"` (default), `\"equal\"`, `\"proportional\"`, `\"decorrelated\"`";
+    JITTER_FACTOR = "jitter_factor", "jitter_factor = 0.25",
+        "with `jitter = \"proportional\"`: the spread, 0.0 to 10.0 (default 0.25)";
+    ON = "on", "on = [RateLimited, Overloaded, 503]",
+        "what to retry: error kinds and HTTP statuses; replaces the default set";
+    RULE = "rule", "rule(RateLimited, max = 3, backoff = \"fixed\", delay = \"60s\")",
+        "a per-kind or per-status override of `max` (at most the attribute's, and 65,535) and of the backoff and jitter keys; at most 6; a status rule wins over a kind rule";
+    DEADLINE = "deadline", "deadline = \"2m\"",
+        "the whole call's time limit, sleeps included (needs `E: From<llm_retry::Timeout>`)";
+    ATTEMPT_TIMEOUT = "attempt_timeout", "attempt_timeout = \"30s\"",
+        "each attempt's time limit; a timed-out attempt is a retryable `Timeout` (needs `E: From<Timeout>`)";
+    RETRY_AFTER = "retry_after", "retry_after = false",
+        "whether to honour `Retry-After` and the rate-limit headers (default `true`)";
+    MAX_RETRY_AFTER = "max_retry_after", "max_retry_after = \"120s\"",
+        "the longest server-requested wait, above zero; a longer one gives up at once (default 120 s)";
+    VALIDATE = "validate", "validate = non_empty",
+        "`fn(&T) -> Result<(), InvalidOutput>`: a rejected value is retried as `InvalidOutput` (needs `E: From<InvalidOutput>`)";
+    NOTIFY = "notify", "notify = log_retry",
+        "`fn(&RetryEvent<'_, E>)`, called before each sleep";
+    WHEN = "when", "when = is_transient",
+        "`fn(&E) -> bool`, a custom retry predicate replacing the `on` decision (so not together with `on`)";
+    NAME = "name", "name = \"openai.chat\"",
+        "the stats key (default `module::path::fn_name`)";
+    CRATE = "crate", "crate = \"my_crate::llm_retry\"",
+        "where the `llm_retry` crate is, for re-exports";
+    STREAM = "stream", "stream = \"continue\"",
+        "the fn opens one attempt of a stream and the attribute makes it a retrying stream: `\"restart\"`, `\"continue\"`, `\"skip\"`";
+    FIRST_CHUNK_TIMEOUT = "first_chunk_timeout", "first_chunk_timeout = \"30s\"",
+        "with `stream`: the limit from opening an attempt to its first chunk (replaces `attempt_timeout`)";
+    IDLE_TIMEOUT = "idle_timeout", "idle_timeout = \"15s\"",
+        "with `stream`: the limit between two chunks";
+    LIMITER = "limiter", "limiter = OPENAI",
+        "a `static Limiter` shared by every fn that calls the endpoint: after a throttle, every attempt waits for its turn";
+    BUDGET = "budget", "budget = OPENAI_BUDGET",
+        "a `static Budget` shared by every fn that calls the endpoint: a retry is allowed only while retries stay under its share of successes";
+    ADAPTIVE = "adaptive", "adaptive = true",
+        "back-off scaled by the recent error rate: `true` (this fn's own window) or a shared `static Adaptive`";
+}
 
 /// The keys a `rule(...)` may set.
 pub const RULE_KEYS: &[&str] =
@@ -119,40 +134,6 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("retry_budget", BUDGET),
     ("adaptive_delay", ADAPTIVE),
 ];
-
-/// How the key is written, for "takes ..., like `...`" messages.
-pub fn example(key: &str) -> &'static str {
-    match key {
-        MAX => "max = 5",
-        BACKOFF => "backoff = \"exponential\"",
-        DELAY => "delay = \"1s\"",
-        BASE => "base = \"500ms\"",
-        MAX_DELAY => "max_delay = \"20s\"",
-        MIN_DELAY => "min_delay = \"100ms\"",
-        INCREMENT => "increment = \"500ms\"",
-        MULTIPLIER => "multiplier = 2.0",
-        JITTER => "jitter = \"full\"",
-        JITTER_FACTOR => "jitter_factor = 0.25",
-        ON => "on = [RateLimited, Overloaded, 503]",
-        RULE => "rule(RateLimited, max = 3, backoff = \"fixed\", delay = \"60s\")",
-        DEADLINE => "deadline = \"2m\"",
-        ATTEMPT_TIMEOUT => "attempt_timeout = \"30s\"",
-        RETRY_AFTER => "retry_after = false",
-        MAX_RETRY_AFTER => "max_retry_after = \"120s\"",
-        VALIDATE => "validate = non_empty",
-        NOTIFY => "notify = log_retry",
-        WHEN => "when = is_transient",
-        NAME => "name = \"openai.chat\"",
-        CRATE => "crate = \"my_crate::llm_retry\"",
-        LIMITER => "limiter = OPENAI",
-        BUDGET => "budget = OPENAI_BUDGET",
-        ADAPTIVE => "adaptive = true",
-        STREAM => "stream = \"continue\"",
-        FIRST_CHUNK_TIMEOUT => "first_chunk_timeout = \"30s\"",
-        IDLE_TIMEOUT => "idle_timeout = \"15s\"",
-        _ => "",
-    }
-}
 
 /// The backoff names.
 pub const BACKOFFS: &[&str] = &["none", "fixed", "linear", "exponential", "decorrelated"];

@@ -20,19 +20,19 @@ pub fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans) {
             );
         }
     }
-    if config.retry_after == Some(false) && config.max_retry_after.is_some() {
+    if config.policy.retry_after == Some(false) && config.policy.max_retry_after.is_some() {
         cx.error_at(
             seen.key_or_site(keys::MAX_RETRY_AFTER),
             "`max_retry_after` does nothing with `retry_after = false`; remove one of them",
         );
     }
-    if config.when.is_some() && config.on.is_some() {
+    if config.when.is_some() && config.policy.on.is_some() {
         cx.error_at(
             seen.key_or_site(keys::WHEN),
             "`when` replaces the `on` decision, so `on` would be ignored; remove `on`, or check those kinds in your predicate",
         );
     }
-    if config.max == Some(1) {
+    if config.policy.max == Some(1) {
         let keys = [
             keys::BACKOFF,
             keys::DELAY,

@@ -34,14 +34,12 @@ pub use targets::Target;
 /// A validated attribute.
 #[derive(Default)]
 pub struct RetryConfig {
-    pub max: Option<u32>,
+    /// The policy's keys with a plain value (`max`, `on`, ...): see [`rulebook::PolicyKeys`].
+    pub policy: rulebook::PolicyKeys,
     pub strategy: Strategy,
-    pub on: Option<Vec<Target>>,
     pub rules: Vec<RuleConfig>,
     pub deadline: Option<Duration>,
     pub attempt_timeout: Option<Duration>,
-    pub retry_after: Option<bool>,
-    pub max_retry_after: Option<Duration>,
     pub validate: Option<syn::Path>,
     pub notify: Option<syn::Path>,
     pub when: Option<syn::Path>,
@@ -165,8 +163,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
             continue;
         }
         match key.as_str() {
-            keys::MAX => config.max = values::attempts(cx, entry),
-            keys::ON => config.on = targets::on_list(cx, entry),
+            k if rulebook::PolicyKeys::KEYS.contains(&k) => config.policy.read(cx, entry, k),
             keys::DEADLINE | keys::ATTEMPT_TIMEOUT => {
                 let d = values::duration(cx, entry, &key).filter(|d| {
                     if d.is_zero() {
@@ -182,8 +179,6 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
                     _ => config.attempt_timeout = d,
                 }
             }
-            keys::MAX_RETRY_AFTER => config.max_retry_after = values::duration(cx, entry, &key),
-            keys::RETRY_AFTER => config.retry_after = values::boolean(cx, entry, &key),
             keys::VALIDATE => config.validate = values::hook_path(cx, entry, &key),
             keys::NOTIFY => config.notify = values::hook_path(cx, entry, &key),
             keys::WHEN => config.when = values::hook_path(cx, entry, &key),

@@ -2,15 +2,21 @@
 //! `PolicyBuilder` the expansion builds ([`settings`] is the one list both are made from), runs
 //! its `problems()`, and reports each at the key that caused it, in the attribute's words.
 //! A setting with a problem is then dropped, so the fn generated next to the errors compiles.
+//!
+//! A policy key with a plain value lives in this file alone: read in [`PolicyKeys::read`], a
+//! [`Setting`] that the builder takes ([`builder`]) and the expansion writes
+//! ([`Setting::tokens`]), and its problems reported in `report_policy`.
 
-use super::{RetryConfig, RuleConfig, Spans, Strategy, Target};
+use super::{RetryConfig, RuleConfig, Spans, Strategy, Target, targets, values};
+use crate::args::Entry;
 use crate::ctxt::Ctxt;
+use crate::policy::{backoff_tokens, duration_tokens, jitter_tokens, kind_tokens, rule_tokens};
 use llm_retry_rules::duration::Written;
 use llm_retry_rules::{
     Backoff, Jitter, MAX_RULE_ATTEMPTS, MAX_RULES, Policy, PolicyBuilder, Problem, RetryOn, Rule, keys,
 };
-use proc_macro2::{Span, TokenStream};
-use quote::ToTokens;
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{ToTokens, quote};
 use std::time::Duration;
 
 /// Where an error goes: a key's value (all its tokens), or a single span.
@@ -33,6 +39,32 @@ impl At<'_> {
     }
 }
 
+/// The policy's keys with a plain value, as written (the backoff and jitter keys are read by
+/// `strategy`, the rules by `rules`).
+#[derive(Default)]
+pub struct PolicyKeys {
+    pub max: Option<u32>,
+    pub on: Option<Vec<Target>>,
+    pub retry_after: Option<bool>,
+    pub max_retry_after: Option<Duration>,
+}
+
+impl PolicyKeys {
+    /// The keys [`read`](Self::read) takes.
+    pub const KEYS: &[&str] = &[keys::MAX, keys::ON, keys::RETRY_AFTER, keys::MAX_RETRY_AFTER];
+
+    /// Reads one of [`KEYS`](Self::KEYS); a bad value is an error at it, and leaves the key unset.
+    pub fn read(&mut self, cx: &mut Ctxt, entry: &Entry, key: &str) {
+        match key {
+            keys::MAX => self.max = values::attempts(cx, entry),
+            keys::ON => self.on = targets::on_list(cx, entry),
+            keys::RETRY_AFTER => self.retry_after = values::boolean(cx, entry, key),
+            keys::MAX_RETRY_AFTER => self.max_retry_after = values::duration(cx, entry, key),
+            _ => {}
+        }
+    }
+}
+
 /// One setting of the policy, in the order the builder is given them. Only what the user
 /// wrote: everything else is the rulebook's default.
 pub enum Setting<'a> {
@@ -45,16 +77,62 @@ pub enum Setting<'a> {
     MaxRetryAfter(Duration),
 }
 
+impl Setting<'_> {
+    /// The builder call that makes this setting, for the expansion's `const` policy
+    /// (`p` is the path to the runtime's `__private`).
+    pub fn tokens(&self, p: &TokenStream) -> TokenStream {
+        match *self {
+            Setting::MaxAttempts(n) => {
+                let n = Literal::u32_unsuffixed(n);
+                quote!(.max_attempts(#n))
+            }
+            Setting::Backoff(backoff) => {
+                let backoff = backoff_tokens(p, backoff);
+                quote!(.backoff(#backoff))
+            }
+            Setting::Jitter(jitter) => {
+                let jitter = jitter_tokens(p, jitter);
+                quote!(.jitter(#jitter))
+            }
+            Setting::RetryOn(targets) => {
+                let mut set = quote!(#p::RetryOn::none());
+                for t in targets {
+                    set.extend(match *t {
+                        Target::Kind(k) => {
+                            let k = kind_tokens(p, k.name());
+                            quote!(.kind(#k))
+                        }
+                        Target::Status(s) => {
+                            let s = Literal::u16_unsuffixed(s);
+                            quote!(.status(#s))
+                        }
+                    });
+                }
+                quote!(.retry_on(#set))
+            }
+            Setting::Rule(r) => {
+                let r = rule_tokens(p, r);
+                quote!(.rule(#r))
+            }
+            Setting::RespectRetryAfter(yes) => quote!(.respect_retry_after(#yes)),
+            Setting::MaxRetryAfter(d) => {
+                let d = duration_tokens(p, d);
+                quote!(.max_retry_after(#d))
+            }
+        }
+    }
+}
+
 /// The settings `config` makes.
 pub fn settings(config: &RetryConfig) -> Vec<Setting<'_>> {
     let mut out = Vec::new();
-    out.extend(config.max.map(Setting::MaxAttempts));
+    out.extend(config.policy.max.map(Setting::MaxAttempts));
     out.extend(config.strategy.backoff.map(Setting::Backoff));
     out.extend(config.strategy.jitter.map(Setting::Jitter));
-    out.extend(config.on.as_deref().map(Setting::RetryOn));
+    out.extend(config.policy.on.as_deref().map(Setting::RetryOn));
     out.extend(config.rules.iter().map(Setting::Rule));
-    out.extend(config.retry_after.map(Setting::RespectRetryAfter));
-    out.extend(config.max_retry_after.map(Setting::MaxRetryAfter));
+    out.extend(config.policy.retry_after.map(Setting::RespectRetryAfter));
+    out.extend(config.policy.max_retry_after.map(Setting::MaxRetryAfter));
     out
 }
 
@@ -124,7 +202,7 @@ pub fn check(cx: &mut Ctxt, config: &mut RetryConfig) {
     // What is left is valid; should anything not be, fall back to the defaults rather than
     // generate a policy that fails to build.
     if !builder(&settings(config)).problems().is_empty() {
-        (config.max, config.on, config.max_retry_after) = (None, None, None);
+        config.policy = PolicyKeys::default();
         config.strategy = Strategy::default();
         config.rules.clear();
     }
@@ -136,14 +214,14 @@ fn report_policy(cx: &mut Ctxt, config: &mut RetryConfig, problem: Problem) {
     match problem {
         Problem::ZeroAttempts => {
             At::value_or(spans.value(keys::MAX), Span::call_site()).report(cx, zero_attempts());
-            config.max = None;
+            config.policy.max = None;
         }
         Problem::ZeroMaxRetryAfter => {
             At::value_or(spans.value(keys::MAX_RETRY_AFTER), Span::call_site()).report(
                 cx,
                 "a zero `max_retry_after` would fail every call at once; to ignore Retry-After, write `retry_after = false` instead",
             );
-            config.max_retry_after = None;
+            config.policy.max_retry_after = None;
         }
         Problem::TooManyRules => {
             let span = config.rules.get(MAX_RULES).map_or_else(Span::call_site, |r| r.key_span);
@@ -161,7 +239,7 @@ fn report_policy(cx: &mut Ctxt, config: &mut RetryConfig, problem: Problem) {
         Problem::NeverRetryableKind(_) | Problem::InvalidStatus(_) => {
             // Each item of `on` was checked with the same rule as it was read.
             cx.error_at(spans.key_or_site(keys::ON), problem.to_string());
-            config.on = None;
+            config.policy.on = None;
         }
         _ => {
             report_backoff(cx, &config.strategy, problem);
@@ -172,8 +250,8 @@ fn report_policy(cx: &mut Ctxt, config: &mut RetryConfig, problem: Problem) {
 
 /// A problem with rule `i`; `true` when the whole rule has to go.
 fn report_rule(cx: &mut Ctxt, config: &mut RetryConfig, i: usize, problem: Problem) -> bool {
-    let top = config.max.unwrap_or(Policy::DEFAULT.max_attempts());
-    let on_given = config.on.is_some();
+    let top = config.policy.max.unwrap_or(Policy::DEFAULT.max_attempts());
+    let on_given = config.policy.on.is_some();
     let Some(rule) = config.rules.get_mut(i) else { return false };
     let spans = rule.strategy.spans.clone();
     let max_at = || At::value_or(spans.value(keys::MAX), rule.target_span);
@@ -196,7 +274,7 @@ fn report_rule(cx: &mut Ctxt, config: &mut RetryConfig, i: usize, problem: Probl
         }
         Problem::RuleAttemptsAboveMax => {
             let n = rule.max.unwrap_or_default();
-            let source = if config.max.is_some() { "" } else { " (the default)" };
+            let source = if config.policy.max.is_some() { "" } else { " (the default)" };
             max_at().report(
                 cx,
                 format!("`max = {n}` here exceeds the call's `max = {top}`{source}, which stops first; raise the attribute's `max` or lower this one"),

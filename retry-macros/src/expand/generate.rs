@@ -7,7 +7,7 @@ use super::Shape;
 use super::async_trait::boxed_async_block;
 use crate::config::{self, RetryConfig};
 use crate::early_exit;
-use crate::policy::{duration, policy};
+use crate::policy::{duration_tokens, policy};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
@@ -155,11 +155,11 @@ fn runs_body_directly(config: &RetryConfig) -> bool {
 pub(crate) fn call_options(p: &TokenStream, config: &RetryConfig) -> TokenStream {
     let mut out = TokenStream::new();
     if let Some(d) = config.deadline {
-        let d = duration(p, d);
+        let d = duration_tokens(p, d);
         out.extend(quote!(.deadline(#d)));
     }
     if let Some(d) = config.attempt_timeout {
-        let d = duration(p, d);
+        let d = duration_tokens(p, d);
         out.extend(quote!(.attempt_timeout(#d)));
     }
     for (method, path) in [("notify", &config.notify), ("validate", &config.validate), ("when", &config.when)] {
