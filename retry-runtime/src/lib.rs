@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod adaptive;
+mod any_error;
 mod api_error;
 pub mod backoff;
 pub mod batch;

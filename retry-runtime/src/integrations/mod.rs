@@ -1,8 +1,13 @@
-//! [`Classify`](crate::Classify) for third-party HTTP clients' errors, each behind its
-//! feature: `reqwest` (`reqwest::Error`, and `ApiError::from_reqwest_response`) and
-//! `async-openai` (`async_openai::error::OpenAIError`; implies `reqwest`).
+//! [`Classify`](crate::Classify) for third-party crates' errors, each behind its feature:
+//! `reqwest` (`reqwest::Error`, and `ApiError::from_reqwest_response`), `async-openai`
+//! (`async_openai::error::OpenAIError`; implies `reqwest`), and the application error types
+//! `anyhow` (`anyhow::Error`) and `eyre` (`eyre::Report`), classified by their chains.
 
+#[cfg(feature = "anyhow")]
+mod anyhow;
 #[cfg(feature = "async-openai")]
 mod async_openai;
+#[cfg(feature = "eyre")]
+mod eyre;
 #[cfg(feature = "reqwest")]
 mod reqwest;
