@@ -61,6 +61,7 @@ mod integrations;
 mod limiter;
 pub mod limits;
 mod outcome;
+mod providers;
 mod retry_after;
 mod retry_ext;
 pub mod rng;

@@ -190,6 +190,171 @@ impl RetryAfter {
     }
 }
 
+/// How much of an error message is searched for a retry hint: the first 4 KiB.
+pub(crate) const MESSAGE_SCAN_BYTES: usize = 4 * 1024;
+
+/// The phrases after which providers write how long to wait, matched without regard to case.
+const HINT_PHRASES: [&str; 4] = ["try again in", "retry after", "retry in", "try again after"];
+
+impl RetryAfter {
+    /// The hint written in an error message's text, as providers phrase it:
+    ///
+    /// - OpenAI and Groq: "Please try again in 6s.", "in 1.5s", "in 20ms", "in 1m30s",
+    ///   "in 2m59.56s";
+    /// - Azure OpenAI: "Please retry after 6 seconds.", "retry after 1 second",
+    ///   "Try again in 6 seconds", "Please retry after 6 second(s)";
+    /// - Gemini: "Please retry in 35.338443s."
+    ///
+    /// A duration is one or more `<number><unit>` parts (`1m30s`), or one number, a space and a
+    /// unit word (`6 seconds`). Units: `ms`, `msec`, `millisecond(s)`, `s`, `sec(s)`,
+    /// `second(s)`, `m`, `min(s)`, `minute(s)`, `h`, `hour(s)`. Numbers are plain decimals, read
+    /// exactly to the nanosecond (no floating point). Zero, a number with no unit, and
+    /// anything longer than [`RetryAfter::MAX_HINT`] are no hint. Only the first 4 KiB of
+    /// `text` are read, in one pass without backtracking and without allocating.
+    ///
+    /// ```
+    /// use llm_retry_runtime::http::RetryAfter;
+    /// use std::time::Duration;
+    ///
+    /// let hint = |s| RetryAfter::from_message(s);
+    /// assert_eq!(hint("Rate limit reached. Please try again in 1m30s."), Some(RetryAfter::Delay(Duration::from_secs(90))));
+    /// assert_eq!(hint("Please retry after 6 seconds."), Some(RetryAfter::Delay(Duration::from_secs(6))));
+    /// assert_eq!(hint("try again in 20ms"), Some(RetryAfter::Delay(Duration::from_millis(20))));
+    /// assert_eq!(hint("Please retry in 1.5s."), Some(RetryAfter::Delay(Duration::from_millis(1500))));
+    /// assert_eq!(hint("please try again in a moment"), None);
+    /// assert_eq!(hint("retry after 0s"), None);
+    /// ```
+    pub fn from_message(text: &str) -> Option<RetryAfter> {
+        let bytes = text.as_bytes();
+        let bytes = &bytes[..bytes.len().min(MESSAGE_SCAN_BYTES)];
+        for start in 0..bytes.len() {
+            // A phrase starts a word: "retry after" inside "pretry after" is no phrase.
+            if start > 0 && bytes[start - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let rest = &bytes[start..];
+            for phrase in HINT_PHRASES {
+                let p = phrase.as_bytes();
+                if rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p) {
+                    if let Some(d) = duration_after(&rest[p.len()..]) {
+                        return Some(RetryAfter::Delay(d));
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A duration written out as the whole of `s`, e.g. Gemini's `RetryInfo.retryDelay`
+/// (`"35s"`, `"1.500s"`, the JSON form of `google.protobuf.Duration`); the same grammar as
+/// [`RetryAfter::from_message`] reads after its phrases.
+pub(crate) fn parse_written_duration(s: &str) -> Option<Duration> {
+    let (d, used) = written_duration(s.trim().as_bytes())?;
+    (used == s.trim().len()).then_some(d)
+}
+
+/// The duration that follows a hint phrase: at most two spaces, then the duration.
+fn duration_after(rest: &[u8]) -> Option<Duration> {
+    let spaces = rest.iter().take(2).take_while(|b| **b == b' ').count();
+    if spaces == 0 {
+        return None;
+    }
+    written_duration(&rest[spaces..]).map(|(d, _)| d)
+}
+
+/// The most parts a written duration has (`1h2m3s4ms`), digits in a whole part and fraction
+/// digits read: each part reads a bounded number of bytes, so a hostile text costs nothing.
+const MAX_PARTS: usize = 4;
+const MAX_WHOLE_DIGITS: usize = 12;
+const MAX_FRACTION_DIGITS: usize = 9;
+const MAX_UNIT_LETTERS: usize = 12;
+
+/// A written duration at the start of `s`, and how many bytes it took: one or more
+/// `<number><unit>` parts with no space between them, or one `<number> <unit word>`.
+/// `None` when there is none, or it is zero or longer than [`RetryAfter::MAX_HINT`].
+fn written_duration(s: &[u8]) -> Option<(Duration, usize)> {
+    let mut total: u128 = 0;
+    let mut pos = 0;
+    for part in 0..MAX_PARTS {
+        let Some((nanos, used)) = written_part(&s[pos..], part == 0) else {
+            if part == 0 {
+                return None;
+            }
+            break;
+        };
+        total = total.saturating_add(nanos);
+        pos += used;
+        // Another part follows only when a digit comes straight after the unit (`1m30s`).
+        if !s.get(pos).is_some_and(u8::is_ascii_digit) {
+            break;
+        }
+    }
+    if total == 0 || total > RetryAfter::MAX_HINT.as_nanos() {
+        return None;
+    }
+    Some((Duration::from_nanos(u64::try_from(total).ok()?), pos))
+}
+
+/// One `<number><unit>` part: its length in nanoseconds and the bytes it took. A space
+/// between the number and the unit is allowed only in the first part (`6 seconds`).
+fn written_part(s: &[u8], first: bool) -> Option<(u128, usize)> {
+    let whole_len = s.iter().take(MAX_WHOLE_DIGITS + 1).take_while(|b| b.is_ascii_digit()).count();
+    if whole_len == 0 || whole_len > MAX_WHOLE_DIGITS {
+        return None;
+    }
+    let mut pos = whole_len;
+    let whole: u128 = digits_value(&s[..whole_len]);
+    // The fraction, as nanounits (billionths of a unit); digits past the ninth are read and
+    // dropped.
+    let mut fraction: u128 = 0;
+    if s.get(pos) == Some(&b'.') && s.get(pos + 1).is_some_and(u8::is_ascii_digit) {
+        pos += 1;
+        let digits = s[pos..].iter().take(64).take_while(|b| b.is_ascii_digit()).count();
+        if digits == 64 {
+            return None;
+        }
+        let kept = digits.min(MAX_FRACTION_DIGITS);
+        fraction = digits_value(&s[pos..pos + kept]) * 10u128.pow((MAX_FRACTION_DIGITS - kept) as u32);
+        pos += digits;
+    }
+    if first && s.get(pos) == Some(&b' ') {
+        pos += 1;
+    }
+    let letters = s[pos..].iter().take(MAX_UNIT_LETTERS + 1).take_while(|b| b.is_ascii_alphabetic()).count();
+    if letters == 0 || letters > MAX_UNIT_LETTERS {
+        return None;
+    }
+    let unit = unit_nanos(&s[pos..pos + letters])?;
+    pos += letters;
+    // Azure writes "second(s)".
+    if s[pos..].starts_with(b"(s)") {
+        pos += 3;
+    }
+    Some((whole * unit + fraction * unit / 1_000_000_000, pos))
+}
+
+fn digits_value(digits: &[u8]) -> u128 {
+    digits.iter().fold(0u128, |acc, d| acc * 10 + u128::from(d - b'0'))
+}
+
+/// Nanoseconds per unit, for the unit words providers write (any case).
+fn unit_nanos(word: &[u8]) -> Option<u128> {
+    const MS: u128 = 1_000_000;
+    const S: u128 = 1_000 * MS;
+    let mut lower = [0u8; MAX_UNIT_LETTERS];
+    let lower = lower.get_mut(..word.len())?;
+    lower.copy_from_slice(word);
+    lower.make_ascii_lowercase();
+    Some(match &*lower {
+        b"ms" | b"msec" | b"msecs" | b"millisecond" | b"milliseconds" => MS,
+        b"s" | b"sec" | b"secs" | b"second" | b"seconds" => S,
+        b"m" | b"min" | b"mins" | b"minute" | b"minutes" => 60 * S,
+        b"h" | b"hr" | b"hrs" | b"hour" | b"hours" => 3_600 * S,
+        _ => return None,
+    })
+}
+
 /// The server's own verdict from `x-should-retry: true|false` (sent by OpenAI and
 /// Anthropic), or `None` when the header is absent or holds anything else.
 ///

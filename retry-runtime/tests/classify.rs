@@ -31,12 +31,15 @@ fn every_status_without_a_body() {
         let want = match status {
             400 | 422 => ErrorKind::BadRequest,
             401 | 403 => ErrorKind::Auth,
+            // Payment Required means out of credits at every provider that sends it.
+            402 => ErrorKind::QuotaExhausted,
             404 => ErrorKind::NotFound,
             408 => ErrorKind::RequestTimeout,
             409 => ErrorKind::Conflict,
             413 => ErrorKind::ContextLengthExceeded,
             429 => ErrorKind::RateLimited,
-            529 => ErrorKind::Overloaded,
+            // 529 is Anthropic's overloaded, 498 Groq's flex tier at capacity.
+            498 | 529 => ErrorKind::Overloaded,
             500..=599 => ErrorKind::Server,
             _ => ErrorKind::Other,
         };

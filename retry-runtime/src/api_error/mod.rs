@@ -9,7 +9,8 @@ mod mask;
 
 use crate::ErrorKind;
 use crate::classify::{Classification, Classify};
-use crate::http::{Provider, ProviderBody, refine_kind, response_hint};
+use crate::http::response_hint;
+use crate::providers::{Provider, ProviderBody, refine_kind};
 use crate::retry_after::{RetryAfter, should_retry_header};
 use crate::timeout::Timeout;
 use crate::validate::InvalidOutput;
@@ -24,7 +25,8 @@ type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 /// and when it asked to be called again.
 ///
 /// Build it from a response with [`ApiError::from_response`] (status, headers and body;
-/// OpenAI and Anthropic error bodies are understood), or with [`from_status`](ApiError::from_status),
+/// the error bodies of OpenAI, Azure, Anthropic, Gemini, Bedrock and a dozen more are
+/// understood, see [`classify_response`](crate::http::classify_response)), or with [`from_status`](ApiError::from_status),
 /// [`connection`](ApiError::connection), [`timeout`](ApiError::timeout), [`new`](ApiError::new),
 /// or by conversion from [`Timeout`], [`InvalidOutput`] and [`std::io::Error`] (and, with the
 /// `reqwest` feature, `reqwest::Error`).
@@ -139,15 +141,16 @@ impl ApiError {
     /// ```
     pub fn from_response_at(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Self {
         let parsed = ProviderBody::parse(body);
-        let kind = refine_kind(status, Some(&parsed));
         let message = match parsed.provider {
             Provider::Unknown => plain_text_message(body),
             _ => parsed.message.as_deref().and_then(clean_message),
         };
+        let parsed = parsed.with_headers(headers);
+        let kind = refine_kind(status, Some(&parsed));
         Fields {
             kind,
             status: Some(status),
-            retry_after: response_hint(status, headers, now),
+            retry_after: response_hint(status, headers, Some(&parsed), now),
             should_retry: should_retry_header(headers),
             message,
             provider_type: parsed.error_type.as_deref().and_then(clean_token),
