@@ -61,6 +61,34 @@ impl RetryAfterHeader {
         out
     }
 
+    /// The wait this hint asks for, whichever header carries it: the first of [`Many`](Self::Many) that
+    /// asks for one. `None` for [`RetryAfterHeader::None`] and for seconds that are negative, not finite
+    /// or too large for a [`Duration`]. The personas that carry a hint in the body (Gemini's `retryDelay`,
+    /// Azure's "Please retry after N seconds.") write this wait.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use llm_retry_testkit::RetryAfterHeader;
+    ///
+    /// assert_eq!(RetryAfterHeader::Seconds(1.5).delay(), Some(Duration::from_millis(1500)));
+    /// assert_eq!(RetryAfterHeader::Millis(40).delay(), Some(Duration::from_millis(40)));
+    /// assert_eq!(RetryAfterHeader::Seconds(f64::NAN).delay(), None);
+    /// let both = RetryAfterHeader::Many(vec![RetryAfterHeader::None, RetryAfterHeader::Millis(7)]);
+    /// assert_eq!(both.delay(), Some(Duration::from_millis(7)));
+    /// ```
+    pub fn delay(&self) -> Option<Duration> {
+        match self {
+            RetryAfterHeader::None => None,
+            RetryAfterHeader::Seconds(secs) if *secs >= 0.0 => Duration::try_from_secs_f64(*secs).ok(),
+            RetryAfterHeader::Seconds(_) => None,
+            RetryAfterHeader::HttpDate(d) | RetryAfterHeader::ResetRequests(d) | RetryAfterHeader::ResetTokens(d) => {
+                Some(*d)
+            }
+            RetryAfterHeader::Millis(ms) => Some(Duration::from_millis(*ms)),
+            RetryAfterHeader::Many(all) => all.iter().find_map(RetryAfterHeader::delay),
+        }
+    }
+
     fn push_pairs(&self, now: SystemTime, out: &mut Vec<(&'static str, String)>) {
         match self {
             RetryAfterHeader::None => {}
@@ -139,7 +167,9 @@ pub fn format_openai_duration(d: Duration) -> String {
 ///
 /// Bodies follow the route: `/v1/chat/completions` gets OpenAI-shaped error bodies
 /// (`{"error":{"message","type","param","code"}}`), `/v1/messages` gets Anthropic-shaped ones
-/// (`{"type":"error","error":{"type","message"}}`). Faults are plain data: put them in a
+/// (`{"type":"error","error":{"type","message"}}`), and the Gemini, Bedrock and Azure OpenAI routes get
+/// their provider's shapes, statuses and hint placement (see [`Route`](crate::Route) and
+/// docs/TESTKIT.md): the variants below describe the OpenAI and Anthropic answers. Faults are plain data: put them in a
 /// [script](crate::ChaosServer::script), give them rates in a [`Chaos`](crate::Chaos), and compare them in
 /// [recorded requests](crate::RecordedRequest::fault).
 ///
@@ -174,6 +204,16 @@ pub enum Fault {
     InvalidApiKey,
     /// `400` with `context_length_exceeded` (Anthropic: `invalid_request_error`, "prompt is too long").
     ContextLengthExceeded,
+    /// The provider's "overloaded, try again later": OpenAI's `503` (`server_error`), Anthropic's `529`
+    /// (`overloaded_error`), Gemini's `503 UNAVAILABLE` ("The model is overloaded"), Bedrock's `429`
+    /// `ModelNotReadyException`; Azure answers as OpenAI.
+    Overloaded,
+    /// The provider refused the prompt for its content: `400` with OpenAI's `content_policy_violation`,
+    /// Anthropic's `invalid_request_error` ("Output blocked by content filtering policy") or Azure's
+    /// `content_filter` (with `innererror.code: ResponsibleAIPolicyViolation`). Gemini and Bedrock report a
+    /// blocked prompt in a `200`: `promptFeedback.blockReason: SAFETY`, and a guardrail's
+    /// `stopReason: guardrail_intervened`.
+    ContentFiltered,
     /// A bare status with the provider's usual error body: `500`, `502`, `503` and `504` as server errors,
     /// `529` always in Anthropic's shape (`overloaded_error`, "Overloaded"), any other 4xx as an
     /// `invalid_request_error`, anything else as a server error. A code outside `100..=999` becomes `500`.
@@ -294,8 +334,10 @@ impl Fault {
         }
     }
 
-    /// The status code this fault answers with, or `None` when no status line is ever sent
-    /// ([`Fault::ResetBeforeResponse`], [`Fault::Hang`]). Cut and reset streams count as `200`.
+    /// The status code this fault answers with on OpenAI's route, or `None` when no status line is ever
+    /// sent ([`Fault::ResetBeforeResponse`], [`Fault::Hang`]). Cut and reset streams count as `200`. Other
+    /// routes differ where their provider does: [`Fault::Overloaded`] is a `529` on Anthropic's and a
+    /// `429` on Bedrock's, [`Fault::InvalidApiKey`] a `400` on Gemini's and a `403` on Bedrock's.
     ///
     /// ```
     /// use llm_retry_testkit::Fault;
@@ -308,7 +350,8 @@ impl Fault {
             Fault::Ok | Fault::ResetDuringBody | Fault::StreamCut { .. } | Fault::StreamError { .. } => Some(200),
             Fault::RateLimited { .. } | Fault::InsufficientQuota => Some(429),
             Fault::InvalidApiKey => Some(401),
-            Fault::ContextLengthExceeded => Some(400),
+            Fault::ContextLengthExceeded | Fault::ContentFiltered => Some(400),
+            Fault::Overloaded => Some(503),
             Fault::Status(code) | Fault::Custom { status: code, .. } => Some(valid_status(*code)),
             Fault::ResetBeforeResponse | Fault::Hang => None,
             Fault::ShouldRetry { .. } | Fault::Delayed { .. } => unreachable!("base() unwraps wrappers"),

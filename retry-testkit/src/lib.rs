@@ -2,7 +2,8 @@
 //! a mock server.
 //!
 //! [`ChaosServer`] speaks enough of OpenAI's `POST /v1/chat/completions` and Anthropic's
-//! `POST /v1/messages` (JSON and SSE streaming) for real clients, on `127.0.0.1` only. It fails on
+//! `POST /v1/messages` (JSON and SSE streaming) for real clients, on `127.0.0.1` only, and answers in
+//! Google Gemini's, AWS Bedrock's and Azure OpenAI's shapes on their paths (see [`Route`]). It fails on
 //! purpose, the way real providers do: rate limits with every flavour of `retry-after`, quota and auth
 //! errors, 5xx and 529 overloads, `x-should-retry`, connection resets before and during the body, hanging
 //! responses, slow first bytes, cut streams and `event: error` after a `200` (see [`Fault`]). Drive it
@@ -47,6 +48,7 @@ mod body;
 mod chaos;
 mod fault;
 mod limiter;
+mod persona;
 mod record;
 mod refused;
 mod responses;

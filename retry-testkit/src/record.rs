@@ -18,19 +18,26 @@ use crate::Fault;
 pub const ATTEMPT_HEADERS: [&str; 2] = ["x-llm-retry-attempt", "x-stainless-retry-count"];
 
 /// Request headers that carry credentials. They are never recorded; [`RecordedRequest::had_authorization`]
-/// says whether any was present.
+/// says whether any was present. Besides `authorization` (OpenAI, Bedrock's SigV4 signature and API keys):
+/// Anthropic's `x-api-key`, Azure's `api-key`, Gemini's `x-goog-api-key` and AWS's session token.
 ///
 /// ```
 /// assert!(llm_retry_testkit::SECRET_HEADERS.contains(&"authorization"));
+/// assert!(llm_retry_testkit::SECRET_HEADERS.contains(&"x-goog-api-key"));
 /// ```
-pub const SECRET_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "x-api-key", "api-key"];
+pub const SECRET_HEADERS: [&str; 6] =
+    ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token"];
 
-/// Which API a request was sent to.
+/// Which API a request was sent to; it chooses the provider whose shapes the server answers in (its
+/// persona).
 ///
 /// ```
 /// use llm_retry_testkit::Route;
 /// assert_eq!(Route::from_path("/v1/chat/completions"), Route::ChatCompletions);
 /// assert_eq!(Route::from_path("/v1/messages"), Route::Messages);
+/// assert_eq!(Route::from_path("/v1beta/models/gemini-2.0-flash:generateContent"), Route::GenerateContent);
+/// assert_eq!(Route::from_path("/model/amazon.nova-lite-v1:0/converse"), Route::Converse);
+/// assert_eq!(Route::from_path("/openai/deployments/gpt4o/chat/completions"), Route::AzureChatCompletions);
 /// assert_eq!(Route::from_path("/v2/nope"), Route::Unknown);
 /// assert_eq!(Route::Messages.path(), Some("/v1/messages"));
 /// ```
@@ -41,6 +48,19 @@ pub enum Route {
     ChatCompletions,
     /// `POST /v1/messages` (Anthropic).
     Messages,
+    /// `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (Google Gemini: AI
+    /// Studio's `/v1beta` and `/v1`, and any path with `/models/{model}:` such as Vertex AI's). The body
+    /// needs `contents`; the stream is SSE (`alt=sse`).
+    GenerateContent,
+    /// `POST /model/{modelId}/converse` (AWS Bedrock's Converse API). JSON only: Bedrock streams on
+    /// another path, in AWS's binary event-stream framing.
+    Converse,
+    /// `POST /model/{modelId}/invoke` (AWS Bedrock's InvokeModel). Any JSON object is accepted, and a
+    /// reply has the shape Anthropic's models answer in on Bedrock.
+    Invoke,
+    /// `POST /openai/deployments/{deployment}/chat/completions?api-version=...` (Azure OpenAI): OpenAI's
+    /// shapes, with Azure's rate-limit, auth and content-filter answers.
+    AzureChatCompletions,
     /// Any other path: answered `404`.
     Unknown,
 }
@@ -51,29 +71,71 @@ impl Route {
     /// ```
     /// use llm_retry_testkit::Route;
     /// assert_eq!(Route::from_path("/v1/chat/completions/"), Route::ChatCompletions);
+    /// assert_eq!(Route::from_path("/v1/models/gemini-pro:streamGenerateContent"), Route::GenerateContent);
+    /// assert_eq!(Route::from_path("/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"), Route::Invoke);
+    /// assert_eq!(Route::from_path("/model//converse"), Route::Unknown);
     /// ```
     pub fn from_path(path: &str) -> Route {
-        match path.strip_suffix('/').unwrap_or(path) {
-            "/v1/chat/completions" => Route::ChatCompletions,
-            "/v1/messages" => Route::Messages,
-            _ => Route::Unknown,
+        let path = path.strip_suffix('/').unwrap_or(path);
+        match path {
+            "/v1/chat/completions" => return Route::ChatCompletions,
+            "/v1/messages" => return Route::Messages,
+            _ => {}
+        }
+        if gemini_model(path).is_some() {
+            Route::GenerateContent
+        } else if let Some((_, action)) = bedrock_model(path) {
+            if action == "converse" { Route::Converse } else { Route::Invoke }
+        } else if azure_deployment(path).is_some() {
+            Route::AzureChatCompletions
+        } else {
+            Route::Unknown
         }
     }
 
-    /// The route's path, `None` for [`Route::Unknown`].
+    /// The route's path, with its variable parts in braces; `None` for [`Route::Unknown`].
     ///
     /// ```
     /// use llm_retry_testkit::Route;
     /// assert_eq!(Route::ChatCompletions.path(), Some("/v1/chat/completions"));
+    /// assert_eq!(Route::Converse.path(), Some("/model/{modelId}/converse"));
     /// assert_eq!(Route::Unknown.path(), None);
     /// ```
     pub fn path(self) -> Option<&'static str> {
         match self {
             Route::ChatCompletions => Some("/v1/chat/completions"),
             Route::Messages => Some("/v1/messages"),
+            Route::GenerateContent => Some("/v1beta/models/{model}:generateContent"),
+            Route::Converse => Some("/model/{modelId}/converse"),
+            Route::Invoke => Some("/model/{modelId}/invoke"),
+            Route::AzureChatCompletions => Some("/openai/deployments/{deployment}/chat/completions"),
             Route::Unknown => None,
         }
     }
+}
+
+/// Gemini's `.../models/{model}:generateContent` or `:streamGenerateContent`: the model, and whether it streams.
+pub(crate) fn gemini_model(path: &str) -> Option<(&str, bool)> {
+    let (_, tail) = path.rsplit_once("/models/")?;
+    let (model, method) = tail.split_once(':')?;
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return None,
+    };
+    (!model.is_empty() && !model.contains('/')).then_some((model, stream))
+}
+
+/// Bedrock's `/model/{modelId}/converse` or `/invoke`: the model id, and the action.
+pub(crate) fn bedrock_model(path: &str) -> Option<(&str, &str)> {
+    let (model, action) = path.strip_prefix("/model/")?.rsplit_once('/')?;
+    (matches!(action, "converse" | "invoke") && !model.is_empty() && !model.contains('/')).then_some((model, action))
+}
+
+/// Azure's `/openai/deployments/{deployment}/chat/completions`: the deployment.
+pub(crate) fn azure_deployment(path: &str) -> Option<&str> {
+    let deployment = path.strip_prefix("/openai/deployments/")?.strip_suffix("/chat/completions")?;
+    (!deployment.is_empty() && !deployment.contains('/')).then_some(deployment)
 }
 
 /// What the server answered to a request.

@@ -3,8 +3,6 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::Route;
-
 /// A fixed `created` timestamp, so that responses are byte-for-byte deterministic.
 const CREATED: u64 = 1_700_000_000;
 /// The model named in replies when the request names none.
@@ -17,15 +15,6 @@ const PROMPT_EXCERPT: usize = 200;
 pub(crate) enum Api {
     OpenAi,
     Anthropic,
-}
-
-impl Api {
-    pub(crate) fn for_route(route: Route) -> Api {
-        match route {
-            Route::Messages => Api::Anthropic,
-            _ => Api::OpenAi,
-        }
-    }
 }
 
 /// Everything a successful reply is made from.
@@ -76,7 +65,7 @@ impl Reply {
         Reply { api, seq, model, text, prompt_tokens, include_usage }
     }
 
-    fn completion_tokens(&self) -> usize {
+    pub(crate) fn completion_tokens(&self) -> usize {
         words(&self.text)
     }
 

@@ -10,19 +10,29 @@ use tokio::sync::mpsc;
 use super::Config;
 use super::connection::{Takeover, take_over};
 use super::wire::{insert, json_bytes_response, json_response, raw_partial_json, raw_sse, sse_response};
-use crate::Fault;
 use crate::body::ResponseBody;
 use crate::fault::valid_status;
-use crate::responses::{self as r, Reply};
+use crate::persona::{self, Answer, Failure};
+use crate::responses::Reply;
+use crate::{Fault, Route};
+
+/// An [`Answer`] as a response.
+pub(super) fn respond(answer: Answer) -> Response<ResponseBody> {
+    let mut resp = json_response(answer.status, &answer.body);
+    for (name, value) in answer.headers {
+        insert(resp.headers_mut(), name, &value);
+    }
+    resp
+}
 
 pub(super) async fn serve(
     fault: &Fault,
+    route: Route,
     reply: &Reply,
     stream: bool,
     config: &Config,
     takeover: &mpsc::Sender<Takeover>,
 ) -> Response<ResponseBody> {
-    let api = reply.api;
     let mut should_retry = None;
     let mut delay = Duration::ZERO;
     let mut fault = fault;
@@ -42,22 +52,20 @@ pub(super) async fn serve(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let events = |reply: &Reply| persona::events(route, reply, config.chunking);
     let mut resp = match fault {
-        Fault::Ok if stream => sse_response(reply.events(config.chunking).all(), config.chunk_delay),
-        Fault::Ok => json_bytes_response(200, reply.json()),
-        Fault::RateLimited { retry_after } => {
-            let mut resp = json_response(429, &r::rate_limited(api));
-            for (name, value) in retry_after.header_pairs() {
-                insert(resp.headers_mut(), name, &value);
-            }
-            resp
-        }
-        Fault::InsufficientQuota => json_response(429, &r::insufficient_quota(api)),
-        Fault::InvalidApiKey => json_response(401, &r::invalid_api_key(api)),
-        Fault::ContextLengthExceeded => json_response(400, &r::context_length_exceeded(api)),
-        Fault::Status(code) => {
-            let code = valid_status(*code);
-            json_response(code, &r::status_error(api, code))
+        Fault::Ok if stream => sse_response(events(reply).all(), config.chunk_delay),
+        Fault::Ok => json_bytes_response(200, persona::reply_json(route, reply)),
+        Fault::RateLimited { .. }
+        | Fault::InsufficientQuota
+        | Fault::InvalidApiKey
+        | Fault::ContextLengthExceeded
+        | Fault::Overloaded
+        | Fault::ContentFiltered
+        | Fault::Status(_) => {
+            // `of` knows every one of these; the fallback is never taken.
+            let failure = Failure::of(fault).unwrap_or(Failure::Status(500));
+            respond(persona::error(route, failure, reply))
         }
         Fault::Custom { status, headers, body } => {
             let mut resp = json_bytes_response(valid_status(*status), Bytes::from(body.clone()));
@@ -71,22 +79,26 @@ pub(super) async fn serve(
             resp
         }
         Fault::StreamError { after_chunks } => {
-            let mut events = reply.events(config.chunking).cut(*after_chunks);
-            events.push(reply.error_event());
+            let mut events = events(reply).cut(*after_chunks);
+            events.push(persona::error_event(route, reply));
             sse_response(events, config.chunk_delay)
         }
         Fault::ResetBeforeResponse => return take_over(takeover, Takeover::Reset(Bytes::new())).await,
         Fault::ResetDuringBody if stream => {
-            let events = reply.events(config.chunking);
+            let events = events(reply);
             let half = events.content.len() / 2;
             return take_over(takeover, Takeover::Reset(raw_sse(events.cut(half)))).await;
         }
-        Fault::ResetDuringBody => return take_over(takeover, Takeover::Reset(raw_partial_json(&reply.json()))).await,
+        Fault::ResetDuringBody => {
+            return take_over(takeover, Takeover::Reset(raw_partial_json(&persona::reply_json(route, reply)))).await;
+        }
         Fault::StreamCut { after_chunks } if stream => {
-            let events = reply.events(config.chunking).cut(*after_chunks);
+            let events = events(reply).cut(*after_chunks);
             return take_over(takeover, Takeover::Reset(raw_sse(events))).await;
         }
-        Fault::StreamCut { .. } => return take_over(takeover, Takeover::Reset(raw_partial_json(&reply.json()))).await,
+        Fault::StreamCut { .. } => {
+            return take_over(takeover, Takeover::Reset(raw_partial_json(&persona::reply_json(route, reply)))).await;
+        }
         Fault::Hang => return take_over(takeover, Takeover::Hang).await,
         Fault::ShouldRetry { .. } | Fault::Delayed { .. } => unreachable!("wrappers are unwrapped above"),
     };

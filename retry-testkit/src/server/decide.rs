@@ -1,4 +1,4 @@
-//! One request: checked (route, method, size, JSON with `messages`), recorded, and its answer
+//! One request: checked (route, method, size, the JSON its provider needs), recorded, and its answer
 //! decided, in order: a rejection, the rate limiter, the route's script, the global script,
 //! the chaos, else `200`.
 
@@ -14,17 +14,18 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Shared;
-use super::answer::serve;
+use super::answer::{respond, serve};
 use super::connection::Takeover;
 use super::wire::{insert, json_response};
 use crate::body::ResponseBody;
+use crate::persona::{self, Answer, Failure, Persona, Rejection};
 use crate::record::{self, Outcome, RecordedRequest, Route};
-use crate::responses::{self as r, Api, Reply};
-use crate::{Chaos, Fault, format_openai_duration};
+use crate::responses::{self as r, Reply};
+use crate::{Chaos, Fault, RetryAfterHeader, format_openai_duration};
 
 /// What the state decided for a request.
 enum Decision {
-    Reject(u16, Value),
+    Reject(Answer),
     Limit { wait: Duration, requests_per_minute: u32 },
     Serve(Fault, Value),
 }
@@ -38,58 +39,46 @@ pub(super) async fn handle(
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let route = Route::from_path(&path);
-    let api = Api::for_route(route);
     let max = shared.config.max_body_bytes;
+    let invalid = |message: &str| persona::reject(route, Rejection::Invalid { message, param: None });
 
     let mut raw = Bytes::new();
     let mut json = None;
-    let checked: Result<(), (u16, Value)> = if route == Route::Unknown {
-        Err((404, r::status_error(api, 404)))
+    let checked: Result<Value, Answer> = if route == Route::Unknown {
+        Err(persona::reject(route, Rejection::NotFound))
     } else if parts.method != Method::POST {
-        Err((405, r::method_not_allowed(api)))
+        Err(persona::reject(route, Rejection::MethodNotAllowed))
     } else if content_length(&parts.headers).is_some_and(|n| n > max as u64) {
-        Err((413, r::too_large(api, max)))
+        Err(persona::reject(route, Rejection::TooLarge(max)))
     } else {
         match Limited::new(body, max).collect().await {
             Ok(collected) => {
                 raw = collected.to_bytes();
                 match serde_json::from_slice::<Value>(&raw) {
                     Ok(value) if value.is_object() => {
-                        let has_messages = value.get("messages").is_some_and(Value::is_array);
+                        let read = persona::read_request(route, &path, &value);
                         json = Some(value);
-                        if has_messages {
-                            Ok(())
-                        } else {
-                            Err((
-                                400,
-                                r::invalid_request(api, "Missing required parameter: 'messages'.", Some("messages")),
-                            ))
-                        }
+                        read
                     }
-                    Ok(_) => Err((400, r::invalid_request(api, "The request body must be a JSON object.", None))),
-                    Err(e) => Err((
-                        400,
-                        r::invalid_request(
-                            api,
-                            &format!("We could not parse the JSON body of your request: {e}"),
-                            None,
-                        ),
-                    )),
+                    Ok(_) => Err(invalid("The request body must be a JSON object.")),
+                    Err(e) => Err(invalid(&format!("We could not parse the JSON body of your request: {e}"))),
                 }
             }
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err((413, r::too_large(api, max))),
-            Err(_) => Err((400, r::invalid_request(api, "The request body could not be read.", None))),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(persona::reject(route, Rejection::TooLarge(max)))
+            }
+            Err(_) => Err(invalid("The request body could not be read.")),
         }
     };
-    let stream = json.as_ref().and_then(|v| v.get("stream")).and_then(Value::as_bool).unwrap_or(false);
+    let stream = persona::wants_stream(route, &path, json.as_ref());
 
     let (seq, decision) = {
         let mut guard = shared.lock();
         let state = &mut *guard;
         let seq = state.records.len();
         let decision = match checked {
-            Err((status, body)) => Decision::Reject(status, body),
-            Ok(()) => match state.limiter.as_mut().map(|l| (l.requests_per_minute(), l.try_acquire_at(at))) {
+            Err(answer) => Decision::Reject(answer),
+            Ok(request) => match state.limiter.as_mut().map(|l| (l.requests_per_minute(), l.try_acquire_at(at))) {
                 Some((requests_per_minute, Err(wait))) => Decision::Limit { wait, requests_per_minute },
                 _ => {
                     let fault = state
@@ -99,12 +88,12 @@ pub(super) async fn handle(
                         .or_else(|| state.global.pop_front())
                         .or_else(|| state.chaos.as_mut().map(Chaos::next_fault))
                         .unwrap_or(Fault::Ok);
-                    Decision::Serve(fault, json.clone().unwrap_or(Value::Null))
+                    Decision::Serve(fault, request)
                 }
             },
         };
         let outcome = match &decision {
-            Decision::Reject(status, _) => Outcome::Rejected { status: *status },
+            Decision::Reject(answer) => Outcome::Rejected { status: answer.status },
             Decision::Limit { wait, .. } => Outcome::RateLimited { retry_after: *wait },
             Decision::Serve(fault, _) => Outcome::Served(fault.clone()),
         };
@@ -127,9 +116,11 @@ pub(super) async fn handle(
     };
 
     match decision {
-        Decision::Reject(status, body) => json_response(status, &body),
-        Decision::Limit { wait, requests_per_minute } => {
-            let mut resp = json_response(429, &r::rate_limited(api));
+        Decision::Reject(answer) => respond(answer),
+        Decision::Limit { wait, requests_per_minute }
+            if matches!(Persona::of(route), Persona::OpenAi | Persona::Anthropic) =>
+        {
+            let mut resp = json_response(429, &r::rate_limited(persona::api(route)));
             let secs = wait.as_nanos().div_ceil(1_000_000_000);
             let millis = wait.as_nanos().div_ceil(1_000_000);
             let h = resp.headers_mut();
@@ -140,9 +131,18 @@ pub(super) async fn handle(
             insert(h, "x-ratelimit-reset-requests", &format_openai_duration(wait));
             resp
         }
+        // The other providers' own 429: Gemini's `retryDelay`, Azure's headers and message, Bedrock's
+        // bare throttle. The wait is rounded up to the millisecond, as the headers above round it.
+        Decision::Limit { wait, .. } => {
+            let millis = u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+            let secs = millis.div_ceil(1000) as f64;
+            let hint = RetryAfterHeader::Many(vec![RetryAfterHeader::Seconds(secs), RetryAfterHeader::Millis(millis)]);
+            let reply = Reply::new(persona::api(route), seq, &Value::Null, None);
+            respond(persona::error(route, Failure::RateLimited(&hint), &reply))
+        }
         Decision::Serve(fault, body) => {
-            let reply = Reply::new(api, seq, &body, shared.config.reply.as_deref());
-            serve(&fault, &reply, stream, &shared.config, takeover).await
+            let reply = Reply::new(persona::api(route), seq, &body, shared.config.reply.as_deref());
+            serve(&fault, route, &reply, stream, &shared.config, takeover).await
         }
     }
 }
