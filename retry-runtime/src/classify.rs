@@ -87,6 +87,15 @@ impl Classification {
 /// [`ApiError`](crate::ApiError), `(http::StatusCode, &http::HeaderMap)`, and, behind
 /// features, `reqwest::Error` and async-openai's `OpenAIError`.
 ///
+/// Application error types that wrap those are classified by their source chain: the
+/// error, then each `source()` in turn (at most 32), the first of the types above that
+/// says something deciding. That is `dyn Error` (so `Box<dyn Error + Send + Sync>`), and
+/// behind the features of the same name `anyhow::Error` and `eyre::Report`. A chain with
+/// none of them is [`ErrorKind::Other`](crate::ErrorKind::Other).
+///
+/// The orphan rule forbids implementing it for another crate's type: wrap such a type in a
+/// newtype of your own and implement it for that.
+///
 /// ```
 /// use llm_retry_runtime::{Classification, Classify, ErrorKind};
 ///
@@ -112,7 +121,9 @@ impl Classification {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not say what kind of failure it is",
     label = "`llm_retry` needs `{Self}: Classify` to decide whether to retry",
-    note = "implement `llm_retry::Classify` for `{Self}`, or return `llm_retry::ApiError`, `std::io::Error`, or (with the `reqwest` feature) `reqwest::Error`"
+    note = "if `{Self}` is your own type, implement `llm_retry::Classify` for it",
+    note = "if `{Self}` is another crate's type, wrap it in a newtype of your own and implement `llm_retry::Classify` for that",
+    note = "or return an error type that is classified already: `llm_retry::ApiError`, `Box<dyn std::error::Error + Send + Sync>`, or, with llm-retry's `anyhow` or `eyre` feature, `anyhow::Error` or `eyre::Report` (these are classified by the errors they wrap)"
 )]
 pub trait Classify {
     /// Says what kind of failure `self` is, and what the server said about retrying.
