@@ -13,6 +13,7 @@
 //!   (`policy`), whose checks are the one definition of a valid policy.
 //! - [`PolicyError`], [`Problem`] and [`Field`] (`error`): what is wrong, and which setting.
 //! - `keys`: every key the attribute accepts, with an example of each.
+//! - `config` (feature `serde`): a policy read from configuration, in the attribute's keys.
 //! - `duration`: duration strings (`"500ms"`, `"1.5s"`, `"2m"`) as keys and configuration
 //!   files write them.
 //!
@@ -28,6 +29,8 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+#[cfg(feature = "serde")]
+pub mod config;
 pub mod duration;
 mod error;
 pub mod keys;
