@@ -13,6 +13,7 @@
 //! tracing subscriber at TRACE) and `tests/load.rs` (it measures the process's resident memory).
 //! See their module docs.
 
+mod any_error;
 mod attribute_behaviour;
 mod attribute_future;
 mod attribute_limits;
