@@ -24,6 +24,7 @@ mod e2e_async_openai;
 mod e2e_reqwest;
 mod expand_lints;
 mod limiter_tcp;
+mod providers_e2e;
 mod simulation_smoke;
 mod soak;
 mod stream_e2e;
