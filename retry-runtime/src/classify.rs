@@ -99,6 +99,24 @@ impl Classification {
 /// ```
 /// use llm_retry_runtime::{Classification, Classify, ErrorKind};
 ///
+/// /// std's error, in a type of this crate's own.
+/// #[derive(Debug)]
+/// struct BadNumber(std::num::ParseIntError);
+///
+/// impl Classify for BadNumber {
+///     fn classify(&self) -> Classification {
+///         // The model answered, but not with a number: worth asking again.
+///         Classification::new(ErrorKind::InvalidOutput)
+///     }
+/// }
+///
+/// let e = BadNumber("forty-two".parse::<u32>().unwrap_err());
+/// assert_eq!(e.classify().kind, ErrorKind::InvalidOutput);
+/// ```
+///
+/// ```
+/// use llm_retry_runtime::{Classification, Classify, ErrorKind};
+///
 /// enum MyError {
 ///     Http(u16),
 ///     Disconnected,
