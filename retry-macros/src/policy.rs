@@ -78,11 +78,13 @@ pub(crate) fn backoff_tokens(p: &TokenStream, b: Backoff) -> TokenStream {
             quote!(#p::Backoff::Fixed { delay: #delay })
         }
         Backoff::Linear { base, increment, max_delay } => {
-            let (base, increment, max_delay) = (duration_tokens(p, base), duration_tokens(p, increment), duration_tokens(p, max_delay));
+            let (base, increment, max_delay) =
+                (duration_tokens(p, base), duration_tokens(p, increment), duration_tokens(p, max_delay));
             quote!(#p::Backoff::Linear { base: #base, increment: #increment, max_delay: #max_delay })
         }
         Backoff::Exponential { base, multiplier, min_delay, max_delay } => {
-            let (base, min_delay, max_delay) = (duration_tokens(p, base), duration_tokens(p, min_delay), duration_tokens(p, max_delay));
+            let (base, min_delay, max_delay) =
+                (duration_tokens(p, base), duration_tokens(p, min_delay), duration_tokens(p, max_delay));
             let multiplier = float(multiplier);
             quote!(#p::Backoff::Exponential { base: #base, multiplier: #multiplier, min_delay: #min_delay, max_delay: #max_delay })
         }
