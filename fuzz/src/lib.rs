@@ -77,8 +77,10 @@ pub fn retry_after(data: &[u8]) {
 
 /// Input: two bytes of status (big-endian), then the body.
 ///
-/// The body is classified as is, then its text (lossily decoded, split at newlines into message,
-/// type and code) is put into an OpenAI and an Anthropic error body and classified again. Checks:
+/// The body is classified as is (and again with its second line as Bedrock's `x-amzn-ErrorType`),
+/// then its text (lossily decoded, split at newlines into message, type and code) is put into each
+/// provider family's error shape (OpenAI, Anthropic, array-wrapped, Gemini, Bedrock, TGI, a bare
+/// message, Mistral/vLLM's top-level form) and classified again. Checks:
 /// nothing panics, the status is kept, the message is cut to [`ApiError::MAX_MESSAGE_CHARS`], and
 /// each error is retried or given up on as its kind says.
 pub fn error_body(data: &[u8]) {
@@ -88,6 +90,12 @@ pub fn error_body(data: &[u8]) {
     };
     let headers = HeaderMap::new();
     classify_body(status, &headers, body);
+    // The same body with Bedrock's exception header, named by the text's second line.
+    let mut amazon = HeaderMap::new();
+    if let Some(Ok(name)) = String::from_utf8_lossy(body).lines().nth(1).map(HeaderValue::from_str) {
+        amazon.insert("x-amzn-errortype", name);
+        classify_body(status, &amazon, body);
+    }
 
     let text = String::from_utf8_lossy(body);
     let mut parts = text.splitn(3, '\n');
@@ -95,9 +103,59 @@ pub fn error_body(data: &[u8]) {
     let openai = serde_json::json!({"error": {"message": message, "type": kind, "code": code, "param": null}});
     let anthropic = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}});
     let wrapped = serde_json::json!([{"error": {"code": code, "message": message}}]);
-    for shaped in [openai, anthropic, wrapped] {
+    let gemini = serde_json::json!({"error": {"code": status, "message": message, "status": kind,
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": code},
+                    {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": code}]}]}});
+    let bedrock = serde_json::json!({"__type": kind, "message": message});
+    let tgi = serde_json::json!({"error": message, "error_type": kind});
+    let bare = serde_json::json!({"message": message});
+    let top_level = serde_json::json!({"object": "error", "message": message, "type": kind, "code": code,
+        "innererror": {"code": code}, "metadata": {"flagged_input": code}});
+    for shaped in [openai, anthropic, wrapped, gemini, bedrock, tgi, bare, top_level] {
         classify_body(status, &headers, shaped.to_string().as_bytes());
     }
+}
+
+/// Input: any bytes, read as an error message (lossily decoded).
+///
+/// The text goes through [`RetryAfter::from_message`] directly, then as the message of an OpenAI,
+/// an Azure-style and an unknown body, and its first line as a Gemini `RetryInfo.retryDelay`. Checks:
+/// every hint is a non-zero delay of at most [`RetryAfter::MAX_HINT`]; a body's hint is the message's
+/// own hint (whatever the shape around it); a `retry-after` header always beats it; and the engine
+/// decides on each within its bounds.
+pub fn body_hint(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let direct = RetryAfter::from_message(&text);
+    check_hint(direct);
+    assert!(!matches!(direct, Some(RetryAfter::At(_))), "a message hint is always a delay");
+
+    let delay = text.lines().next().unwrap_or("");
+    let openai = serde_json::json!({"error": {"message": text, "type": "tokens", "code": "rate_limit_exceeded"}});
+    let azure = serde_json::json!({"error": {"code": "429", "message": text}});
+    let gemini = serde_json::json!({"error": {"code": 429, "message": "x", "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]}});
+    let mut header = HeaderMap::new();
+    header.insert("retry-after", HeaderValue::from_static("3"));
+    let shaped = [(openai, true), (azure, true), (gemini, false)];
+    for (body, text_is_message) in shaped.map(|(b, m)| (b.to_string().into_bytes(), m)) {
+        let c = classify_response_at(429, &HeaderMap::new(), Some(&body), now());
+        check_hint(c.retry_after);
+        if text_is_message && body.len() <= llm_retry_runtime::http::MAX_BODY_BYTES {
+            // The OpenAI and Azure shapes carry the text as their message: the same hint.
+            let lowered = RetryAfter::from_message(&text.to_lowercase());
+            assert_eq!(c.retry_after, lowered, "the body's hint is its message's");
+        }
+        let with_header = classify_response_at(429, &header, Some(&body), now());
+        assert_eq!(
+            with_header.retry_after,
+            Some(RetryAfter::Delay(Duration::from_secs(3))),
+            "the header beats the body"
+        );
+        let error = ApiError::from_response_at(429, &HeaderMap::new(), &body, now());
+        assert_eq!(error.retry_after(), c.retry_after);
+        decide(error);
+    }
+    classify_body(503, &HeaderMap::new(), data);
 }
 
 fn classify_body(status: u16, headers: &HeaderMap, body: &[u8]) {

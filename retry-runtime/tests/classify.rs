@@ -90,6 +90,10 @@ fn openai_bodies() {
         (400, openai("invalid_request_error", "content_filter", "filtered"), ErrorKind::ContentFiltered),
         (400, openai("invalid_request_error", "content_policy_violation", "no"), ErrorKind::ContentFiltered),
         (400, openai("invalid_request_error", "", "'messages' is required"), ErrorKind::BadRequest),
+        // The generic type keeps a status that says something: Fireworks rate-limits with it.
+        (429, openai("invalid_request_error", "", "Request rate limit exceeded"), ErrorKind::RateLimited),
+        (500, openai("invalid_request_error", "", "upstream failed"), ErrorKind::Server),
+        (405, openai("invalid_request_error", "", "Method not allowed"), ErrorKind::BadRequest),
         (422, openai("invalid_request_error", "invalid_value", "bad"), ErrorKind::BadRequest),
         (401, openai("invalid_request_error", "invalid_api_key", "Incorrect API key provided"), ErrorKind::Auth),
         (401, openai("invalid_request_error", "", "no key"), ErrorKind::Auth),

@@ -340,6 +340,10 @@ fn the_fuzz_seed_corpus_replays_without_a_panic() {
         let caught = std::panic::catch_unwind(|| fuzz_bodies::error_body(&data));
         assert!(caught.is_ok(), "error_body seed {name} panicked");
     }
+    for (name, data) in seeds("body_hint") {
+        let caught = std::panic::catch_unwind(|| fuzz_bodies::body_hint(&data));
+        assert!(caught.is_ok(), "body_hint seed {name} ({:?}) panicked", String::from_utf8_lossy(&data));
+    }
 }
 
 /// async-openai errors that quote a key (a provider echoing it, or a URL carrying it) reach

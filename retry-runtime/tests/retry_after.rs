@@ -276,3 +276,123 @@ proptest! {
         }
     }
 }
+
+/// Hints written in error messages, as each provider's documentation shows them.
+#[test]
+fn hints_written_in_messages() {
+    let table: &[(&str, Option<Duration>)] = &[
+        // OpenAI and Groq.
+        ("Please try again in 6s.", secs(6)),
+        ("Please try again in 1.5s.", ms(1500)),
+        ("Please try again in 20ms.", ms(20)),
+        ("Please try again in 1m30s.", secs(90)),
+        ("Please try again in 2m59.56s.", ms(179_560)),
+        ("Please try again in 7m12s. Visit https://console.groq.com/docs/rate-limits", secs(432)),
+        ("Please try again in 1h2m3.5s", ms(3_723_500)),
+        // Azure OpenAI.
+        ("Please retry after 6 seconds.", secs(6)),
+        ("Please retry after 1 second.", secs(1)),
+        ("Please retry after 6 second(s).", secs(6)),
+        ("Rate limit is exceeded. Try again in 6 seconds.", secs(6)),
+        ("Rate limit is exceeded. Try again in 1 seconds.", secs(1)),
+        ("retry after 500 milliseconds", ms(500)),
+        ("retry after 2 minutes", secs(120)),
+        // Gemini.
+        ("Please retry in 35.338443s.", Some(Duration::from_nanos(35_338_443_000))),
+        // The first usable phrase wins; unusable ones are skipped.
+        ("try again in a moment, or retry after 3s", secs(3)),
+        ("RETRY AFTER 4 SECONDS", secs(4)),
+        // No hint.
+        ("Please try again later.", None),
+        ("try again in 5", None),
+        ("try again in 5 parsecs", None),
+        ("try again in 0s", None),
+        ("try again in 0.0000000001s", None),
+        ("try again in -5s", None),
+        ("try again in 1e3s", None),
+        ("try again in .5s", None),
+        ("try again in 168h0m0.000000001s", None),
+        ("try again in 99999999999999999999h", None),
+        ("pretry after 6 seconds", None),
+        ("try again in6s", None),
+        ("", None),
+    ];
+    for (text, want) in table {
+        let got = RetryAfter::from_message(text);
+        assert_eq!(got, want.map(RetryAfter::Delay), "{text:?}");
+    }
+    assert_eq!(RetryAfter::from_message("try again in 168h"), Some(RetryAfter::Delay(WEEK)));
+    // Only the first 4 KiB are read.
+    let late = format!("{}try again in 6s", "x ".repeat(4096));
+    assert_eq!(RetryAfter::from_message(&late), None);
+}
+
+/// Hostile messages (thousands of phrases, 100,000-digit numbers) give no hint: each phrase reads
+/// a bounded number of bytes after it, and only the first 4 KiB are searched.
+#[test]
+fn hostile_messages_are_bounded() {
+    let phrases = "try again in ".repeat(10_000);
+    assert_eq!(RetryAfter::from_message(&phrases), None);
+    let digits = format!("retry after {}", "9".repeat(100_000));
+    assert_eq!(RetryAfter::from_message(&digits), None);
+    let fraction = format!("retry after 1.{}s", "9".repeat(100_000));
+    assert_eq!(RetryAfter::from_message(&fraction), None);
+}
+
+/// `total_ms` milliseconds as each documented format writes them. The compact form
+/// splits into minutes and seconds; the word forms use whole seconds or milliseconds.
+fn hint_formats(total_ms: u64) -> Vec<String> {
+    let (secs, millis) = (total_ms / 1000, total_ms % 1000);
+    let (mins, rem_secs) = (secs / 60, secs % 60);
+    let mut out = vec![
+        // OpenAI / Groq: "6.5s", "20ms", "1m30.5s".
+        format!("Please try again in {secs}.{millis:03}s."),
+        format!("Please try again in {total_ms}ms."),
+        // Gemini's message: "Please retry in 35.338s."
+        format!("Please retry in {secs}.{millis:03}s."),
+    ];
+    if mins > 0 {
+        out.push(format!("Please try again in {mins}m{rem_secs}.{millis:03}s."));
+    }
+    if millis == 0 {
+        let unit = if secs == 1 { "second" } else { "seconds" };
+        out.push(format!("Please retry after {secs} {unit}."));
+        out.push(format!("Please retry after {secs} second(s)."));
+        out.push(format!("Rate limit is exceeded. Try again in {secs} seconds."));
+        out.push(format!("Please try again in {secs}s."));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Every documented hint format, with random values, parses exactly to the millisecond, in a
+    /// message and (for the seconds form) as Gemini's `RetryInfo.retryDelay`.
+    #[test]
+    fn documented_hint_formats_parse_exactly(
+        total_ms in 1u64..=RetryAfter::MAX_HINT.as_millis() as u64,
+        whole_seconds in any::<bool>(),
+        prefix in "[a-zA-Z ,.:]{0,40}",
+    ) {
+        let total_ms = if whole_seconds { (total_ms / 1000).max(1) * 1000 } else { total_ms };
+        let want = Some(RetryAfter::Delay(Duration::from_millis(total_ms)));
+        for text in hint_formats(total_ms) {
+            let text = format!("{prefix} {text}");
+            prop_assert_eq!(RetryAfter::from_message(&text), want, "{:?}", text);
+        }
+        let body = format!(
+            r#"{{"error":{{"code":429,"message":"m","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"{}.{:03}s"}}]}}}}"#,
+            total_ms / 1000, total_ms % 1000
+        );
+        let c = classify_response_at(429, &HeaderMap::new(), Some(body.as_bytes()), now());
+        prop_assert_eq!(c.retry_after, want);
+    }
+
+    /// Any text: a hint is a non-zero delay of at most `MAX_HINT`.
+    #[test]
+    fn arbitrary_messages_give_sane_hints(s in any::<String>(), tail in "(try again in|retry after|retry in) [0-9.]{0,12}[ a-z()]{0,12}") {
+        sane(RetryAfter::from_message(&s))?;
+        sane(RetryAfter::from_message(&format!("{s}{tail}")))?;
+    }
+}

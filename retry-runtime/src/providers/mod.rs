@@ -79,8 +79,11 @@ pub(crate) struct ProviderBody {
 /// How much of an unrecognised body is kept for the keyword search.
 const TEXT_SCAN_BYTES: usize = MESSAGE_SCAN_BYTES;
 
+/// A family's recogniser: the body it reads in a JSON object, if the shape is its own.
+type Recogniser = fn(&Map<String, Value>) -> Option<ProviderBody>;
+
 /// The families' recognisers, most specific first: the first that claims the body wins.
-const FAMILIES: [fn(&Map<String, Value>) -> Option<ProviderBody>; 6] =
+const FAMILIES: [Recogniser; 6] =
     [gemini::parse, anthropic::parse, tgi::parse, bedrock::parse, openai::parse, cohere::parse];
 
 impl ProviderBody {
@@ -322,10 +325,11 @@ fn openai_style(status: u16, by_status: ErrorKind, body: &ProviderBody) -> Error
     if (generic || status == 400) && body.mentions(AUTH_PHRASES) {
         return ErrorKind::Auth;
     }
-    if generic {
-        // The generic "your request is wrong": keep a status that already says how (401,
-        // 403, 404, 413), otherwise it is a bad request whatever the status claims.
-        return if by_status.never_retryable_reason().is_some() { by_status } else { ErrorKind::BadRequest };
+    if generic && by_status == ErrorKind::Other {
+        // The generic "your request is wrong" on a status that means nothing of its own (405,
+        // 415, ...). A status that says how keeps its meaning: Anthropic and Fireworks send
+        // `invalid_request_error` with a 429 too.
+        return ErrorKind::BadRequest;
     }
     by_status
 }
