@@ -54,7 +54,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::Duration;
 use strategy::Strategy;
-use value::{Count, Dur, Flag, Target};
+use value::{Count, Flag, Human, Target};
 
 /// A policy as a configuration writes it: the attribute's keys and their values, read but
 /// not yet checked by the rulebook. [`build`](Self::build) checks it; deserializing a
@@ -110,7 +110,14 @@ impl SpecError {
         SpecError { path: path.into(), message: problem.to_string(), problem: Some(problem) }
     }
 
-    pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error at `path` (relative to the map being read, like `max_delay`), for a key
+    /// that cannot be read or does not apply: `message` says what is allowed.
+    ///
+    /// ```
+    /// let e = llm_retry_rules::config::SpecError::at("burst", "a budget's burst is at least 1");
+    /// assert_eq!(e.to_string(), "burst: a budget's burst is at least 1");
+    /// ```
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
         SpecError { path: path.into(), message: message.into(), problem: None }
     }
 
@@ -254,7 +261,7 @@ impl PolicySpec {
             keys::ON => self.on.put(key, read_on(map)?)?,
             keys::RULE => self.rules.put(key, map.next_value::<Vec<RuleSpec>>()?)?,
             keys::RETRY_AFTER => self.retry_after.put(key, map.next_value::<Flag>()?.0)?,
-            keys::MAX_RETRY_AFTER => self.max_retry_after.put(key, map.next_value::<Dur>()?.0)?,
+            keys::MAX_RETRY_AFTER => self.max_retry_after.put(key, map.next_value::<Human>()?.0)?,
             _ => return self.strategy.read(key, map),
         }
         Ok(true)

@@ -4,7 +4,7 @@
 //! the rulebook's (`Backoff::check`, `Jitter::check`), as in the attribute.
 
 use super::suggest;
-use super::value::{self, Dur, Num};
+use super::value::{self, Human, Number};
 use super::{Slot, SpecError};
 use crate::backoff::{Backoff, Jitter};
 use crate::keys;
@@ -49,7 +49,7 @@ impl Strategy {
     /// Reads `key`'s value if it is a backoff or jitter key; `Ok(false)` otherwise.
     pub(crate) fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
         fn dur<'de, A: MapAccess<'de>>(slot: &mut Option<Duration>, key: &str, map: &mut A) -> Result<(), A::Error> {
-            let d: Dur = map.next_value()?;
+            let d: Human = map.next_value()?;
             slot.put(key, d.0)
         }
         match key {
@@ -69,11 +69,11 @@ impl Strategy {
             keys::MIN_DELAY => dur(&mut self.min_delay, key, map)?,
             keys::INCREMENT => dur(&mut self.increment, key, map)?,
             keys::MULTIPLIER => {
-                let n: Num = map.next_value()?;
+                let n: Number = map.next_value()?;
                 self.multiplier.put(key, n.0)?;
             }
             keys::JITTER_FACTOR => {
-                let n: Num = map.next_value()?;
+                let n: Number = map.next_value()?;
                 self.jitter_factor.put(key, n.0)?;
             }
             _ => return Ok(false),

@@ -45,7 +45,7 @@ pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 /// assert_eq!(x, 0.25);
 /// ```
 pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    d.deserialize_any(Number)
+    d.deserialize_any(NumberVisitor)
 }
 
 /// A duration string with its unit (`"500ms"`, `"1.5s"`, `"2m"`, `"1h"`), read by
@@ -59,7 +59,7 @@ pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 /// assert!(e.to_string().contains("\"500ms\""));
 /// ```
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    d.deserialize_any(HumanDuration)
+    d.deserialize_any(DurationVisitor)
 }
 
 /// `true` or `false`, as a boolean or a string.
@@ -180,9 +180,9 @@ impl Visitor<'_> for Whole {
     }
 }
 
-struct Number;
+struct NumberVisitor;
 
-impl Visitor<'_> for Number {
+impl Visitor<'_> for NumberVisitor {
     type Value = f64;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a number, like 2.0")
@@ -201,15 +201,15 @@ impl Visitor<'_> for Number {
     }
 }
 
-struct HumanDuration;
+struct DurationVisitor;
 
-impl HumanDuration {
+impl DurationVisitor {
     fn bare<E: de::Error>(v: impl fmt::Display) -> Result<Duration, E> {
         duration::parse(&v.to_string()).map_err(E::custom)
     }
 }
 
-impl Visitor<'_> for HumanDuration {
+impl Visitor<'_> for DurationVisitor {
     type Value = Duration;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a duration with its unit, like \"500ms\", \"2s\" or \"1m\"")
@@ -218,13 +218,13 @@ impl Visitor<'_> for HumanDuration {
         duration::parse(v).map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        HumanDuration::bare(v)
+        DurationVisitor::bare(v)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        HumanDuration::bare(v)
+        DurationVisitor::bare(v)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        HumanDuration::bare(v)
+        DurationVisitor::bare(v)
     }
 }
 
@@ -291,11 +291,41 @@ impl Visitor<'_> for TargetVisitor {
     }
 }
 
-/// Readers of one value, for `next_value`: a count, a number, a duration and a flag.
-pub(crate) struct Count(pub(crate) u32);
-pub(crate) struct Num(pub(crate) f64);
-pub(crate) struct Dur(pub(crate) Duration);
-pub(crate) struct Flag(pub(crate) bool);
+/// A whole number read by [`count`], as a type (for `next_value`, or a field).
+///
+/// ```
+/// let c: llm_retry_rules::config::value::Count = serde_json::from_str("\"12\"").unwrap();
+/// assert_eq!(c.0, 12);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub u32);
+
+/// A number read by [`number`], as a type.
+///
+/// ```
+/// let n: llm_retry_rules::config::value::Number = serde_json::from_str("2").unwrap();
+/// assert_eq!(n.0, 2.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Number(pub f64);
+
+/// A duration read by [`duration`], as a type.
+///
+/// ```
+/// let d: llm_retry_rules::config::value::Human = serde_json::from_str("\"250ms\"").unwrap();
+/// assert_eq!(d.0.as_millis(), 250);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Human(pub Duration);
+
+/// A boolean read by [`flag`], as a type.
+///
+/// ```
+/// let f: llm_retry_rules::config::value::Flag = serde_json::from_str("\"true\"").unwrap();
+/// assert!(f.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
 
 impl<'de> serde::Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -303,15 +333,15 @@ impl<'de> serde::Deserialize<'de> for Count {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Num {
+impl<'de> serde::Deserialize<'de> for Number {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number(d).map(Num)
+        number(d).map(Number)
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Dur {
+impl<'de> serde::Deserialize<'de> for Human {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        duration(d).map(Dur)
+        duration(d).map(Human)
     }
 }
 
