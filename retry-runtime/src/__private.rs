@@ -3,6 +3,8 @@
 
 pub use crate::ErrorKind;
 pub use crate::adaptive::Adaptive;
+/// `policy = PATH`: the user's `static PolicySlot`, read by `Call::at_site`.
+pub use crate::config::PolicySlot;
 pub use crate::engine::Call;
 pub use crate::stats::Site;
 pub use crate::{Backoff, Jitter};

@@ -35,6 +35,8 @@
 //! - [`batch`]: many inputs at bounded concurrency behind one shared rate-limit gate.
 //! - [`http`]: classification of HTTP responses, and Retry-After in every header form.
 //! - [`limits`]: the per-endpoint controls' builders and snapshots.
+//! - [`config`]: a policy set once at startup ([`config::PolicySlot`]); with the `serde`
+//!   feature, policies and per-endpoint settings from TOML, JSON or the environment.
 //! - [`stats`](mod@stats): per-site counters and the process-wide snapshot; [`policy`]: the rulebook's
 //!   bounds and problems; [`backoff`]: drawing the jitter; [`rng`]: seeding it in tests.
 //! - `metrics` (feature `metrics`): export through the `metrics` crate.
@@ -53,6 +55,7 @@ pub mod backoff;
 pub mod batch;
 mod budget;
 mod classify;
+pub mod config;
 mod engine;
 mod events;
 mod hooks;

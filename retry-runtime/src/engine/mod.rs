@@ -108,6 +108,23 @@ impl<T, E> Call<'static, T, E> {
     pub fn new(site: &'static Site) -> Self {
         Call::with_policy(site.policy(), Some(site))
     }
+
+    /// A call at `site` under `policy` instead of the site's own: the attribute's `policy =
+    /// PATH` passes the policy its [`PolicySlot`](crate::config::PolicySlot) holds. Everything
+    /// that decides (settling, the attempt limit, the backoff, Retry-After) reads the call's
+    /// policy; the site only counts.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{ApiError, Policy, call::Call, config::PolicySlot, stats::Site};
+    /// static SITE: Site = Site::new("docs::at_site", Policy::DEFAULT);
+    /// static LOADED: PolicySlot = PolicySlot::new("docs::at_site", Policy::DEFAULT);
+    /// let call: Call<'_, (), ApiError> = Call::at_site(&SITE, LOADED.get());
+    /// # drop(call);
+    /// ```
+    #[doc(hidden)]
+    pub fn at_site(site: &'static Site, policy: &'static Policy) -> Self {
+        Call::with_policy(policy, Some(site))
+    }
 }
 
 impl<'p, T, E> Call<'p, T, E> {
