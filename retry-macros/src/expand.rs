@@ -9,7 +9,7 @@ mod async_trait;
 mod generate;
 mod shape;
 
-pub(crate) use generate::{call_options, fake_return_edge, inferable, own_adaptive, site_name};
+pub(crate) use generate::{call_options, call_start, fake_return_edge, inferable, own_adaptive, site_name};
 pub(crate) use shape::{Shape, check_item};
 
 use crate::args;

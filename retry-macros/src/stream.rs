@@ -310,6 +310,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     let fake = Ident::new("__llm_retry_fake_return", Span::mixed_site());
     let name = expand::site_name(config, &func);
     let policy = crate::policy::policy(&p, config);
+    let start = crate::expand::call_start(&p, &site, config);
     let call_options = expand::call_options(&p, config);
     let own_adaptive = expand::own_adaptive(&p, config);
 
@@ -387,7 +388,7 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
             static #site: #p::Site = #p::Site::new(#name, #p::policy(#policy));
             const #options: #p::StreamOptions = #stream_options;
             #own_adaptive
-            #p::Call::new(&#site) #call_options
+            #start #call_options
                 .stream(move |#resume_pat: #resume_ty| {
                     #(#copies)*
                     async move {

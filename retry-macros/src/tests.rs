@@ -90,6 +90,32 @@ snapshot!(
 snapshot!(expand_time_limits, (deadline = "2m", attempt_timeout = "30s"));
 snapshot!(expand_retry_after, (retry_after = true, max_retry_after = "30s"));
 snapshot!(expand_retry_after_off, (retry_after = false));
+snapshot!(expand_loaded_policy, (policy = config::CHAT_POLICY, deadline = "2m", limiter = OPENAI));
+
+/// `policy = PATH` loads the whole policy, so every key that sets part of it is an error at
+/// that key, and a rule at its `rule`.
+#[test]
+fn a_loaded_policy_takes_no_policy_key() {
+    for key in [
+        "max = 3",
+        "backoff = \"fixed\"",
+        "base = \"1s\"",
+        "jitter = \"none\"",
+        "on = [RateLimited]",
+        "retry_after = false",
+        "max_retry_after = \"30s\"",
+        "rule(RateLimited, max = 2)",
+    ] {
+        let args: TokenStream = format!("policy = CHAT, {key}").parse().unwrap();
+        let e = error(args);
+        assert!(e.contains("`policy = CHAT` loads the whole policy at startup"), "{key}: {e}");
+    }
+    // The call's own options combine with it.
+    let args =
+        quote!(policy = CHAT, deadline = "2m", attempt_timeout = "30s", name = "chat", when = is_transient, budget = B);
+    assert!(errors(args, chat()).is_empty());
+    assert!(error(quote!(policy = "CHAT")).contains("`policy` takes the path"));
+}
 snapshot!(expand_hooks, (validate = checks::non_empty, notify = log_retry, when = crate::is_transient));
 snapshot!(expand_name_and_crate, (name = "openai.chat", crate = "my_app::reexports::llm_retry"));
 snapshot!(

@@ -107,6 +107,8 @@ keys! {
         "a `static Budget` shared by every fn that calls the endpoint: a retry is allowed only while retries stay under its share of successes";
     ADAPTIVE = "adaptive", "adaptive = true",
         "back-off scaled by the recent error rate: `true` (this fn's own window) or a shared `static Adaptive`";
+    POLICY = "policy", "policy = CHAT_POLICY",
+        "a `static PolicySlot` whose policy is loaded at startup (from a file or the environment) replaces the attribute's own; so not with `max`, `on`, `rule`, the backoff and jitter keys, `retry_after` or `max_retry_after`";
 }
 
 /// The keys a `rule(...)` may set.

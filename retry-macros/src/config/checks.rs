@@ -2,6 +2,7 @@
 //! nothing with others, and the keys that apply only with (or never with) `stream = ...`.
 
 use super::{RetryConfig, Spans};
+use crate::args::Entry;
 use crate::ctxt::Ctxt;
 use llm_retry_rules::duration::Written;
 use llm_retry_rules::keys;
@@ -91,5 +92,31 @@ pub fn stream_checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Spans) {
                 );
             }
         }
+    }
+}
+
+/// With `policy = PATH` the loaded policy decides everything a policy holds: each key that would
+/// set part of it is an error at that key (and so is each `rule(...)`).
+pub fn loaded_policy_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans, rules: &[&Entry]) {
+    let Some(path) = &config.loaded else { return };
+    let slot = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
+    let policy_keys = keys::RULE_KEYS.iter().chain(&[keys::ON, keys::RETRY_AFTER, keys::MAX_RETRY_AFTER]);
+    for &key in policy_keys {
+        if seen.has(key) {
+            cx.error_at(
+                seen.key_or_site(key),
+                format!(
+                    "`{key}` is part of the policy, and `policy = {slot}` loads the whole policy at startup; set `{key}` in its configuration, or remove `policy` to use the attribute's keys"
+                ),
+            );
+        }
+    }
+    for rule in rules {
+        cx.error_at(
+            rule.key_span(),
+            format!(
+                "a `rule(...)` is part of the policy, and `policy = {slot}` loads the whole policy at startup; write the rule in its configuration (`[[rule]]`), or remove `policy`"
+            ),
+        );
     }
 }

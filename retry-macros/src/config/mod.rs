@@ -51,6 +51,8 @@ pub struct RetryConfig {
     pub budget: Option<syn::Path>,
     /// `adaptive = true | false | PATH`.
     pub adaptive: Option<Adaptive>,
+    /// `policy = PATH`: the user's `static PolicySlot`, whose loaded policy replaces the keys'.
+    pub loaded: Option<syn::Path>,
     /// `stream = "..."`: the mode, as written (already checked to be one of `keys::STREAM_MODES`).
     pub stream: Option<syn::LitStr>,
     pub first_chunk_timeout: Option<Duration>,
@@ -187,6 +189,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
             keys::LIMITER => config.limiter = values::static_path(cx, entry, &key, "`static Limiter`"),
             keys::BUDGET => config.budget = values::static_path(cx, entry, &key, "`static Budget`"),
             keys::ADAPTIVE => config.adaptive = values::adaptive(cx, entry),
+            keys::POLICY => config.loaded = values::static_path(cx, entry, &key, "`static PolicySlot`"),
             keys::STREAM => config.stream = values::stream_mode(cx, entry),
             keys::FIRST_CHUNK_TIMEOUT | keys::IDLE_TIMEOUT => {
                 let d = values::duration(cx, entry, &key).filter(|d| {
@@ -210,6 +213,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
     config.strategy.spans = spans.clone();
     checks::cross_checks(cx, &config, &spans);
     checks::stream_checks(cx, &mut config, &spans);
+    checks::loaded_policy_checks(cx, &config, &spans, &rules);
     config.rules = rules::validate_rules(cx, &config, &rules);
     rulebook::check(cx, &mut config);
     config

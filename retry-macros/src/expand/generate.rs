@@ -58,6 +58,7 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
     let name = site_name(config, &func);
     let policy = policy(&p, config);
     let options = call_options(&p, config);
+    let start = call_start(&p, &site, config);
     let own_adaptive = own_adaptive(&p, config);
 
     // A plain `async fn`'s body runs whole on every attempt: a `let mut x = x;` at its top binds
@@ -130,7 +131,7 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
             static #site: #p::Site = #p::Site::new(#name, #p::policy(#policy));
             #own_adaptive
             #(#prelude)*
-            let mut #call = #p::Call::new(&#site) #options;
+            let mut #call = #start #options;
             loop {
                 #each_attempt
             }
@@ -182,6 +183,18 @@ pub(crate) fn call_options(p: &TokenStream, config: &RetryConfig) -> TokenStream
         }
     }
     out
+}
+
+/// The call, under the site's `const` policy, or with `policy = PATH` under the policy loaded
+/// into that `static PolicySlot` (a path to anything else is a type error at the path).
+pub(crate) fn call_start(p: &TokenStream, site: &Ident, config: &RetryConfig) -> TokenStream {
+    match &config.loaded {
+        None => quote!(#p::Call::new(&#site)),
+        Some(path) => {
+            let slot = quote_spanned!(path.span()=> #p::PolicySlot::get(&#path));
+            quote!(#p::Call::at_site(&#site, #slot))
+        }
+    }
 }
 
 /// The fn's own error window, for `adaptive = true`.

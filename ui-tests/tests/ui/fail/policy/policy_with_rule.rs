@@ -1,0 +1,12 @@
+use llm_retry::{ApiError, Policy, config::PolicySlot, llm_retry};
+
+static CHAT_POLICY: PolicySlot = PolicySlot::new("chat", Policy::DEFAULT);
+
+#[llm_retry(policy = CHAT_POLICY, rule(RateLimited, max = 2))]
+async fn chat(prompt: &str) -> Result<String, ApiError> {
+    Ok(prompt.to_owned())
+}
+
+fn main() {
+    drop(chat("hi"));
+}
