@@ -33,7 +33,7 @@ fn choice<E: serde::de::Error>(key: &str, name: &str, names: &'static [&'static 
     }
     let hint = suggest::did_you_mean(name, names.iter().copied());
     let list = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
-    Err(E::custom(format!("unknown {key} `{name}`{hint}; one of {list}")))
+    Err(E::custom(SpecError::at(key, format!("unknown {key} `{name}`{hint}; one of {list}"))))
 }
 
 /// A name, read leniently (a string).
