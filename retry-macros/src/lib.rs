@@ -42,7 +42,7 @@ use proc_macro::TokenStream;
 ///
 /// Kinds: `Connection`, `Timeout`, `RateLimited`, `Overloaded`, `Server`, `RequestTimeout`,
 /// `Conflict`, `InvalidOutput`, `Other`. `Auth`, `BadRequest`, `NotFound`, `QuotaExhausted`,
-/// `ContextLengthExceeded`, `ContentFiltered` and statuses 400, 401, 403, 404, 413, 422 can
+/// `ContextLengthExceeded`, `ContentFiltered` and statuses 400, 401, 402, 403, 404, 413, 422 can
 /// never succeed on a retry and are rejected, with the reason.
 ///
 /// The `llm-retry` crate's documentation of this attribute has compiled examples of each form.

@@ -184,7 +184,7 @@ impl Problem {
             }
             Problem::NeverRetryableKind(_) => "this kind can never succeed on a retry; remove it from retry_on",
             Problem::InvalidStatus(_) => {
-                "only error statuses that a retry can fix (400..=599, not 400, 401, 403, 404, 413, 422) can be retried"
+                "only error statuses that a retry can fix (400..=599, not 400, 401, 402, 403, 404, 413, 422) can be retried"
             }
         }
     }

@@ -129,17 +129,21 @@ impl ErrorKind {
     /// assert_eq!(ErrorKind::from_status(429), ErrorKind::RateLimited);
     /// assert_eq!(ErrorKind::from_status(502), ErrorKind::Server);
     /// assert_eq!(ErrorKind::from_status(403), ErrorKind::Auth);
+    /// assert_eq!(ErrorKind::from_status(402), ErrorKind::QuotaExhausted);
     /// ```
     pub const fn from_status(status: u16) -> ErrorKind {
         match status {
             400 | 422 => ErrorKind::BadRequest,
             401 | 403 => ErrorKind::Auth,
+            // Payment required: out of credits (OpenRouter, DeepSeek, Cohere, Together, Fireworks).
+            402 => ErrorKind::QuotaExhausted,
             404 => ErrorKind::NotFound,
             408 => ErrorKind::RequestTimeout,
             409 => ErrorKind::Conflict,
             413 => ErrorKind::ContextLengthExceeded,
             429 => ErrorKind::RateLimited,
-            529 => ErrorKind::Overloaded,
+            // 529: Anthropic's overloaded; 498: Groq's "flex tier at capacity".
+            498 | 529 => ErrorKind::Overloaded,
             500..=599 => ErrorKind::Server,
             _ => ErrorKind::Other,
         }
