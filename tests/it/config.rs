@@ -225,13 +225,16 @@ fn target() -> impl Strategy<Value = Target> {
     ]
 }
 
+/// A rule's parts: its target, `max`, backoff and jitter.
+type RuleParts = (Target, Option<u32>, Option<Backoff>, Option<Jitter>);
+
 #[derive(Debug, Clone)]
 struct Parts {
     max: u32,
     backoff: Backoff,
     jitter: Jitter,
     on: Option<Vec<Target>>,
-    rules: Vec<(Target, Option<u32>, Option<Backoff>, Option<Jitter>)>,
+    rules: Vec<RuleParts>,
     retry_after: bool,
     max_retry_after: Duration,
 }
