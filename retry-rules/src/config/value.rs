@@ -49,7 +49,7 @@ pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 }
 
 /// A duration string with its unit (`"500ms"`, `"1.5s"`, `"2m"`, `"1h"`), read by
-/// [`duration::parse`](crate::duration::parse). A bare number is an error that suggests the unit.
+/// [`crate::duration::parse`]. A bare number is an error that suggests the unit.
 ///
 /// ```
 /// use serde::de::{IntoDeserializer, value::Error};
@@ -74,7 +74,7 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 /// A duration as a configuration file writes it, exactly: the largest whole unit (`"2m"`,
 /// `"500ms"`), else seconds with as many decimals as it takes (`"1.5s"`, `"0.000001s"`), so
-/// that [`duration::parse`](crate::duration::parse) reads back the same nanoseconds.
+/// that [`crate::duration::parse`] reads back the same nanoseconds.
 ///
 /// ```
 /// use llm_retry_rules::config::value::written;
@@ -309,7 +309,7 @@ pub struct Count(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Number(pub f64);
 
-/// A duration read by [`duration`], as a type.
+/// A duration read by [`duration()`], as a type.
 ///
 /// ```
 /// let d: llm_retry_rules::config::value::Human = serde_json::from_str("\"250ms\"").unwrap();
