@@ -15,7 +15,6 @@ mod early_exit;
 mod expand;
 mod policy;
 mod stream;
-mod suggest;
 
 #[cfg(test)]
 mod tests;

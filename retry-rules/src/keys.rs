@@ -1,5 +1,5 @@
 //! Every key the attribute accepts, in one place (serde's `symbol.rs`): the vocabulary the
-//! attribute and configuration files share. Each key is one line of [`keys!`]: its constant,
+//! attribute and configuration files share. Each key is one line of `keys!`: its constant,
 //! its name, an example, and what it means, from which come [`TOP`], [`example`] and the
 //! attribute's reference table ([`key_reference!`](crate::key_reference)).
 //!
@@ -10,7 +10,7 @@
 //! ```
 
 /// Defines the keys: for each, a constant documented with its example and meaning, its place
-/// in [`TOP`] (the order of "valid keys" lists and of the reference), its [`example`], and its
+/// in `TOP` (the order of "valid keys" lists and of the reference), its [`example`], and its
 /// row in [`key_reference!`](crate::key_reference).
 macro_rules! keys {
     ($($konst:ident = $name:literal, $example:literal, $meaning:literal;)*) => {

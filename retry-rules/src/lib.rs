@@ -38,6 +38,7 @@ mod kind;
 mod policy;
 mod retry_on;
 mod rule;
+pub mod suggest;
 
 pub use backoff::{Backoff, Jitter};
 pub use error::{Field, MAX_JITTER_FACTOR, MAX_RULE_ATTEMPTS, PolicyError, Problem};

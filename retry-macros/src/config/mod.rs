@@ -22,7 +22,7 @@ mod values;
 
 use crate::args::{Entry, Value};
 use crate::ctxt::Ctxt;
-use crate::suggest;
+use llm_retry_rules::suggest;
 use llm_retry_rules::{Backoff, Jitter, keys};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;

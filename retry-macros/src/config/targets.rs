@@ -4,7 +4,7 @@
 
 use crate::args::{Entry, Value};
 use crate::ctxt::Ctxt;
-use crate::suggest;
+use llm_retry_rules::suggest;
 use core::fmt;
 use llm_retry_rules::{ErrorKind, RetryOn, keys, never_retryable_status_reason};
 use syn::Lit;

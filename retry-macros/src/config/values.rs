@@ -3,7 +3,7 @@
 use super::Adaptive;
 use crate::args::{Entry, Value};
 use crate::ctxt::Ctxt;
-use crate::suggest;
+use llm_retry_rules::suggest;
 use llm_retry_rules::keys;
 use std::time::Duration;
 use syn::Lit;

@@ -39,11 +39,11 @@
 //! ```
 
 mod strategy;
-mod suggest;
 pub mod value;
 
 use crate::error::{PolicyError, Problem};
 use crate::keys;
+use crate::suggest;
 use crate::policy::Policy;
 use crate::retry_on::RetryOn;
 use crate::rule::{Rule, Target as RuleTarget};

@@ -3,7 +3,7 @@
 //! and writing a backoff and jitter back as keys. Whether the values make a valid backoff is
 //! the rulebook's (`Backoff::check`, `Jitter::check`), as in the attribute.
 
-use super::suggest;
+use crate::suggest;
 use super::value::{self, Human, Number};
 use super::{Slot, SpecError};
 use crate::backoff::{Backoff, Jitter};

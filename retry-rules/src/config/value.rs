@@ -285,7 +285,7 @@ impl Visitor<'_> for TargetVisitor {
             return Ok(Target::Kind(kind));
         }
         let names = || ErrorKind::ALL.iter().map(|k| k.name());
-        let hint = super::suggest::did_you_mean(t, names());
+        let hint = crate::suggest::did_you_mean(t, names());
         let list = names().collect::<Vec<_>>().join(", ");
         Err(E::custom(format!("unknown error kind `{t}`{hint}; kinds: {list}; or an HTTP status like 503")))
     }

@@ -1,8 +1,21 @@
-//! "Did you mean": the closest valid name to a misspelt one.
+//! "Did you mean": the closest valid name to a misspelt one, for the attribute's compile errors
+//! and configuration files' errors alike.
+//!
+//! ```
+//! use llm_retry_rules::suggest::did_you_mean;
+//! assert_eq!(did_you_mean("max_dely", ["max", "max_delay"]), "; did you mean `max_delay`?");
+//! ```
 
 /// The candidate closest to `input` by edit distance (case-insensitive), if it is close
 /// enough to be a plausible typo, or the one that `input` abbreviates (`expo`).
-pub(crate) fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> Option<&'a str> {
+///
+/// ```
+/// use llm_retry_rules::suggest::closest;
+/// assert_eq!(closest("expo", ["exponential", "fixed"]), Some("exponential"));
+/// assert_eq!(closest("RateLimit", ["RateLimited", "Timeout"]), Some("RateLimited"));
+/// assert_eq!(closest("parsecs", ["max", "base"]), None);
+/// ```
+pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> Option<&'a str> {
     let lower = input.to_ascii_lowercase();
     let mut prefixed =
         candidates.clone().into_iter().filter(|c| lower.len() >= 3 && c.to_ascii_lowercase().starts_with(&lower));
@@ -18,7 +31,11 @@ pub(crate) fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a 
 }
 
 /// "; did you mean `x`?" or "".
-pub(crate) fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
+///
+/// ```
+/// assert_eq!(llm_retry_rules::suggest::did_you_mean("banana", ["max"]), "");
+/// ```
+pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
     closest(input, candidates).map_or_else(String::new, |c| format!("; did you mean `{c}`?"))
 }
 
@@ -50,5 +67,9 @@ mod tests {
         assert_eq!(closest("parsecs", keys), None);
         assert_eq!(closest("expo", ["exponential", "fixed"]), Some("exponential"));
         assert_eq!(closest("bas", keys), Some("base"));
+        let kinds = ["RateLimited", "Connection", "Timeout"];
+        assert_eq!(closest("ratelimited", kinds), Some("RateLimited"));
+        assert_eq!(closest("Conection", kinds), Some("Connection"));
+        assert_eq!(closest("Banana", kinds), None);
     }
 }
