@@ -7,10 +7,10 @@
 //! It reads `examples/config.toml` (the attribute's keys, durations in human units), sets the
 //! policy into a `static PolicySlot` and builds the endpoint's limiter and budget from it, shows
 //! the error an invalid file gets, then makes a few chat completions against the chaos LLM
-//! server in-process, under the loaded policy.
+//! server in-process, through an `#[llm_retry(policy = CHAT, ...)]` fn: the loaded policy.
 
 use llm_retry::config::{self, PolicySlot};
-use llm_retry::{ApiError, Budget, Limiter, Policy, RetryExt};
+use llm_retry::{ApiError, Budget, Limiter, Policy, llm_retry};
 use llm_retry_testkit::{Chaos, ChaosServer, Fault, RetryAfterHeader};
 use serde_json::{Value, json};
 use std::sync::OnceLock;
@@ -22,25 +22,20 @@ static CHAT: PolicySlot = PolicySlot::new("chat", Policy::DEFAULT);
 static OPENAI: OnceLock<Limiter> = OnceLock::new();
 static OPENAI_BUDGET: OnceLock<Budget> = OnceLock::new();
 
-/// One chat completion, retried under the loaded policy, through the endpoint's limiter and budget.
+/// One chat completion, retried under the loaded policy, through the endpoint's limiter and
+/// budget (each absent until built from the file), within two minutes in all.
+#[llm_retry(policy = CHAT, limiter = OPENAI, budget = OPENAI_BUDGET, deadline = "2m")]
 async fn chat(http: &reqwest::Client, base: &str, prompt: &str) -> Result<String, ApiError> {
-    CHAT.get()
-        .call()
-        .limiter(OPENAI.get())
-        .budget(OPENAI_BUDGET.get())
-        .retry(|| async {
-            let response = http
-                .post(format!("{base}/chat/completions"))
-                .json(&json!({"model": "chaos", "messages": [{"role": "user", "content": prompt}]}))
-                .send()
-                .await?;
-            if !response.status().is_success() {
-                return Err(ApiError::from_reqwest_response(response).await);
-            }
-            let body: Value = response.json().await?;
-            Ok(body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_owned())
-        })
-        .await
+    let response = http
+        .post(format!("{base}/chat/completions"))
+        .json(&json!({"model": "chaos", "messages": [{"role": "user", "content": prompt}]}))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        return Err(ApiError::from_reqwest_response(response).await);
+    }
+    let body: Value = response.json().await?;
+    Ok(body.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_owned())
 }
 
 #[tokio::main]

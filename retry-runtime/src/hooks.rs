@@ -121,8 +121,9 @@ where
     }
 }
 
-/// One per-endpoint control slot: absent (`()`), a `&'static` shared by every call, or an
-/// `Option` of one chosen at run time.
+/// One per-endpoint control slot: absent (`()`), a `&'static` shared by every call, an
+/// `Option` of one chosen at run time, or a `static OnceLock` of one built at startup from
+/// configuration (absent until it is set).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `{X}` shared by the calls to an endpoint",
     label = "expected a `&'static {X}` (or an `Option` of one): name a `static` of that type",
@@ -149,6 +150,12 @@ impl<X: 'static> SharedSlot<X> for &'static X {
 impl<X: 'static> SharedSlot<X> for Option<&'static X> {
     fn get(&self) -> Option<&'static X> {
         *self
+    }
+}
+/// A control built at startup (from configuration) into a `static OnceLock`: absent until set.
+impl<X: 'static> SharedSlot<X> for &'static std::sync::OnceLock<X> {
+    fn get(&self) -> Option<&'static X> {
+        std::sync::OnceLock::get(self)
     }
 }
 
