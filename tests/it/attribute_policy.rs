@@ -95,3 +95,24 @@ async fn the_calls_own_deadline_applies_under_a_loaded_policy() {
     assert_eq!(STRICT_CALLS.load(Relaxed), 3, "attempts at 0, 400 and 800 ms; the next would cross 1 s");
     assert!(start.elapsed() <= Duration::from_secs(1));
 }
+
+// A budget built at startup from configuration lives in a `static OnceLock`: absent until set.
+static LOADED_BUDGET: std::sync::OnceLock<llm_retry::Budget> = std::sync::OnceLock::new();
+static BUDGETED_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[llm_retry(max = 4, backoff = "none", budget = LOADED_BUDGET, name = "policy::budgeted")]
+async fn budgeted() -> Result<(), ApiError> {
+    BUDGETED_CALLS.fetch_add(1, Relaxed);
+    Err(ApiError::from_status(503))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_in_a_once_lock_applies_once_it_is_set() {
+    assert!(budgeted().await.is_err());
+    assert_eq!(BUDGETED_CALLS.load(Relaxed), 4, "no budget yet: every attempt");
+    let budget = llm_retry::Budget::builder().burst(1).ratio(0.0).build().unwrap();
+    assert!(LOADED_BUDGET.set(budget).is_ok());
+    assert!(budgeted().await.is_err());
+    assert_eq!(BUDGETED_CALLS.load(Relaxed), 4 + 2, "one retry in the budget, then denied");
+    assert_eq!(stats("policy::budgeted").gave_up(GiveUp::BudgetExhausted), 1);
+}
