@@ -35,6 +35,8 @@
 //! - [`batch`]: many inputs at bounded concurrency behind one shared rate-limit gate.
 //! - [`http`]: classification of HTTP responses, and Retry-After in every header form.
 //! - [`limits`]: the per-endpoint controls' builders and snapshots.
+//! - [`failover`]: circuit breakers ([`failover::Breaker`]) and fallback chains of targets
+//!   ([`failover::Fallback`]): when a model or provider is down, move on to the next.
 //! - [`config`]: a policy set once at startup ([`config::PolicySlot`]); with the `serde`
 //!   feature, policies and per-endpoint settings from TOML, JSON or the environment.
 //! - [`stats`](mod@stats): per-site counters and the process-wide snapshot; [`policy`]: the rulebook's
@@ -53,11 +55,13 @@ mod any_error;
 mod api_error;
 pub mod backoff;
 pub mod batch;
+mod breaker;
 mod budget;
 mod classify;
 pub mod config;
 mod engine;
 mod events;
+pub mod failover;
 mod hooks;
 pub mod http;
 mod integrations;

@@ -20,8 +20,14 @@
 //! | `llm_retry_delay_seconds` | histogram | `site`, `kind` |
 //! | `llm_retry_limiter_rate` | gauge (requests/s; 0 while off) | `endpoint` |
 //! | `llm_retry_limiter_throttles_total`, `llm_retry_limiter_waits_total` | counter | `endpoint` |
+//! | `llm_retry_breaker_state` | gauge (0 closed, 1 half-open, 2 open) | `breaker` |
+//! | `llm_retry_breaker_transitions_total` | counter | `breaker`, `to` |
+//! | `llm_retry_breaker_refused_total`, `llm_retry_breaker_probes_total` | counter | `breaker` |
+//!
+//! A breaker appears once it has moved at least once.
 
 use crate::ErrorKind;
+use crate::breaker::{BreakerState, moved_breakers};
 use crate::limiter::armed_limiters;
 use crate::outcome::GiveUp;
 use crate::stats::{Site, stats};
@@ -42,6 +48,7 @@ pub const fn reason_label(reason: GiveUp) -> &'static str {
         GiveUp::NonRetryable => "non_retryable",
         GiveUp::RetryAfterTooLong => "retry_after_too_long",
         GiveUp::BudgetExhausted => "budget_exhausted",
+        GiveUp::CircuitOpen => "circuit_open",
     }
 }
 
@@ -61,6 +68,10 @@ fn describe() {
         describe_gauge!("llm_retry_limiter_rate", "Client-side send rate in force (requests/s; 0 while off)");
         describe_counter!("llm_retry_limiter_throttles_total", "Throttles reported to the limiter");
         describe_counter!("llm_retry_limiter_waits_total", "Attempts that waited for a limiter token");
+        describe_gauge!("llm_retry_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open");
+        describe_counter!("llm_retry_breaker_transitions_total", "Circuit breaker transitions, by state entered");
+        describe_counter!("llm_retry_breaker_refused_total", "Calls a circuit breaker refused");
+        describe_counter!("llm_retry_breaker_probes_total", "Half-open probes a circuit breaker let through");
     });
 }
 
@@ -101,6 +112,21 @@ pub fn export() {
         gauge!("llm_retry_limiter_rate", "endpoint" => endpoint).set(st.rate.unwrap_or(0.0));
         counter!("llm_retry_limiter_throttles_total", "endpoint" => endpoint).absolute(st.throttles);
         counter!("llm_retry_limiter_waits_total", "endpoint" => endpoint).absolute(st.waits);
+    }
+    for breaker in moved_breakers() {
+        let name = breaker.name();
+        let state = match breaker.state() {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        };
+        gauge!("llm_retry_breaker_state", "breaker" => name).set(state);
+        let st = breaker.stats();
+        for (to, n) in [("open", st.opened), ("half-open", st.half_opened), ("closed", st.closed)] {
+            counter!("llm_retry_breaker_transitions_total", "breaker" => name, "to" => to).absolute(n);
+        }
+        counter!("llm_retry_breaker_refused_total", "breaker" => name).absolute(st.refused);
+        counter!("llm_retry_breaker_probes_total", "breaker" => name).absolute(st.probes);
     }
 }
 

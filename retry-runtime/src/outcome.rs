@@ -7,7 +7,7 @@ use core::fmt;
 /// ```
 /// use llm_retry_runtime::GiveUp;
 /// assert_eq!(GiveUp::Exhausted.name(), "attempts exhausted");
-/// assert_eq!(GiveUp::ALL.len(), 5);
+/// assert_eq!(GiveUp::ALL.len(), 6);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -23,12 +23,21 @@ pub enum GiveUp {
     /// The endpoint's [`Budget`](crate::Budget) had no token left for a retry: retries
     /// already make up the allowed share of recent traffic.
     BudgetExhausted,
+    /// Every target left was refused by its open circuit breaker ("circuit open, until …"):
+    /// see [`failover`](crate::failover).
+    CircuitOpen,
 }
 
 impl GiveUp {
     /// Every reason, in index order.
-    pub const ALL: [GiveUp; 5] =
-        [GiveUp::Exhausted, GiveUp::Deadline, GiveUp::NonRetryable, GiveUp::RetryAfterTooLong, GiveUp::BudgetExhausted];
+    pub const ALL: [GiveUp; 6] = [
+        GiveUp::Exhausted,
+        GiveUp::Deadline,
+        GiveUp::NonRetryable,
+        GiveUp::RetryAfterTooLong,
+        GiveUp::BudgetExhausted,
+        GiveUp::CircuitOpen,
+    ];
 
     /// A short phrase for logs and tables.
     ///
@@ -42,6 +51,7 @@ impl GiveUp {
             GiveUp::NonRetryable => "non-retryable",
             GiveUp::RetryAfterTooLong => "retry-after over the cap",
             GiveUp::BudgetExhausted => "budget exhausted",
+            GiveUp::CircuitOpen => "circuit open",
         }
     }
 

@@ -87,7 +87,7 @@ where
     }
 
     /// Reads the clock on the first attempt, if a deadline, timeout or notify hook needs it.
-    fn start_clock(&mut self) {
+    pub(super) fn start_clock(&mut self) {
         if self.started.is_none() && (self.mode.timed() || H::NOTIFIES) {
             self.started = Some(Instant::now());
         }

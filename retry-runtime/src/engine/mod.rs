@@ -19,15 +19,18 @@
 //! - `attempt`: starting and running an attempt: [`Call::attempt`] and its [`Attempt`] future.
 //! - `settle`: settling an attempt's outcome: classify, count, and retry ([`RetryPlan`]) or end.
 //! - `pause`: the loop whose caller runs the body itself: [`Call::settle_paused`] and [`Pause`].
+//! - `fallback`: a call through a fallback chain of targets ([`Call::fallback`]).
 
 mod attempt;
 mod configure;
+mod fallback;
 mod guard;
 mod mode;
 mod pause;
 mod settle;
 
 pub use attempt::Attempt;
+pub use fallback::WithFallback;
 pub use mode::{Mode, Timed, Untimed};
 pub use pause::Pause;
 pub use settle::RetryPlan;

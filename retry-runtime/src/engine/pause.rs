@@ -47,9 +47,7 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W>, Controls<B, (), A>, U
     {
         match self.settle(result, None) {
             ControlFlow::Break(out) => ControlFlow::Break(out),
-            ControlFlow::Continue(plan) => {
-                ControlFlow::Continue(Pause { site: self.guard.site, sleep: Box::pin(tokio::time::sleep(plan.delay)) })
-            }
+            ControlFlow::Continue(plan) => ControlFlow::Continue(Pause::after(self.guard.site, plan.delay)),
         }
     }
 
@@ -108,14 +106,30 @@ impl<'p, T, E, V, W, B, A> Call<'p, T, E, Hooks<V, (), W>, Controls<B, (), A>, U
 #[derive(Debug)]
 pub struct Pause {
     site: Option<&'static Site>,
-    sleep: Pin<Box<Sleep>>,
+    /// `None` when the next attempt starts at once (a fallback chain moving on).
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Pause {
+    /// A pause of `delay`.
+    pub(super) fn after(site: Option<&'static Site>, delay: core::time::Duration) -> Pause {
+        Pause { site, sleep: Some(Box::pin(tokio::time::sleep(delay))) }
+    }
+
+    /// No pause: the next attempt starts at once, and nothing is allocated.
+    pub(super) fn none(site: Option<&'static Site>) -> Pause {
+        Pause { site, sleep: None }
+    }
 }
 
 impl Future for Pause {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        ready!(self.sleep.as_mut().poll(cx));
+        if let Some(sleep) = self.sleep.as_mut() {
+            ready!(sleep.as_mut().poll(cx));
+            self.sleep = None;
+        }
         // A failed call is past its fast path: its next attempt is counted in the shared counters.
         if let Some(site) = self.site.take() {
             site.on_slow_attempt();

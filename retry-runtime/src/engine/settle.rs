@@ -50,6 +50,16 @@ pub struct RetryPlan {
 
 type Next<T, E> = ControlFlow<Result<T, E>, RetryPlan>;
 
+/// What [`Call::decide`] made of a finished attempt.
+pub(super) enum Decided<T, E> {
+    /// The call ended with this result, counted (a validated success).
+    Ended(Result<T, E>),
+    /// Retry after the plan's delay; the retry is counted.
+    Retry(RetryPlan),
+    /// The call would give up for this reason; nothing is counted yet.
+    GiveUp(E, Classification, GiveUp),
+}
+
 /// Whether an attempt's request went out: `No` for an attempt cut short while it queued for
 /// the limiter, whose body never ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +105,17 @@ where
         }
     }
 
-    fn site_name(&self) -> &'static str {
+    pub(super) fn site_name(&self) -> &'static str {
         self.guard.site.map_or("anonymous", Site::name)
     }
 
     fn end(&mut self, out: Result<T, E>, class: Option<(&Classification, GiveUp)>) -> Next<T, E> {
+        self.finish(class);
+        ControlFlow::Break(out)
+    }
+
+    /// The bookkeeping of a call's end: a success (`None`), or a give-up and its reason.
+    pub(super) fn finish(&mut self, class: Option<(&Classification, GiveUp)>) {
         if class.is_some() {
             self.guard.leave_fast_path();
         }
@@ -113,7 +129,6 @@ where
                 events::gave_up(self.site_name(), self.attempts(), c.kind, c.status, reason);
             }
         }
-        ControlFlow::Break(out)
     }
 
     /// The bookkeeping of a success that needs no validation. The call ends here, so the
@@ -169,6 +184,25 @@ where
     /// nothing, since the server never saw it.
     #[inline(never)]
     fn settle_failure(&mut self, result: Result<T, E>, timed_out: Option<Timeout>, sent: Sent) -> Next<T, E> {
+        match self.decide(result, timed_out, sent, None, 0) {
+            Decided::Ended(out) => ControlFlow::Break(out),
+            Decided::Retry(plan) => ControlFlow::Continue(plan),
+            Decided::GiveUp(error, class, reason) => self.end(Err(error), Some((&class, reason))),
+        }
+    }
+
+    /// Classifies a finished attempt (unless `class` is given: the caller classified it
+    /// already) and decides, leaving a give-up to the caller: a fallback chain may move on
+    /// to its next target instead. `before` counts the attempts made on earlier targets of a
+    /// chain: the policy's attempt limit and backoff apply to the attempts after them.
+    pub(super) fn decide(
+        &mut self,
+        result: Result<T, E>,
+        timed_out: Option<Timeout>,
+        sent: Sent,
+        class: Option<Classification>,
+        before: u32,
+    ) -> Decided<T, E> {
         let attempt = match &mut self.tally {
             Some(t) => {
                 t.attempt = t.attempt.saturating_add(1);
@@ -180,17 +214,20 @@ where
         let policy = self.policy;
         let (error, class, validated) = match result {
             Ok(value) => match self.hooks.validate(&value) {
-                None => return self.end(Ok(value), None),
+                None => {
+                    self.finish(None);
+                    return Decided::Ended(Ok(value));
+                }
                 Some(e) => (e, Classification::new(ErrorKind::InvalidOutput), true),
             },
             Err(e) => match timed_out {
                 Some(t) if t.is_deadline() => {
                     let c = Classification::new(ErrorKind::Timeout);
-                    return self.end(Err(e), Some((&c, GiveUp::Deadline)));
+                    return Decided::GiveUp(e, c, GiveUp::Deadline);
                 }
                 Some(_) => (e, Classification::new(ErrorKind::Timeout), false),
                 None => {
-                    let c = e.classify();
+                    let c = class.unwrap_or_else(|| e.classify());
                     (e, c, false)
                 }
             },
@@ -205,25 +242,26 @@ where
                 class.should_retry.unwrap_or_else(|| policy.retry_on().matches(class.kind, class.status))
             });
         if !retryable {
-            return self.end(Err(error), Some((&class, GiveUp::NonRetryable)));
+            return Decided::GiveUp(error, class, GiveUp::NonRetryable);
         }
         if let Some(adaptive) = self.controls.adaptive().filter(|_| sent) {
             adaptive.record_error();
         }
 
+        let n_on_target = attempt.saturating_sub(before);
         let rule = policy.rule_for(class.kind, class.status);
         // The tally was written at the top; `get_or_insert` only reaches it.
         let tally = self.tally.get_or_insert(Tally::FIRST);
-        let mut n = attempt;
+        let mut n = attempt.saturating_sub(before);
         if let Some((i, r)) = rule {
             tally.counts[i] = tally.counts[i].saturating_add(1);
             n = u32::from(tally.counts[i]);
             if r.attempt_limit().is_some_and(|max| n >= max) {
-                return self.end(Err(error), Some((&class, GiveUp::Exhausted)));
+                return Decided::GiveUp(error, class, GiveUp::Exhausted);
             }
         }
-        if attempt >= policy.max_attempts() {
-            return self.end(Err(error), Some((&class, GiveUp::Exhausted)));
+        if n_on_target >= policy.max_attempts() {
+            return Decided::GiveUp(error, class, GiveUp::Exhausted);
         }
 
         let hint = if policy.respects_retry_after() {
@@ -236,13 +274,13 @@ where
         let left = self.mode.deadline().map(|d| d.saturating_sub(elapsed));
         let (delay, source) = match hint {
             Some(h) if h > policy.max_retry_after() => {
-                return self.end(Err(error), Some((&class, GiveUp::RetryAfterTooLong)));
+                return Decided::GiveUp(error, class, GiveUp::RetryAfterTooLong);
             }
             // The server's hint decides, not the jitter drawn on top of it: a hint that lands
             // inside the deadline is waited for, its jitter clamped to the time left.
             Some(h) => match left {
                 Some(left) if h > left => {
-                    return self.end(Err(error), Some((&class, GiveUp::Deadline)));
+                    return Decided::GiveUp(error, class, GiveUp::Deadline);
                 }
                 _ => {
                     let room = left.map_or(Duration::MAX, |l| l.saturating_sub(h));
@@ -256,13 +294,13 @@ where
                 });
                 let d = self.controls.adaptive().map_or(d, |a| a.scale(d));
                 if left.is_some_and(|l| d >= l) {
-                    return self.end(Err(error), Some((&class, GiveUp::Deadline)));
+                    return Decided::GiveUp(error, class, GiveUp::Deadline);
                 }
                 (d, DelaySource::Backoff)
             }
         };
         if sent && self.controls.budget().is_some_and(|b| !b.withdraw()) {
-            return self.end(Err(error), Some((&class, GiveUp::BudgetExhausted)));
+            return Decided::GiveUp(error, class, GiveUp::BudgetExhausted);
         }
 
         self.hooks.notify(&RetryEvent {
@@ -284,7 +322,7 @@ where
         }
         self.tally.get_or_insert(Tally::FIRST).previous = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
         self.guard.leave_fast_path();
-        ControlFlow::Continue(RetryPlan { attempt, kind: class.kind, status: class.status, delay, source })
+        Decided::Retry(RetryPlan { attempt, kind: class.kind, status: class.status, delay, source })
     }
 }
 
