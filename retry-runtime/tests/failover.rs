@@ -18,7 +18,7 @@ use llm_retry_runtime::failover::{
     Breaker, BreakerError, BreakerState, CircuitOpen, FailoverError, Fallback, Route, Target,
 };
 use llm_retry_runtime::http::RetryAfter;
-use llm_retry_runtime::{ApiError, ErrorKind, GiveUp, Policy, RetryExt, stats::Site};
+use llm_retry_runtime::{ApiError, ErrorKind, GiveUp, Policy, RetryExt, rng::seed_thread_rng, stats::Site};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -443,4 +443,130 @@ fn zero_negative_or_nan_settings_are_rejected_with_the_fields_name() {
         assert!(e.to_string().starts_with(field), "{e}");
     }
     assert!(b().failure_rate(1.0).min_calls(1).build().is_ok());
+}
+
+/// One call of the outage run.
+#[derive(Debug, Clone, Copy)]
+struct Served {
+    /// When the call started, from the run's start.
+    at: Duration,
+    latency: Duration,
+    by_primary: bool,
+}
+
+const RATE_EVERY: Duration = Duration::from_millis(100); // 10 calls/s
+const SERVICE: Duration = Duration::from_millis(50);
+const DOWN_FROM: Duration = Duration::from_secs(10);
+const DOWN_UNTIL: Duration = Duration::from_secs(70);
+const RUN: Duration = Duration::from_secs(150);
+
+/// Calls at 10/s for 150 s through `[primary, backup]`; the primary answers 503 (after
+/// the same 50 ms as a success) from 10 s to 70 s. Returns every call's record and the
+/// most probes of the primary's breaker that were ever in flight at once.
+async fn outage_run(chain: Fallback<'static>, primary: &'static Target) -> (Vec<Served>, u32) {
+    let t0 = Instant::now();
+    let probes = Arc::new(AtomicU32::new(0));
+    let most_probes = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    while t0.elapsed() < RUN {
+        let (probes, most_probes) = (probes.clone(), most_probes.clone());
+        tasks.push(tokio::spawn(async move {
+            let start = Instant::now();
+            let served: Result<bool, ApiError> = Policy::DEFAULT
+                .call()
+                .fallback(chain)
+                .retry(move |t: &'static Target| {
+                    let (probes, most_probes) = (probes.clone(), most_probes.clone());
+                    async move {
+                        let is_primary = core::ptr::eq(t, primary);
+                        let probe =
+                            is_primary && t.circuit_breaker().is_some_and(|b| b.state() == BreakerState::HalfOpen);
+                        if probe {
+                            most_probes.fetch_max(probes.fetch_add(1, Relaxed) + 1, Relaxed);
+                        }
+                        let down = (DOWN_FROM..DOWN_UNTIL).contains(&t0.elapsed());
+                        tokio::time::sleep(SERVICE).await;
+                        if probe {
+                            probes.fetch_sub(1, Relaxed);
+                        }
+                        if is_primary && down { Err(ApiError::from_status(503)) } else { Ok(is_primary) }
+                    }
+                })
+                .await;
+            Served { at: start - t0, latency: start.elapsed(), by_primary: served.expect("every call succeeds") }
+        }));
+        tokio::time::sleep(RATE_EVERY).await;
+    }
+    let mut served = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        served.push(t.await.expect("no call panics"));
+    }
+    (served, most_probes.load(Relaxed))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn during_outage(served: &[Served]) -> Vec<Duration> {
+    let mut l: Vec<Duration> =
+        served.iter().filter(|s| (DOWN_FROM..DOWN_UNTIL).contains(&s.at)).map(|s| s.latency).collect();
+    l.sort();
+    l
+}
+
+#[tokio::test(start_paused = true)]
+async fn outage_of_the_primary_for_60_s_at_10_calls_a_second() {
+    static PRIMARY_BREAKER: Breaker = Breaker::new("outage-primary");
+    static PRIMARY: Target = Target::new("outage-primary").breaker(&PRIMARY_BREAKER);
+    static BACKUP: Target = Target::new("outage-backup");
+    static CHAIN: Fallback<'static> = chain(&[&PRIMARY, &BACKUP]);
+    static BARE_PRIMARY: Target = Target::new("bare-primary");
+    static BARE_CHAIN: Fallback<'static> = chain(&[&BARE_PRIMARY, &BACKUP]);
+
+    seed_thread_rng(17);
+    let (with, most_probes) = outage_run(CHAIN, &PRIMARY).await;
+    let (without, _) = outage_run(BARE_CHAIN, &BARE_PRIMARY).await;
+
+    // 100% of the calls succeed, each exactly once (a task returns one result).
+    assert_eq!(with.len(), (RUN.as_millis() / RATE_EVERY.as_millis()) as usize);
+    assert_eq!(without.len(), with.len());
+
+    // Once the breaker is open, a call costs the backup's own 50 ms and nothing more, except
+    // the probes (a failed probe adds the primary's 50 ms).
+    let cooldown = PRIMARY_BREAKER.cooldown();
+    let open = DOWN_FROM + Duration::from_secs(1);
+    let after_open: Vec<&Served> = with.iter().filter(|s| (open..DOWN_UNTIL).contains(&s.at)).collect();
+    let slow: Vec<&&Served> = after_open.iter().filter(|s| s.latency > SERVICE + Duration::from_millis(1)).collect();
+    assert!(slow.len() <= (DOWN_UNTIL - open).as_secs() as usize / cooldown.as_secs() as usize + 1, "{slow:?}");
+    assert!(slow.iter().all(|s| s.latency <= 2 * SERVICE + Duration::from_millis(1)), "{slow:?}");
+    assert!(after_open.iter().all(|s| !s.by_primary));
+
+    // After the recovery: one probe at a time, and every call started a cooldown after the
+    // recovery is served by the primary again.
+    assert_eq!(most_probes, 1);
+    let back = DOWN_UNTIL + cooldown + SERVICE;
+    assert!(with.iter().filter(|s| s.at >= back).all(|s| s.by_primary));
+    assert_eq!(PRIMARY_BREAKER.state(), BreakerState::Closed);
+    let st = PRIMARY_BREAKER.stats();
+    assert_eq!(st.closed, 1, "{st:?}");
+    assert_eq!(st.opened, st.probes, "each probe but the last failed and reopened it: {st:?}");
+
+    // Without a breaker every call of the outage first spends its retry schedule on the primary.
+    let (w, wo) = (during_outage(&with), during_outage(&without));
+    let (w50, w99, wo50, wo99) =
+        (percentile(&w, 0.5), percentile(&w, 0.99), percentile(&wo, 0.5), percentile(&wo, 0.99));
+    println!("primary down 60 s at 10 calls/s, {} calls in the outage, service 50 ms:", w.len());
+    let (wmax, womax) = (w[w.len() - 1], wo[wo.len() - 1]);
+    println!(
+        "  with a breaker:    p50 {w50:?}  p99 {w99:?}  max {wmax:?}  (opened {} times, {} probes)",
+        st.opened, st.probes
+    );
+    println!("  without a breaker: p50 {wo50:?}  p99 {wo99:?}  max {womax:?}");
+    assert_eq!(w50, SERVICE);
+    assert!(wo50 > 4 * SERVICE, "4 attempts on the primary, then the backup: {wo50:?}");
+    assert!(wo.iter().all(|l| *l > 4 * SERVICE));
+    // (A call started in the last seconds of the outage may be served by the recovered primary.)
+    let early = DOWN_FROM..DOWN_UNTIL - Duration::from_secs(5);
+    assert!(without.iter().filter(|s| early.contains(&s.at)).all(|s| !s.by_primary));
 }
