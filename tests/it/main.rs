@@ -25,6 +25,7 @@ mod config;
 mod e2e_async_openai;
 mod e2e_reqwest;
 mod expand_lints;
+mod failover_tcp;
 mod limiter_tcp;
 mod providers_e2e;
 mod simulation_smoke;
