@@ -126,7 +126,7 @@ where
 /// configuration (absent until it is set).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `{X}` shared by the calls to an endpoint",
-    label = "expected a `&'static {X}` (or an `Option` of one): name a `static` of that type",
+    label = "expected a `&'static {X}`, an `Option` of one, or a `static OnceLock<{X}>`: name a `static` of that type",
     note = "declare the endpoint's state once, as a `static {X}`, and give its path here"
 )]
 pub trait SharedSlot<X: 'static> {
