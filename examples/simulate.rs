@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Options: `--quick`, `--jobs N` (worker threads; default: the available cores),
-//! `--only a|b|c` (one scenario). Tables are printed and written, with one SVG plot per
+//! `--only a|b|c|d` (one scenario). Tables are printed and written, with one SVG plot per
 //! scenario, to `target/sim/`. docs/PERFORMANCE.md ("Herd simulation") explains the models.
 
 //!
@@ -24,8 +24,8 @@ mod sections;
 mod sim;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sections::{llm_report, occ_report, open_report};
-use sim::{Failure, Guard, Hint, LlmConfig, LlmRun, LlmStrategy, OccRun, OccStrategy, OpenLoop, OpenRun};
+use sections::{failover_report, llm_report, occ_report, open_report};
+use sim::{FailoverRun, Failure, Guard, Hint, LlmConfig, LlmRun, LlmStrategy, OccRun, OccStrategy, OpenLoop, OpenRun};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -51,7 +51,7 @@ impl Plan {
                 "--quick" => plan.quick = true,
                 "--jobs" => plan.jobs = args.next().and_then(|v| v.parse().ok()).expect("--jobs takes a number"),
                 "--only" => plan.only = args.next().and_then(|v| v.chars().next()).map(|c| c.to_ascii_lowercase()),
-                other => panic!("unknown option {other}: use --quick, --jobs N, --only a|b|c"),
+                other => panic!("unknown option {other}: use --quick, --jobs N, --only a|b|c|d"),
             }
         }
         plan
@@ -89,6 +89,11 @@ impl Plan {
     }
 
     fn open_seeds(&self) -> u64 {
+        if self.quick { 1 } else { 5 }
+    }
+
+    /// Seeds for scenario D.
+    fn failover_seeds(&self) -> u64 {
         if self.quick { 1 } else { 5 }
     }
 
@@ -144,6 +149,8 @@ enum Job {
     Llm(LlmStrategy, LlmConfig, u64),
     Outage(Guard, f64, u64, u64),
     Sweep(Guard, f64, u64),
+    /// Scenario D: with a breaker on the primary, or not; the seed.
+    Failover(bool, u64),
 }
 
 /// Its result, and the seconds it took.
@@ -152,6 +159,7 @@ enum Out {
     Occ(OccRun),
     Llm(LlmRun),
     Open(OpenRun),
+    Failover(FailoverRun),
 }
 
 impl Job {
@@ -160,6 +168,7 @@ impl Job {
             Job::Occ(..) => 'a',
             Job::Llm(..) => 'b',
             Job::Outage(..) | Job::Sweep(..) => 'c',
+            Job::Failover(..) => 'd',
         }
     }
 
@@ -179,6 +188,7 @@ impl Job {
             Job::Sweep(g, p, seed) => {
                 Out::Open(sim::open_run(g, OpenLoop { failure: Failure::Random(p / 100.0), ..SWEEP_LOAD }, seed))
             }
+            Job::Failover(breaker, seed) => Out::Failover(sim::failover_run(breaker, seed)),
         }
     }
 }
@@ -201,6 +211,11 @@ fn jobs(plan: &Plan) -> Vec<Job> {
             for p in SWEEP {
                 v.extend((0..plan.open_seeds()).map(|seed| Job::Sweep(g, p, seed)));
             }
+        }
+    }
+    if plan.runs('d') {
+        for breaker in [true, false] {
+            v.extend((0..plan.failover_seeds()).map(|seed| Job::Failover(breaker, seed)));
         }
     }
     if plan.runs('a') {
@@ -233,15 +248,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut md = format!(
         "# Herd simulation results\n\nCommand: `cargo run --release --example simulate{}`; {} run(s) on {} thread(s), \
-         {wall:.0} s wall clock (A {:.0} s, B {:.0} s, C {:.0} s of run time).\n\n",
+         {wall:.0} s wall clock (A {:.0} s, B {:.0} s, C {:.0} s, D {:.0} s of run time).\n\n",
         if plan.quick { " -- --quick" } else { "" },
         runs.len(),
         plan.jobs,
         cpu('a'),
         cpu('b'),
         cpu('c'),
+        cpu('d'),
     );
-    for (c, f) in [('a', occ_report as fn(&_, &_, &_) -> _), ('b', llm_report), ('c', open_report)] {
+    for (c, f) in
+        [('a', occ_report as fn(&_, &_, &_) -> _), ('b', llm_report), ('c', open_report), ('d', failover_report)]
+    {
         if plan.runs(c) {
             let section = f(&runs, &plan, &dir)?;
             std::fs::write(dir.join(format!("{c}.md")), &section)?;

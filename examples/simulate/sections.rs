@@ -2,7 +2,7 @@
 //! the runs of its jobs.
 
 use crate::report::{self, Panel, Series, Table};
-use crate::sim::{self, Hint, LlmConfig, LlmRun, LlmStrategy, OccRun, OccStrategy, OpenRun};
+use crate::sim::{self, FailoverRun, Hint, LlmConfig, LlmRun, LlmStrategy, OccRun, OccStrategy, OpenRun};
 use crate::{GUARDS, Job, Out, Plan, SWEEP, SWEEP_LOAD};
 use std::path::Path;
 
@@ -281,5 +281,69 @@ pub fn open_report(runs: &[(Job, Out, f64)], plan: &Plan, dir: &Path) -> Result<
             },
         ],
     )?;
+    Ok(out)
+}
+
+/// Scenario D: the primary's outage, with and without a breaker.
+pub fn failover_report(
+    runs: &[(Job, Out, f64)],
+    plan: &Plan,
+    _dir: &Path,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut out = format!(
+        "### D. Primary outage ({} seeded run(s) per row)\n\n\
+         Poisson arrivals at λ = {}/s through the chain `[primary, backup]`, `Policy::DEFAULT` (4 attempts \
+         per target), attempts answer in {} ms; the primary fails every attempt for {} s after {} s of healthy \
+         traffic, then recovers for {} s. Added latency: a call's time less the {} ms of the attempt that \
+         served it, over the calls that arrived during the outage (means over the seeds). The breaker is \
+         `Breaker::new` (5 failures in a row, 30 s cooldown).\n\n",
+        plan.failover_seeds(),
+        sim::FAILOVER_RATE,
+        sim::FAILOVER_LATENCY.as_millis(),
+        sim::FAILOVER_OUTAGE.as_secs(),
+        sim::FAILOVER_CALM.as_secs(),
+        sim::FAILOVER_CALM.as_secs(),
+        sim::FAILOVER_LATENCY.as_millis(),
+    );
+    let mut t = Table::new([
+        "primary",
+        "calls served",
+        "served twice",
+        "added p50",
+        "added p99",
+        "added max",
+        "max added once open (probes aside)",
+        "primary requests while not closed / probes",
+        "probes at once",
+        "back on the primary after",
+    ]);
+    for breaker in [true, false] {
+        let rs: Vec<&FailoverRun> = runs
+            .iter()
+            .filter_map(|(j, o, _)| match (j, o) {
+                (Job::Failover(b, _), Out::Failover(r)) if *b == breaker => Some(r),
+                _ => None,
+            })
+            .collect();
+        let m = |f: fn(&FailoverRun) -> f64| sim::mean(rs.iter().map(|r| f(r)));
+        let twice: u64 = rs.iter().map(|r| r.answers.saturating_sub(r.succeeded)).sum();
+        let (while_open, probes): (u64, u64) =
+            rs.iter().fold((0, 0), |(w, p), r| (w + r.primary_while_open, p + r.probes));
+        let most = rs.iter().map(|r| r.most_probes_at_once).max().unwrap_or(0);
+        let back = rs.iter().map(|r| r.back_after).max().unwrap_or_default();
+        t.row([
+            if breaker { "with a breaker".to_string() } else { "no breaker".to_string() },
+            format!("{:.2}%", m(FailoverRun::success) * 100.0),
+            twice.to_string(),
+            format!("{:.1} ms", m(|r| r.added_p50_ms)),
+            format!("{:.1} ms", m(|r| r.added_p99_ms)),
+            format!("{:.1} ms", m(|r| r.added_max_ms)),
+            if breaker { format!("{:.1} ms", m(|r| r.after_open_max_added_ms)) } else { "-".into() },
+            if breaker { format!("{while_open} / {probes}") } else { "-".into() },
+            if breaker { most.to_string() } else { "-".into() },
+            if breaker { format!("{:.1} s", back.as_secs_f64()) } else { "-".into() },
+        ]);
+    }
+    out += &t.render();
     Ok(out)
 }

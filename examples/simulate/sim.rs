@@ -15,7 +15,10 @@
 //! - `provider` and `llm`: B, an LLM batch against a rate-limited provider (the provider
 //!   model, then the client strategies and the run).
 //! - `open_loop`: C, outage and partial failure under open-loop Poisson traffic.
+//! - `failover`: D, a primary outage with a fallback chain, with and without a circuit breaker.
 
+#[path = "sim/failover.rs"]
+mod failover;
 #[path = "sim/llm.rs"]
 mod llm;
 #[path = "sim/occ.rs"]
@@ -25,6 +28,7 @@ mod open_loop;
 #[path = "sim/provider.rs"]
 mod provider;
 
+pub use failover::{FAILOVER_CALM, FAILOVER_LATENCY, FAILOVER_OUTAGE, FAILOVER_RATE, FailoverRun, failover_run};
 pub use llm::{LlmRun, LlmStrategy, llm_run};
 pub use occ::{OccRun, OccStrategy, occ_run};
 pub use open_loop::{Failure, Guard, OpenLoop, OpenRun, open_run};

@@ -103,7 +103,7 @@ async fn no_request_reaches_a_primary_whose_breaker_is_open_except_the_probes() 
     let back = UP_AT + (COOLDOWN.as_millis() / TICK.as_millis()) as usize + 2;
     assert!(served.iter().filter(|(tick, _)| *tick >= back).all(|(_, by_primary)| *by_primary), "{served:?}");
     assert_eq!(PRIMARY_BREAKER.state(), BreakerState::Closed);
-    assert!(probes >= probes_when_recovered + 1, "the probe that closed it");
+    assert!(probes > probes_when_recovered, "the probe that closed it");
 
     primary.shutdown().await;
     fallback.shutdown().await;

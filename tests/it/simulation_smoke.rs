@@ -59,3 +59,26 @@ fn limiter_beats_exact_retry_after_on_calls() {
     let limiter = calls(LlmStrategy::Limiter);
     assert!(limiter < 0.5 * exact, "limiter {limiter:.2} calls/task vs exact Retry-After {exact:.2}");
 }
+
+#[test]
+fn a_breaker_sends_an_outage_to_the_fallback_at_no_added_latency() {
+    let with = sim::failover_run(true, 1);
+    let without = sim::failover_run(false, 1);
+    for r in [&with, &without] {
+        assert_eq!(r.success(), 1.0, "every call is served: {r:?}");
+        assert_eq!(r.answers, r.calls, "and served once: {r:?}");
+    }
+    // Once the breaker is open a call pays nothing but its own attempt, probes aside (up to
+    // the timer's 1 ms resolution: arrivals fall between its ticks).
+    assert!(with.after_open > 500, "{with:?}");
+    assert!(with.after_open_max_added_ms <= 1.0, "{with:?}");
+    assert!(with.added_p50_ms <= 1.0, "{with:?}");
+    // Only probes reach the primary while the breaker is not closed, one at a time, and the
+    // traffic is back on the primary within one cooldown (30 s) of the recovery.
+    assert_eq!(with.primary_while_open, with.probes, "{with:?}");
+    assert_eq!(with.most_probes_at_once, 1);
+    assert!(with.back_after <= std::time::Duration::from_secs(31), "{with:?}");
+    // Without one, every call of the outage first spends its retry schedule on the primary.
+    assert!(without.added_p50_ms > 1000.0, "{without:?}");
+    assert!(with.added_p99_ms < without.added_p50_ms / 10.0, "{with:?} {without:?}");
+}
