@@ -570,3 +570,53 @@ async fn outage_of_the_primary_for_60_s_at_10_calls_a_second() {
     let early = DOWN_FROM..DOWN_UNTIL - Duration::from_secs(5);
     assert!(without.iter().filter(|s| early.contains(&s.at)).all(|s| !s.by_primary));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_ends_the_call_on_any_target() {
+    static SITE: Site = Site::new("failover::deadline", POLICY);
+    static A: Target = Target::new("a");
+    static B: Target = Target::new("b");
+    static CHAIN: Fallback<'static> = chain(&[&A, &B]);
+    let seen = Seen::default();
+    let start = Instant::now();
+    let out: Result<(), ApiError> = POLICY
+        .call()
+        .site(&SITE)
+        .deadline(Duration::from_secs(1))
+        .fallback(CHAIN)
+        .retry(|t| {
+            seen.saw(t, &A);
+            std::future::pending()
+        })
+        .await;
+    assert_eq!(out.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(seen.counts(), (1, 0), "no move on past the deadline");
+    assert_eq!(SITE.stats().gave_up(GiveUp::Deadline), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempt_timeouts_count_against_the_breaker() {
+    static B10: Breaker = breaker("hangs", 2);
+    static HANGS: Target = Target::new("hangs").breaker(&B10);
+    static BACKUP: Target = Target::new("backup");
+    static CHAIN: Fallback<'static> = chain(&[&HANGS, &BACKUP]);
+    let seen = Seen::default();
+    let out: Result<&str, ApiError> = POLICY
+        .call()
+        .attempt_timeout(Duration::from_secs(1))
+        .fallback(CHAIN)
+        .retry(|t| {
+            seen.saw(t, &HANGS);
+            async move {
+                if core::ptr::eq(t, &HANGS) {
+                    std::future::pending::<()>().await;
+                }
+                Ok(t.name())
+            }
+        })
+        .await;
+    assert_eq!(out.unwrap(), "backup");
+    assert_eq!(seen.counts(), (2, 1), "two timeouts opened the breaker");
+    assert_eq!(B10.state(), BreakerState::Open);
+}
