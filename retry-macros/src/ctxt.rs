@@ -29,11 +29,6 @@ impl Ctxt {
         }
     }
 
-    /// Whether any error was recorded.
-    pub fn has_errors(&self) -> bool {
-        self.errors.is_some()
-    }
-
     /// All errors, merged, or `Ok` when there were none.
     pub fn finish(self) -> syn::Result<()> {
         self.errors.map_or(Ok(()), Err)

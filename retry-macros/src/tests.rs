@@ -1228,3 +1228,113 @@ fn a_syntax_error_in_the_body_gets_no_error_of_ours() {
     );
     assert_eq!(errs.len(), 1);
 }
+
+/// The attribute and configuration files read the backoff and jitter keys the same way (the
+/// rulebook's `strategy`): every combination of a backoff name, the value keys written, a
+/// jitter name and a `jitter_factor`, in the attribute's scope and in a rule's, is accepted
+/// by both or refused by both, and the loader's message is one of the attribute's.
+mod loader_agreement {
+    use super::*;
+    use llm_retry_rules::Policy;
+
+    const BACKOFFS: [Option<&str>; 6] =
+        [None, Some("none"), Some("fixed"), Some("linear"), Some("exponential"), Some("decorrelated")];
+    const JITTERS: [Option<&str>; 6] =
+        [None, Some("none"), Some("full"), Some("equal"), Some("proportional"), Some("decorrelated")];
+    /// The value keys, each with a value the rulebook accepts with every backoff it applies to
+    /// (written alike in the attribute and in JSON).
+    const VALUES: [(&str, &str); 6] = [
+        ("delay", "\"1s\""),
+        ("base", "\"1s\""),
+        ("max_delay", "\"30s\""),
+        ("min_delay", "\"1s\""),
+        ("increment", "\"1s\""),
+        ("multiplier", "3.0"),
+    ];
+
+    /// One scope's keys and their values: the backoff, the value keys whose bit is set in
+    /// `values`, the jitter, and `jitter_factor`.
+    fn combination(backoff: Option<&str>, values: u32, jitter: Option<&str>, factor: bool) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        if let Some(b) = backoff {
+            keys.push(("backoff".to_owned(), format!("{b:?}")));
+        }
+        for (i, (k, v)) in VALUES.iter().enumerate() {
+            if values & (1 << i) != 0 {
+                keys.push(((*k).to_owned(), (*v).to_owned()));
+            }
+        }
+        if let Some(j) = jitter {
+            keys.push(("jitter".to_owned(), format!("{j:?}")));
+        }
+        if factor {
+            keys.push(("jitter_factor".to_owned(), "0.5".to_owned()));
+        }
+        keys
+    }
+
+    /// The attribute's errors and the loader's, for `keys` at the top or in a rule.
+    fn both(keys: &[(String, String)], in_rule: bool) -> (String, Vec<String>, Result<Policy, String>) {
+        let attr = keys.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>();
+        let json = keys.iter().map(|(k, v)| format!("{k:?}: {v}")).collect::<Vec<_>>();
+        let (attr, json) = if in_rule {
+            let attr = std::iter::once("rule(RateLimited".to_owned()).chain(attr).collect::<Vec<_>>().join(", ") + ")";
+            let json = std::iter::once("\"on\": \"RateLimited\"".to_owned()).chain(json).collect::<Vec<_>>();
+            (attr, format!("{{\"rule\": [{{{}}}]}}", json.join(", ")))
+        } else {
+            (attr.join(", "), format!("{{{}}}", json.join(", ")))
+        };
+        let args: TokenStream = attr.parse().unwrap_or_else(|e| panic!("{attr}: {e}"));
+        (attr, errors(args, chat()), load(&json))
+    }
+
+    /// The policy `json` describes, or the loader's message (read from a JSON value, so that
+    /// it carries no line and column).
+    fn load(json: &str) -> Result<Policy, String> {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
+    fn agree(attr: &str, errors: &[String], loaded: &Result<Policy, String>) {
+        match loaded {
+            Ok(_) => assert!(errors.is_empty(), "`{attr}`: the loader accepts, the attribute says {errors:#?}"),
+            Err(e) => assert!(
+                errors.iter().any(|m| e.ends_with(m.as_str())),
+                "`{attr}`: the loader says {e:?}, the attribute {errors:#?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn every_combination_of_strategy_keys_is_read_alike() {
+        let (mut accepted, mut refused) = (0, 0);
+        for in_rule in [false, true] {
+            for backoff in BACKOFFS {
+                for values in 0..(1u32 << VALUES.len()) {
+                    for jitter in JITTERS {
+                        for factor in [false, true] {
+                            let keys = combination(backoff, values, jitter, factor);
+                            let (attr, errors, loaded) = both(&keys, in_rule);
+                            agree(&attr, &errors, &loaded);
+                            if loaded.is_ok() { accepted += 1 } else { refused += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        // Both outcomes are drawn, in numbers: the test can tell a refusal from an acceptance.
+        assert!(accepted > 500 && refused > 500, "{accepted} accepted, {refused} refused");
+    }
+
+    #[test]
+    fn an_empty_retry_set_and_a_rule_that_sets_nothing_are_refused_alike() {
+        for (attr, json) in
+            [("on = []", r#"{"on": []}"#), ("rule(RateLimited)", r#"{"rule": [{"on": "RateLimited"}]}"#)]
+        {
+            let errors = errors(attr.parse().unwrap(), chat());
+            let loaded = load(json);
+            assert!(loaded.is_err(), "{json}");
+            agree(attr, &errors, &loaded);
+        }
+    }
+}

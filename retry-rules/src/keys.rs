@@ -143,3 +143,41 @@ pub const BACKOFFS: &[&str] = &["none", "fixed", "linear", "exponential", "decor
 pub const JITTERS: &[&str] = &["none", "full", "equal", "proportional", "decorrelated"];
 /// The stream recovery modes (the runtime's `StreamMode::from_name`).
 pub const STREAM_MODES: &[&str] = &["restart", "continue", "skip"];
+
+/// Why `on = []` is refused, in the attribute's words (configuration files say the same): it
+/// retries nothing, which `max = 1` says plainly.
+///
+/// ```
+/// assert!(llm_retry_rules::keys::EMPTY_ON.contains("`max = 1`"));
+/// ```
+pub const EMPTY_ON: &str = "`on = []` retries nothing; list what to retry, like `on = [RateLimited, Overloaded]`, or use `max = 1` to disable retries";
+
+/// Why a rule that sets nothing but its target is refused, in the attribute's words.
+///
+/// ```
+/// let m = llm_retry_rules::keys::rule_changes_nothing("RateLimited");
+/// assert!(m.starts_with("`rule(RateLimited)` changes nothing; add `max = ...` or a backoff"));
+/// ```
+pub fn rule_changes_nothing(target: impl core::fmt::Display) -> String {
+    format!("`rule({target})` changes nothing; add `max = ...` or a backoff, like `{}`", example(RULE))
+}
+
+/// What follows "unknown key `key`": the key it is probably meant to be, among `valid` (an
+/// alias people reach for, or the closest spelling), or `""`.
+///
+/// ```
+/// use llm_retry_rules::keys::{TOP, unknown_key_hint};
+/// assert_eq!(unknown_key_hint("max_attempts", TOP), "; did you mean `max`?");
+/// assert_eq!(unknown_key_hint("max_dely", TOP), "; did you mean `max_delay`?");
+/// assert!(unknown_key_hint("retries", TOP).contains("`retries = 3` is `max = 4`"));
+/// ```
+pub fn unknown_key_hint(key: &str, valid: &[&str]) -> String {
+    let alias = ALIASES.iter().find(|(a, _)| *a == key).map(|(_, k)| *k).filter(|k| valid.contains(k));
+    match (key, alias) {
+        ("retries" | "max_retries", _) => {
+            "; `max` counts attempts, the first included: `retries = 3` is `max = 4`".to_owned()
+        }
+        (_, Some(k)) => format!("; did you mean `{k}`?"),
+        _ => crate::suggest::did_you_mean(key, valid.iter().copied()),
+    }
+}

@@ -14,6 +14,8 @@
 //! - [`PolicyError`], [`Problem`] and [`Field`] (`error`): what is wrong, and which setting.
 //! - `keys`: every key the attribute accepts, with an example of each.
 //! - `config` (feature `serde`): a policy read from configuration, in the attribute's keys.
+//! - `strategy`: the backoff and jitter keys of one scope, as the attribute and configuration
+//!   files both read them.
 //! - `duration`: duration strings (`"500ms"`, `"1.5s"`, `"2m"`) as keys and configuration
 //!   files write them.
 //!
@@ -38,6 +40,7 @@ mod kind;
 mod policy;
 mod retry_on;
 mod rule;
+pub mod strategy;
 pub mod suggest;
 
 pub use backoff::{Backoff, Jitter};

@@ -43,7 +43,6 @@ pub mod value;
 
 use crate::error::{PolicyError, Problem};
 use crate::keys;
-use crate::suggest;
 use crate::policy::Policy;
 use crate::retry_on::RetryOn;
 use crate::rule::{Rule, Target as RuleTarget};
@@ -206,14 +205,7 @@ pub fn unknown_key(key: &str, valid: &[&str]) -> String {
     if let Some(why) = not_configurable(key).filter(|_| !valid.contains(&key)) {
         return format!("`{key}` {why}");
     }
-    let alias = keys::ALIASES.iter().find(|(a, _)| *a == key).map(|(_, k)| *k).filter(|k| valid.contains(k));
-    let hint = match (key, alias) {
-        ("retries" | "max_retries", _) => {
-            "; `max` counts attempts, the first included: `retries = 3` is `max = 4`".to_owned()
-        }
-        (_, Some(k)) => format!("; did you mean `{k}`?"),
-        _ => suggest::did_you_mean(key, valid.iter().copied()),
-    };
+    let hint = keys::unknown_key_hint(key, valid);
     let list = valid.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
     format!("unknown key `{key}`{hint}; valid keys: {list}")
 }
@@ -280,7 +272,7 @@ impl PolicySpec {
         if let Some(max) = self.max {
             b = b.max_attempts(max);
         }
-        let (backoff, jitter) = self.strategy.resolve(true)?;
+        let (backoff, jitter) = self.strategy.resolve()?;
         if let Some(backoff) = backoff {
             b = b.backoff(backoff);
         }
@@ -301,7 +293,7 @@ impl PolicySpec {
             if let Some(max) = r.max {
                 rule = rule.max_attempts(max);
             }
-            let (backoff, jitter) = r.strategy.resolve(false).map_err(|e| e.within(&format!("rule[{i}]")))?;
+            let (backoff, jitter) = r.strategy.resolve().map_err(|e| e.within(&format!("rule[{i}]")))?;
             if let Some(backoff) = backoff {
                 rule = rule.backoff(backoff);
             }
@@ -343,12 +335,19 @@ impl PolicySpec {
     }
 
     /// The keys that describe `policy`, every value written out (durations in human units),
-    /// so that [`build`](Self::build) gives the same policy back.
+    /// so that [`build`](Self::build) gives the same policy back, or its equivalent where the
+    /// keys cannot say what the builder accepted, as the attribute cannot either:
+    /// - a jitter with a decorrelated backoff (which draws its own) or with `backoff = "none"`
+    ///   (nothing to jitter) is left out ([`StrategyKeys::describing`](crate::strategy::StrategyKeys::describing));
+    /// - a rule that changes nothing (no `max`, backoff or jitter) is left out;
+    /// - an empty retry set, which retries nothing, is written `max = 1` with no `on`.
     ///
     /// ```
-    /// use llm_retry_rules::{Policy, config::PolicySpec};
+    /// use llm_retry_rules::{Policy, RetryOn, config::PolicySpec};
     /// let p = Policy::builder().max_attempts(6).build().unwrap();
     /// assert_eq!(PolicySpec::from_policy(&p).build().unwrap().max_attempts(), 6);
+    /// let never = Policy::builder().retry_on(RetryOn::none()).build().unwrap();
+    /// assert_eq!(PolicySpec::from_policy(&never).build().unwrap().max_attempts(), 1);
     /// ```
     pub fn from_policy(policy: &Policy) -> PolicySpec {
         let on = policy.retry_on();
@@ -357,6 +356,7 @@ impl PolicySpec {
         targets.extend((400..=599).filter(|s| on.contains_status(*s)).map(Target::Status));
         let rules = rules_of(policy)
             .into_iter()
+            .filter(|r| r.max_attempts.is_some() || r.backoff.is_some() || r.jitter.is_some())
             .map(|r| RuleSpec {
                 on: match r.target {
                     RuleTarget::Kind(k) => Target::Kind(k),
@@ -366,10 +366,11 @@ impl PolicySpec {
                 strategy: Strategy::of(r.backoff, r.jitter),
             })
             .collect::<Vec<_>>();
+        let retries_nothing = targets.is_empty();
         PolicySpec {
-            max: Some(policy.max_attempts()),
+            max: Some(if retries_nothing { 1 } else { policy.max_attempts() }),
             strategy: Strategy::of(Some(policy.backoff()), Some(policy.jitter())),
-            on: Some(targets),
+            on: (!retries_nothing).then_some(targets),
             rules: (!rules.is_empty()).then_some(rules),
             retry_after: Some(policy.respects_retry_after()),
             max_retry_after: Some(policy.max_retry_after()),
@@ -415,6 +416,9 @@ fn read_on<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Vec<Target>, A::Error>
                 }
                 out.push(t);
             }
+            if out.is_empty() {
+                return Err(de::Error::custom(keys::EMPTY_ON));
+            }
             Ok(out)
         }
     }
@@ -458,6 +462,10 @@ impl<'de> Deserialize<'de> for RuleSpec {
                         "a rule names the kind or status it applies to, like { on = \"RateLimited\", max = 3 }",
                     )));
                 };
+                if max.is_none() && strategy.is_empty() {
+                    // At the rule itself: its path is the rule's (`rule[1]`).
+                    return Err(de::Error::custom(keys::rule_changes_nothing(on)));
+                }
                 Ok(RuleSpec { on, max, strategy })
             }
         }

@@ -52,11 +52,11 @@ fn rulebook_problems_name_the_key() {
     assert_eq!((e.path(), e.problem()), ("on[1]", Some(Problem::NeverRetryableKind(ErrorKind::Auth))));
     let e = spec_err("on = [503, 401]");
     assert_eq!(e.path(), "on[1]");
-    let e = spec_err("max = 3\n[[rule]]\non = 503\n[[rule]]\non = \"RateLimited\"\nmax = 4");
+    let e = spec_err("max = 3\n[[rule]]\non = 503\nmax = 2\n[[rule]]\non = \"RateLimited\"\nmax = 4");
     assert_eq!((e.path(), e.problem()), ("rule[1].max", Some(Problem::RuleAttemptsAboveMax)));
     let e = spec_err("[[rule]]\non = \"Timeout\"\nbackoff = \"linear\"\nmax_delay = \"0s\"");
     assert_eq!(e.path(), "rule[0].max_delay");
-    let e = spec_err("[[rule]]\non = 503\n[[rule]]\non = 503");
+    let e = spec_err("[[rule]]\non = 503\nmax = 2\n[[rule]]\non = 503\nmax = 3");
     assert_eq!((e.path(), e.problem()), ("rule[1].on", Some(Problem::DuplicateRule)));
     let e = spec_err("multiplier = nan");
     assert_eq!(e.problem(), Some(Problem::InvalidMultiplier));
@@ -119,19 +119,57 @@ fn json_reads_the_same_keys() {
 #[test]
 fn a_written_policy_reads_back_the_same() {
     let ms = Duration::from_millis;
-    let p = Policy::builder()
-        .max_attempts(7)
-        .backoff(Backoff::Linear { base: Duration::ZERO, increment: ms(1500), max_delay: ms(9000) })
-        .jitter(Jitter::Proportional { factor: 0.3 })
-        .retry_on(RetryOn::none().kind(ErrorKind::RateLimited).kind(ErrorKind::Server).status(503))
-        .rule(Rule::status(503).max_attempts(2))
-        .rule(Rule::kind(ErrorKind::RateLimited).backoff(Backoff::Decorrelated { base: ms(5), max_delay: ms(50) }))
-        .respect_retry_after(false)
-        .build()
-        .unwrap();
+    let decorrelated = Backoff::Decorrelated { base: ms(5), max_delay: ms(50) };
+    let policy = |rule_jitter: Option<Jitter>| {
+        let mut rule = Rule::kind(ErrorKind::RateLimited).backoff(decorrelated);
+        if let Some(j) = rule_jitter {
+            rule = rule.jitter(j);
+        }
+        Policy::builder()
+            .max_attempts(7)
+            .backoff(Backoff::Linear { base: Duration::ZERO, increment: ms(1500), max_delay: ms(9000) })
+            .jitter(Jitter::Proportional { factor: 0.3 })
+            .retry_on(RetryOn::none().kind(ErrorKind::RateLimited).kind(ErrorKind::Server).status(503))
+            .rule(Rule::status(503).max_attempts(2))
+            .rule(rule)
+            .respect_retry_after(false)
+            .build()
+            .unwrap()
+    };
+    let p = policy(None);
+    // A decorrelated backoff draws its own jitter: the keys say so, as the attribute's do.
+    let want = format!("{:?}", policy(Some(Jitter::Decorrelated)));
     let text = ::toml::to_string(&p).unwrap();
     assert!(text.contains("increment = \"1.5s\""), "{text}");
-    assert_eq!(format!("{:?}", toml(&text).unwrap()), format!("{p:?}"));
+    assert_eq!(format!("{:?}", toml(&text).unwrap()), want);
     let json = serde_json::to_string(&p).unwrap();
-    assert_eq!(format!("{:?}", serde_json::from_str::<Policy>(&json).unwrap()), format!("{p:?}"));
+    assert_eq!(format!("{:?}", serde_json::from_str::<Policy>(&json).unwrap()), want);
+}
+
+/// What the keys cannot say, as the attribute cannot, is written as its equivalent; what the
+/// attribute refuses, the loader refuses in its words.
+#[test]
+fn what_the_keys_cannot_say_is_written_as_its_equivalent() {
+    let b = Policy::builder;
+    let read_back = |p: &Policy| toml(&::toml::to_string(p).unwrap()).unwrap();
+    let p = read_back(&b().backoff(Backoff::DEFAULT_DECORRELATED).jitter(Jitter::Equal).build().unwrap());
+    assert_eq!((p.backoff(), p.jitter()), (Backoff::DEFAULT_DECORRELATED, Jitter::Decorrelated));
+    let p = read_back(&b().backoff(Backoff::None).jitter(Jitter::Equal).build().unwrap());
+    assert_eq!((p.backoff(), p.jitter()), (Backoff::None, Policy::DEFAULT.jitter()));
+    let p = read_back(&b().rule(Rule::kind(ErrorKind::RateLimited)).build().unwrap());
+    assert!(p.rule_for(ErrorKind::RateLimited, None).is_none());
+    let p = read_back(&b().retry_on(RetryOn::none()).build().unwrap());
+    assert_eq!(p.max_attempts(), 1);
+
+    let refused = [
+        ("backoff = \"decorrelated\"\njitter = \"full\"", "draws its own jitter"),
+        ("backoff = \"none\"\njitter = \"equal\"", "there is no delay to jitter"),
+        ("on = []", keys::EMPTY_ON),
+        ("[[rule]]\non = \"RateLimited\"", "`rule(RateLimited)` changes nothing"),
+    ];
+    for (text, message) in refused {
+        assert!(toml(text).unwrap_err().contains(message), "{text}: {:?}", toml(text));
+    }
+    assert!(toml("backoff = \"decorrelated\"\njitter = \"decorrelated\"").is_ok());
+    assert!(toml("backoff = \"none\"\njitter = \"none\"").is_ok());
 }
