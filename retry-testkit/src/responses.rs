@@ -331,7 +331,7 @@ pub(crate) fn status_error(api: Api, status: u16) -> Value {
             ),
             404 => anthropic_error("not_found_error", "Not found"),
             413 => anthropic_error("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-            429 => rate_limited(api),
+            429 => rate_limited(api, None),
             504 => anthropic_error("timeout_error", "Request timed out"),
             400..=499 => anthropic_error("invalid_request_error", reason),
             _ => anthropic_error("api_error", "Internal server error"),
@@ -339,14 +339,20 @@ pub(crate) fn status_error(api: Api, status: u16) -> Value {
     }
 }
 
-pub(crate) fn rate_limited(api: Api) -> Value {
+/// A 429's body. OpenAI's message says when to come back, as the real API's does ("Please try
+/// again in 20s."), when the fault has a hint; async-openai keeps the message but not the headers.
+pub(crate) fn rate_limited(api: Api, hint: Option<std::time::Duration>) -> Value {
     match api {
-        Api::OpenAi => openai_error(
-            "Rate limit reached for requests. Please try again later.",
-            "requests",
-            None,
-            Some("rate_limit_exceeded"),
-        ),
+        Api::OpenAi => {
+            let message = match hint.filter(|d| !d.is_zero()) {
+                Some(d) => format!(
+                    "Rate limit reached for requests. Please try again in {}.",
+                    crate::fault::format_openai_duration(d)
+                ),
+                None => "Rate limit reached for requests. Please try again later.".to_owned(),
+            };
+            openai_error(&message, "requests", None, Some("rate_limit_exceeded"))
+        }
         Api::Anthropic => anthropic_error(
             "rate_limit_error",
             "This request would exceed the rate limit for your organization. Please try again later.",

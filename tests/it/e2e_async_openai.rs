@@ -248,7 +248,7 @@ async fn through_api_error_quota_is_still_sent_once_and_keeps_the_provider_code(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// What async-openai cannot pass on.
+// What async-openai passes on: the body, not the headers.
 // ---------------------------------------------------------------------------------------------------
 
 #[llm_retry(max = 3, backoff = "fixed", delay = "10ms", jitter = "none", notify = record, name = "e2e_openai::no_hint")]
@@ -257,10 +257,10 @@ async fn no_hint_call(client: &Client<OpenAIConfig>) -> Result<String, OpenAIErr
 }
 
 #[tokio::test]
-async fn retry_after_does_not_survive_openai_error_so_the_backoff_applies() {
+async fn the_hint_in_the_message_survives_openai_error() {
     const SITE: &str = "e2e_openai::no_hint";
-    // `OpenAIError::ApiError` keeps the status and body but not the headers: a hint cannot reach the
-    // policy. Callers who need Retry-After call the endpoint with reqwest (the `e2e_reqwest` module).
+    // `OpenAIError::ApiError` keeps the status and body but not the headers. OpenAI's message says
+    // when to come back too ("Please try again in 150ms."), and that is read.
     let server = server([Fault::RateLimited { retry_after: RetryAfterHeader::Millis(150) }, Fault::Ok]).await;
     let client = openai(&server);
 
@@ -268,8 +268,31 @@ async fn retry_after_does_not_survive_openai_error_so_the_backoff_applies() {
 
     assert_eq!(out.expect("the retry succeeds"), REPLY);
     assert_eq!(server.request_count(), 2);
+    let planned: Vec<_> = retries(SITE).iter().map(|r| (r.kind, r.source)).collect();
+    assert_eq!(planned, [(ErrorKind::RateLimited, DelaySource::RetryAfter)]);
+    assert!(retries(SITE)[0].delay >= ms(150), "the hint is a floor: {:?}", retries(SITE)[0].delay);
+    let gap = gaps(&server.requests())[0];
+    assert!(gap >= ms(150), "the 150 ms hint was waited for: gap {gap:?}");
+}
+
+#[llm_retry(max = 3, backoff = "fixed", delay = "10ms", jitter = "none", notify = record, name = "e2e_openai::header_only")]
+async fn header_only_call(client: &Client<OpenAIConfig>) -> Result<String, OpenAIError> {
+    ask(client).await
+}
+
+#[tokio::test]
+async fn a_hint_only_in_headers_does_not_survive_openai_error_so_the_backoff_applies() {
+    const SITE: &str = "e2e_openai::header_only";
+    // A 429 whose message says nothing of when ("Please try again later."): only the headers did,
+    // and async-openai drops them. Callers who need every header call the endpoint with reqwest
+    // (the `e2e_reqwest` module).
+    let server = server([Fault::Status(429), Fault::Ok]).await;
+    let client = openai(&server);
+
+    let out = header_only_call(&client).await;
+
+    assert_eq!(out.expect("the retry succeeds"), REPLY);
+    assert_eq!(server.request_count(), 2);
     let planned: Vec<_> = retries(SITE).iter().map(|r| (r.kind, r.delay, r.source)).collect();
     assert_eq!(planned, [(ErrorKind::RateLimited, ms(10), DelaySource::Backoff)]);
-    let gap = gaps(&server.requests())[0];
-    assert!(gap < ms(150), "the 150 ms hint was not seen: gap {gap:?}");
 }

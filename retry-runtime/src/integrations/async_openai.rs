@@ -8,7 +8,7 @@
 use crate::ErrorKind;
 use crate::api_error::ApiError;
 use crate::classify::{Classification, Classify};
-use crate::http::{ProviderBody, refine_kind};
+use crate::http::{ProviderBody, RetryAfter, refine_kind};
 use ::async_openai::error::{OpenAIError, StreamError};
 use std::sync::Arc;
 
@@ -66,7 +66,13 @@ impl Classify for OpenAIError {
         match self {
             OpenAIError::ApiError(resp) => {
                 let status = resp.status_code.as_u16();
-                Classification::new(refine_kind(status, Some(&body_of(&resp.api_error)))).with_status(status)
+                let body = body_of(&resp.api_error);
+                let c = Classification::new(refine_kind(status, Some(&body))).with_status(status);
+                // The headers are gone; the message's own hint ("Please try again in 20s.") is not.
+                match body.hint {
+                    Some(hint) => c.with_retry_after(RetryAfter::Delay(hint)),
+                    None => c,
+                }
             }
             OpenAIError::Reqwest(e) => e.classify(),
             OpenAIError::StreamError(e) => Classification::new(match &**e {
@@ -120,7 +126,11 @@ impl From<OpenAIError> for ApiError {
             OpenAIError::Reqwest(e) => ApiError::from(e),
             OpenAIError::ApiError(resp) => {
                 let body = body_of(&resp.api_error);
-                ApiError::from_parts(c.kind, c.status, body.message, body.error_type, body.code)
+                let e = ApiError::from_parts(c.kind, c.status, body.message, body.error_type, body.code);
+                match c.retry_after {
+                    Some(hint) => e.with_retry_after(hint),
+                    None => e,
+                }
             }
             other => ApiError::wrapping(c.kind, c.status, Arc::new(other)),
         }
@@ -188,5 +198,18 @@ mod tests {
         assert_eq!(e.provider_code(), Some("rate_limit_exceeded"));
         assert_eq!(e.provider_type(), Some("tokens"));
         assert_eq!(e.message(), Some("key sk-***"));
+    }
+
+    /// async-openai keeps the body but not the headers: the message's own hint is the one left.
+    #[test]
+    fn the_messages_hint_survives_without_the_headers() {
+        use std::time::Duration;
+        let message = "Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1m30s. Visit https://platform.openai.com/account/rate-limits to learn more.";
+        let err = api(429, Some("requests"), Some("rate_limit_exceeded"), message);
+        let hint = Some(RetryAfter::Delay(Duration::from_secs(90)));
+        assert_eq!(err.classify().retry_after, hint);
+        assert_eq!(ApiError::from(err).retry_after(), hint);
+        let err = api(429, Some("requests"), Some("rate_limit_exceeded"), "Please try again later.");
+        assert_eq!(err.classify().retry_after, None);
     }
 }

@@ -116,7 +116,9 @@ pub(crate) fn error(route: Route, failure: Failure<'_>, reply: &Reply) -> Answer
 /// OpenAI's and Anthropic's answers.
 fn classic(api: Api, failure: Failure<'_>) -> Answer {
     match failure {
-        Failure::RateLimited(hint) => Answer { status: 429, headers: hint.header_pairs(), body: r::rate_limited(api) },
+        Failure::RateLimited(hint) => {
+            Answer { status: 429, headers: hint.header_pairs(), body: r::rate_limited(api, hint.delay()) }
+        }
         Failure::InsufficientQuota => Answer::json(429, r::insufficient_quota(api)),
         Failure::InvalidApiKey => Answer::json(401, r::invalid_api_key(api)),
         Failure::ContextLengthExceeded => Answer::json(400, r::context_length_exceeded(api)),

@@ -120,7 +120,7 @@ pub(super) async fn handle(
         Decision::Limit { wait, requests_per_minute }
             if matches!(Persona::of(route), Persona::OpenAi | Persona::Anthropic) =>
         {
-            let mut resp = json_response(429, &r::rate_limited(persona::api(route)));
+            let mut resp = json_response(429, &r::rate_limited(persona::api(route), Some(wait)));
             let secs = wait.as_nanos().div_ceil(1_000_000_000);
             let millis = wait.as_nanos().div_ceil(1_000_000);
             let h = resp.headers_mut();
