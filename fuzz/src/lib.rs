@@ -73,6 +73,16 @@ pub fn retry_after(data: &[u8]) {
     assert_eq!(error.retry_after(), c.retry_after);
     let _ = (error.to_string(), format!("{error:?}"));
     decide(error);
+
+    // The rate-limit headers of the same response: every field within its bounds.
+    if let Some(r) = llm_retry_runtime::http::RateLimitHeaders::parse(&headers, now()) {
+        for w in [r.requests, r.tokens, r.input_tokens, r.output_tokens] {
+            assert!(w.limit.is_none_or(|l| l <= 1_000_000_000_000));
+            assert!(w.remaining.is_none_or(|n| w.limit.is_none_or(|l| n <= l)));
+            assert!(w.reset.is_none_or(|d| d <= std::time::Duration::from_secs(86_400)));
+            assert!(w.per_second().is_none_or(f64::is_finite));
+        }
+    }
 }
 
 /// Input: two bytes of status (big-endian), then the body.

@@ -16,6 +16,7 @@
 
 use crate::classify::{Classification, Classify};
 pub(crate) use crate::providers::{ProviderBody, refine_kind};
+pub use crate::rate_headers::{RateLimitHeaders, Window};
 pub use crate::retry_after::{RetryAfter, should_retry_header};
 use std::time::SystemTime;
 

@@ -69,6 +69,7 @@ mod limiter;
 pub mod limits;
 mod outcome;
 mod providers;
+mod rate_headers;
 mod retry_after;
 mod retry_ext;
 pub mod rng;

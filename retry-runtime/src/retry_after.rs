@@ -381,7 +381,7 @@ pub fn should_retry_header(headers: &http::HeaderMap) -> Option<bool> {
 }
 
 /// The first value of `name`, if it is valid UTF-8.
-fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     std::str::from_utf8(headers.get(name)?.as_bytes()).ok()
 }
 
@@ -424,7 +424,7 @@ fn units_to_duration(value: f64, nanos_per_unit: f64) -> Option<Duration> {
 }
 
 /// A Go `time.Duration` string without sign, e.g. `1h2m3.5s`; a bare number is seconds.
-fn parse_go_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_go_duration(s: &str) -> Option<Duration> {
     if s.is_empty() {
         return None;
     }
