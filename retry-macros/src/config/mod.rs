@@ -22,7 +22,6 @@ mod values;
 
 use crate::args::{Entry, Value};
 use crate::ctxt::Ctxt;
-use llm_retry_rules::suggest;
 use llm_retry_rules::{Backoff, Jitter, keys};
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
@@ -220,14 +219,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
 }
 
 fn unknown_key(cx: &mut Ctxt, entry: &Entry, key: &str, valid: &[&str], context: &str) {
-    let alias = keys::ALIASES.iter().find(|(a, _)| *a == key).map(|(_, k)| *k).filter(|k| valid.contains(k));
-    let hint = match (key, alias) {
-        ("retries" | "max_retries", _) => {
-            "; `max` counts attempts, the first included: `retries = 3` is `max = 4`".to_owned()
-        }
-        (_, Some(k)) => format!("; did you mean `{k}`?"),
-        _ => suggest::did_you_mean(key, valid.iter().copied()),
-    };
+    let hint = keys::unknown_key_hint(key, valid);
     let span = entry.key_span();
     if !context.is_empty() {
         cx.error_at(span, format!("`{key}` cannot be set {context}{hint}"));

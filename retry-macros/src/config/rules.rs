@@ -54,13 +54,7 @@ pub fn validate_rules(cx: &mut Ctxt, _config: &RetryConfig, rules: &[&Entry]) ->
             }
         }
         if rest.is_empty() {
-            cx.error_spanned(
-                group,
-                format!(
-                    "`rule({target})` changes nothing; add `max = ...` or a backoff, like `{}`",
-                    keys::example(keys::RULE)
-                ),
-            );
+            cx.error_spanned(group, keys::rule_changes_nothing(target));
             continue;
         }
         let mut strategy = strategy.resolve(cx);

@@ -4,8 +4,8 @@
 
 use crate::args::{Entry, Value};
 use crate::ctxt::Ctxt;
-use llm_retry_rules::suggest;
 use core::fmt;
+use llm_retry_rules::suggest;
 use llm_retry_rules::{ErrorKind, RetryOn, keys, never_retryable_status_reason};
 use syn::Lit;
 
@@ -43,10 +43,7 @@ pub fn on_list(cx: &mut Ctxt, entry: &Entry) -> Option<Vec<Target>> {
         return None;
     };
     if items.is_empty() {
-        cx.error_spanned(
-            group,
-            "`on = []` retries nothing; list what to retry, like `on = [RateLimited, Overloaded]`, or use `max = 1` to disable retries",
-        );
+        cx.error_spanned(group, keys::EMPTY_ON);
         return None;
     }
     let mut out: Vec<Target> = Vec::new();

@@ -3,8 +3,8 @@
 use super::Adaptive;
 use crate::args::{Entry, Value};
 use crate::ctxt::Ctxt;
-use llm_retry_rules::suggest;
 use llm_retry_rules::keys;
+use llm_retry_rules::suggest;
 use std::time::Duration;
 use syn::Lit;
 
