@@ -6,6 +6,8 @@ pub use crate::adaptive::Adaptive;
 /// `policy = PATH`: the user's `static PolicySlot`, read by `Call::at_site`.
 pub use crate::config::PolicySlot;
 pub use crate::engine::Call;
+/// `fallback = [...]`: the chain, its targets, and the loop's per-call route.
+pub use crate::failover::{Fallback, Route, Target};
 pub use crate::stats::Site;
 pub use crate::{Backoff, Jitter};
 pub use crate::{Policy, PolicyBuilder, RetryOn, Rule};

@@ -103,15 +103,7 @@ where
         let mut route = Route::new(chain);
         loop {
             let target = call.next_target(&mut route)?;
-            call.start_clock();
-            call.wait_for_limiter().await;
-            if call.guard.phase == Phase::Fresh {
-                call.guard.phase = Phase::First;
-            }
-            let mut run = pin!(M::run(op(target)));
-            call.mode.arm(run.as_mut(), call.started);
-            let (result, timed_out) = run.await;
-            match call.settle_on_route(&mut route, result, timed_out) {
+            match call.attempt_target(&mut route, op(target)).await {
                 ControlFlow::Break(out) => return out,
                 ControlFlow::Continue(pause) => pause.await,
             }
@@ -182,6 +174,45 @@ where
         };
         self.finish(Some((&class, GiveUp::CircuitOpen)));
         Err(error)
+    }
+
+    /// Runs one attempt on the target [`next_target`](Self::next_target) gave, under the call's
+    /// timeouts and after its limiter's wait, and settles it as
+    /// [`settle_target`](Self::settle_target) does. The attribute's `fallback = [...]` loop
+    /// runs each attempt through it.
+    ///
+    /// ```
+    /// use core::ops::ControlFlow;
+    /// use llm_retry_runtime::{ApiError, Policy, RetryExt, failover::{Fallback, Route, Target}};
+    /// static A: Target = Target::new("a");
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let targets = [&A];
+    /// let mut call = Policy::DEFAULT.call::<&str, ApiError>().deadline(std::time::Duration::from_secs(5));
+    /// let mut route = Route::new(Fallback::new(&targets).unwrap());
+    /// let out = loop {
+    ///     let target = call.next_target(&mut route).unwrap();
+    ///     match call.attempt_target(&mut route, async move { Ok(target.name()) }).await {
+    ///         ControlFlow::Break(r) => break r,
+    ///         ControlFlow::Continue(pause) => pause.await,
+    ///     }
+    /// };
+    /// assert_eq!(out.unwrap(), "a");
+    /// # }
+    /// ```
+    #[doc(hidden)]
+    pub async fn attempt_target<F>(&mut self, route: &mut Route<'_, E>, fut: F) -> ControlFlow<Result<T, E>, Pause>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        self.start_clock();
+        self.wait_for_limiter().await;
+        if self.guard.phase == Phase::Fresh {
+            self.guard.phase = Phase::First;
+        }
+        let mut run = pin!(M::run(fut));
+        self.mode.arm(run.as_mut(), self.started);
+        let (result, timed_out) = run.await;
+        self.settle_on_route(route, result, timed_out)
     }
 
     /// Settles an attempt on the target [`next_target`](Self::next_target) gave:
