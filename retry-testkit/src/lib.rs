@@ -8,7 +8,9 @@
 //! errors, 5xx and 529 overloads, `x-should-retry`, connection resets before and during the body, hanging
 //! responses, slow first bytes, cut streams and `event: error` after a `200` (see [`Fault`]). Drive it
 //! with a script ([`ChaosServer::script`]), with seeded random [`Chaos`], or put a [`TokenBucket`] rate
-//! limiter in front ([`ChaosServerBuilder::rate_limit`]). It records every request
+//! limiter in front ([`ChaosServerBuilder::rate_limit`], and for tokens per minute
+//! [`ChaosServerBuilder::rate_limit_tokens`]) that speaks OpenAI's or Anthropic's rate-limit headers
+//! ([`RateHeaders`]). It records every request
 //! ([`ChaosServer::requests`]), never the credentials.
 //!
 //! ```
@@ -49,14 +51,20 @@ mod chaos;
 mod fault;
 mod limiter;
 mod persona;
+mod rate_headers;
 mod record;
 mod refused;
 mod responses;
 mod server;
+mod token_count;
+mod token_limiter;
 
 pub use chaos::Chaos;
 pub use fault::{Fault, RetryAfterHeader, format_openai_duration};
 pub use limiter::TokenBucket;
+pub use rate_headers::{RateHeaders, format_rfc3339};
 pub use record::{ATTEMPT_HEADERS, Outcome, RecordedRequest, Route, SECRET_HEADERS};
 pub use refused::RefusedPort;
 pub use server::{ChaosServer, ChaosServerBuilder, DEFAULT_CHUNKS, DEFAULT_MAX_BODY_BYTES};
+pub use token_count::estimate_tokens;
+pub use token_limiter::{TokenRefusal, TokensPerMinute};

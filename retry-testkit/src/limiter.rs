@@ -153,6 +153,25 @@ impl TokenBucket {
         let n = room.as_nanos() / self.interval.as_nanos().max(1);
         n.min(u128::from(self.burst)) as u32
     }
+
+    /// How long after `now` the bucket is full again (zero when it is full): the reset of the providers'
+    /// rate-limit headers. A client that waits this long finds [`burst`](Self::burst) requests admitted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use llm_retry_testkit::TokenBucket;
+    /// use tokio::time::Instant;
+    /// let t0 = Instant::now();
+    /// let mut bucket = TokenBucket::new_at(60, 3, t0);
+    /// assert_eq!(bucket.full_in(t0), Duration::ZERO);
+    /// bucket.try_acquire_at(t0).unwrap();
+    /// bucket.try_acquire_at(t0).unwrap();
+    /// assert_eq!(bucket.full_in(t0), Duration::from_secs(2));
+    /// assert_eq!(bucket.remaining_at(t0 + Duration::from_secs(2)), 3);
+    /// ```
+    pub fn full_in(&self, now: Instant) -> Duration {
+        self.tat.saturating_duration_since(now)
+    }
 }
 
 #[cfg(test)]

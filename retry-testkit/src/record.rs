@@ -151,10 +151,26 @@ pub(crate) fn azure_deployment(path: &str) -> Option<&str> {
 pub enum Outcome {
     /// The request was valid and got this fault from a script, the chaos or the default ([`Fault::Ok`]).
     Served(Fault),
-    /// The rate limiter refused it with a `429`; a token is available this long after arrival.
+    /// The request rate limiter refused it with a `429`; a token is available this long after arrival.
     RateLimited {
         /// Exact time until the next token (the headers round it up).
         retry_after: Duration,
+    },
+    /// The tokens-per-minute limiter refused it with a `429`: it needs `tokens`, which are back this long
+    /// after arrival.
+    TokensLimited {
+        /// Exact time until enough tokens are back (the headers round it up).
+        retry_after: Duration,
+        /// The request's tokens ([`estimate_tokens`](crate::estimate_tokens)).
+        tokens: u64,
+    },
+    /// The request needs more tokens than the tokens-per-minute limiter ever holds: a `429` it can
+    /// never get past.
+    RequestTooLarge {
+        /// The request's tokens ([`estimate_tokens`](crate::estimate_tokens)).
+        tokens: u64,
+        /// The most the limiter holds (its burst).
+        limit: u64,
     },
     /// The request was invalid and answered with this status without consuming a script step:
     /// `404` unknown route, `405` wrong method, `413` body too large, `400` malformed body.

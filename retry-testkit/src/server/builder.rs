@@ -10,9 +10,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::connection::accept_loop;
+use super::limits::Limiters;
 use super::{ChaosServer, Config, Shared, State};
 use crate::responses::Chunking;
-use crate::{Chaos, Fault, TokenBucket};
+use crate::{Chaos, Fault, RateHeaders, TokenBucket, TokensPerMinute};
 
 /// The largest request body accepted by default (1 MiB); larger ones get a `413`.
 ///
@@ -54,6 +55,8 @@ pub struct ChaosServerBuilder {
     chunk_delay: Duration,
     max_body_bytes: usize,
     rate_limit: Option<(u32, u32)>,
+    rate_limit_tokens: Option<(u32, u32)>,
+    rate_headers: RateHeaders,
     chaos: Option<Chaos>,
     script: Vec<Fault>,
 }
@@ -66,6 +69,8 @@ impl Default for ChaosServerBuilder {
             chunk_delay: Duration::ZERO,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             rate_limit: None,
+            rate_limit_tokens: None,
+            rate_headers: RateHeaders::None,
             chaos: None,
             script: Vec::new(),
         }
@@ -152,6 +157,52 @@ impl ChaosServerBuilder {
         self
     }
 
+    /// Puts a tokens-per-minute bucket ([`TokensPerMinute`]) in front of every valid request, beside
+    /// the request bucket of [`rate_limit`](Self::rate_limit) if any: a request is admitted only when
+    /// both have room, and then takes from both. Its tokens are [`estimate_tokens`](crate::estimate_tokens)
+    /// of its body: `ceil(chars / 4)` of the prompt's text plus `max_tokens` (or its equivalent), as
+    /// OpenAI counts the output allowance against TPM. The bucket starts full with `burst_tokens`
+    /// (use `tokens_per_minute` for the providers' behaviour: a minute's budget at once).
+    ///
+    /// A request refused for tokens gets a `429` whose `retry-after` and `retry-after-ms` say when
+    /// enough tokens are back (OpenAI's body: "Rate limit reached for ... on tokens per min (TPM):
+    /// Limit, Used, Requested"; Anthropic's `rate_limit_error`). A request needing more than
+    /// `burst_tokens` can never be admitted: it gets a `429` without `retry-after`, with OpenAI's
+    /// "Request too large for ... on tokens per min (TPM)" (or Anthropic's words to the same effect).
+    /// Refusals take no script step, no chaos draw, and nothing from either bucket.
+    ///
+    /// # Panics
+    /// [`start`](Self::start) panics if either number is zero.
+    ///
+    /// ```
+    /// use llm_retry_testkit::{ChaosServer, RateHeaders};
+    /// let builder = ChaosServer::builder()
+    ///     .rate_limit(500, 500)
+    ///     .rate_limit_tokens(30_000, 30_000)
+    ///     .rate_headers(RateHeaders::Auto);
+    /// # let _ = builder;
+    /// ```
+    pub fn rate_limit_tokens(mut self, tokens_per_minute: u32, burst_tokens: u32) -> Self {
+        self.rate_limit_tokens = Some((tokens_per_minute, burst_tokens));
+        self
+    }
+
+    /// Which providers' rate-limit headers the limiters send (default [`RateHeaders::None`]): with
+    /// [`RateHeaders::OpenAi`], [`RateHeaders::Anthropic`] or [`RateHeaders::Auto`], every response to a
+    /// request the limiters admit or refuse carries the limit, what remains and when the bucket is full
+    /// again, as the limiters stand at that moment: successes (JSON and the head of an SSE stream),
+    /// scripted faults and `429`s alike. Responses a fault writes on the raw socket (resets) carry none.
+    ///
+    /// ```
+    /// use llm_retry_testkit::{ChaosServer, RateHeaders};
+    /// let builder = ChaosServer::builder().rate_limit(600, 10).rate_headers(RateHeaders::OpenAi);
+    /// # let _ = builder;
+    /// ```
+    pub fn rate_headers(mut self, style: RateHeaders) -> Self {
+        self.rate_headers = style;
+        self
+    }
+
     /// Random faults for requests that no script step covers.
     ///
     /// ```
@@ -180,7 +231,7 @@ impl ChaosServerBuilder {
     ///
     /// # Panics
     /// If the port cannot be bound (see [`try_start`](Self::try_start)), if not called within a tokio
-    /// runtime, or if the rate limit has a zero.
+    /// runtime, or if a rate limit has a zero.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -211,7 +262,10 @@ impl ChaosServerBuilder {
             global: self.script.into(),
             routes: HashMap::new(),
             chaos: self.chaos,
-            limiter: self.rate_limit.map(|(rpm, burst)| TokenBucket::new(rpm, burst)),
+            limits: Limiters {
+                requests: self.rate_limit.map(|(rpm, burst)| TokenBucket::new(rpm, burst)),
+                tokens: self.rate_limit_tokens.map(|(tpm, burst)| TokensPerMinute::new(tpm, burst)),
+            },
             records: Vec::new(),
         };
         let shared = Arc::new(Shared {
@@ -220,6 +274,7 @@ impl ChaosServerBuilder {
                 chunking: self.chunking,
                 chunk_delay: self.chunk_delay,
                 max_body_bytes: self.max_body_bytes,
+                rate_headers: self.rate_headers,
             },
             state: Mutex::new(state),
         });

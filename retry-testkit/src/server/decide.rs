@@ -3,7 +3,6 @@
 //! the chaos, else `200`.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, header};
@@ -16,18 +15,22 @@ use tokio::time::Instant;
 use super::Shared;
 use super::answer::{respond, serve};
 use super::connection::Takeover;
-use super::wire::{insert, json_response};
+use super::limits::{self, Refusal, rate_headers};
+use super::wire::insert;
 use crate::body::ResponseBody;
-use crate::persona::{self, Answer, Failure, Persona, Rejection};
+use crate::persona::{self, Answer, Rejection};
 use crate::record::{self, Outcome, RecordedRequest, Route};
-use crate::responses::{self as r, Reply};
-use crate::{Chaos, Fault, RetryAfterHeader, format_openai_duration};
+use crate::responses::Reply;
+use crate::{Chaos, Fault, estimate_tokens};
+
+/// The rate-limit headers of a response, as the limiters stood when it was decided.
+type RateHeaderPairs = Vec<(&'static str, String)>;
 
 /// What the state decided for a request.
 enum Decision {
     Reject(Answer),
-    Limit { wait: Duration, requests_per_minute: u32 },
-    Serve(Fault, Value),
+    Limit { refusal: Refusal, model: String, headers: RateHeaderPairs },
+    Serve(Fault, Value, RateHeaderPairs),
 }
 
 pub(super) async fn handle(
@@ -78,24 +81,40 @@ pub(super) async fn handle(
         let seq = state.records.len();
         let decision = match checked {
             Err(answer) => Decision::Reject(answer),
-            Ok(request) => match state.limiter.as_mut().map(|l| (l.requests_per_minute(), l.try_acquire_at(at))) {
-                Some((requests_per_minute, Err(wait))) => Decision::Limit { wait, requests_per_minute },
-                _ => {
-                    let fault = state
-                        .routes
-                        .get_mut(&route)
-                        .and_then(VecDeque::pop_front)
-                        .or_else(|| state.global.pop_front())
-                        .or_else(|| state.chaos.as_mut().map(Chaos::next_fault))
-                        .unwrap_or(Fault::Ok);
-                    Decision::Serve(fault, request)
+            Ok(request) => {
+                let tokens = json.as_ref().map_or(0, estimate_tokens);
+                let admitted = state.limits.admit(tokens, at);
+                let headers = rate_headers(shared.config.rate_headers, route, &state.limits, at);
+                match admitted {
+                    Err(refusal) => {
+                        let model = request.get("model").and_then(Value::as_str).unwrap_or("chaos-model").to_owned();
+                        Decision::Limit { refusal, model, headers }
+                    }
+                    Ok(()) => {
+                        let fault = state
+                            .routes
+                            .get_mut(&route)
+                            .and_then(VecDeque::pop_front)
+                            .or_else(|| state.global.pop_front())
+                            .or_else(|| state.chaos.as_mut().map(Chaos::next_fault))
+                            .unwrap_or(Fault::Ok);
+                        Decision::Serve(fault, request, headers)
+                    }
                 }
-            },
+            }
         };
         let outcome = match &decision {
             Decision::Reject(answer) => Outcome::Rejected { status: answer.status },
-            Decision::Limit { wait, .. } => Outcome::RateLimited { retry_after: *wait },
-            Decision::Serve(fault, _) => Outcome::Served(fault.clone()),
+            Decision::Limit { refusal: Refusal::Requests { wait, .. }, .. } => {
+                Outcome::RateLimited { retry_after: *wait }
+            }
+            Decision::Limit { refusal: Refusal::Tokens { wait, requested, .. }, .. } => {
+                Outcome::TokensLimited { retry_after: *wait, tokens: *requested }
+            }
+            Decision::Limit { refusal: Refusal::TooLarge { requested, limit }, .. } => {
+                Outcome::RequestTooLarge { tokens: *requested, limit: *limit }
+            }
+            Decision::Serve(fault, ..) => Outcome::Served(fault.clone()),
         };
         let (headers, had_authorization) = record::sanitize(&parts.headers);
         state.records.push(RecordedRequest {
@@ -117,32 +136,17 @@ pub(super) async fn handle(
 
     match decision {
         Decision::Reject(answer) => respond(answer),
-        Decision::Limit { wait, requests_per_minute }
-            if matches!(Persona::of(route), Persona::OpenAi | Persona::Anthropic) =>
-        {
-            let mut resp = json_response(429, &r::rate_limited(persona::api(route), Some(wait)));
-            let secs = wait.as_nanos().div_ceil(1_000_000_000);
-            let millis = wait.as_nanos().div_ceil(1_000_000);
-            let h = resp.headers_mut();
-            insert(h, "retry-after", &secs.to_string());
-            insert(h, "retry-after-ms", &millis.to_string());
-            insert(h, "x-ratelimit-limit-requests", &requests_per_minute.to_string());
-            insert(h, "x-ratelimit-remaining-requests", "0");
-            insert(h, "x-ratelimit-reset-requests", &format_openai_duration(wait));
-            resp
-        }
-        // The other providers' own 429: Gemini's `retryDelay`, Azure's headers and message, Bedrock's
-        // bare throttle. The wait is rounded up to the millisecond, as the headers above round it.
-        Decision::Limit { wait, .. } => {
-            let millis = u64::try_from(wait.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
-            let secs = millis.div_ceil(1000) as f64;
-            let hint = RetryAfterHeader::Many(vec![RetryAfterHeader::Seconds(secs), RetryAfterHeader::Millis(millis)]);
-            let reply = Reply::new(persona::api(route), seq, &Value::Null, None);
-            respond(persona::error(route, Failure::RateLimited(&hint), &reply))
-        }
-        Decision::Serve(fault, body) => {
+        Decision::Limit { refusal, model, headers } => limits::refused(route, refusal, &model, seq, &headers),
+        Decision::Serve(fault, body, headers) => {
             let reply = Reply::new(persona::api(route), seq, &body, shared.config.reply.as_deref());
-            serve(&fault, route, &reply, stream, &shared.config, takeover).await
+            let mut resp = serve(&fault, route, &reply, stream, &shared.config, takeover).await;
+            // A scripted fault's own headers (a `RateLimited` hint, a `Custom` fault's) win.
+            for (name, value) in headers {
+                if !resp.headers().contains_key(name) {
+                    insert(resp.headers_mut(), name, &value);
+                }
+            }
+            resp
         }
     }
 }

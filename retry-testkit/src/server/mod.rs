@@ -7,6 +7,8 @@
 //!   the socket over (a reset, a hang).
 //! - `decide`: one request checked, recorded, and its answer chosen (the rate limiter, the
 //!   scripts, the chaos).
+//! - `limits`: the request and token buckets in front of valid requests, the state their
+//!   rate-limit headers report, and a refusal's `429`.
 //! - `answer`: the response a [`Fault`] calls for.
 //! - `wire`: JSON and SSE responses, and the raw bytes written before a reset.
 
@@ -14,6 +16,7 @@ mod answer;
 mod builder;
 mod connection;
 mod decide;
+mod limits;
 mod wire;
 
 pub use builder::{ChaosServerBuilder, DEFAULT_CHUNKS, DEFAULT_MAX_BODY_BYTES};
@@ -29,7 +32,8 @@ use tokio::task::JoinHandle;
 
 use crate::record::{RecordedRequest, Route};
 use crate::responses::Chunking;
-use crate::{Chaos, Fault, TokenBucket};
+use crate::{Chaos, Fault, RateHeaders};
+use limits::Limiters;
 
 /// Settings fixed at start.
 #[derive(Debug)]
@@ -38,6 +42,7 @@ struct Config {
     chunking: Chunking,
     chunk_delay: Duration,
     max_body_bytes: usize,
+    rate_headers: RateHeaders,
 }
 
 /// What changes while the server runs.
@@ -46,7 +51,7 @@ struct State {
     global: VecDeque<Fault>,
     routes: HashMap<Route, VecDeque<Fault>>,
     chaos: Option<Chaos>,
-    limiter: Option<TokenBucket>,
+    limits: Limiters,
     records: Vec<RecordedRequest>,
 }
 
