@@ -6,6 +6,7 @@
 //! prelude; `generate` writes the retry loop and the pieces the stream form shares.
 
 mod async_trait;
+mod fallback;
 mod generate;
 mod shape;
 
@@ -38,9 +39,15 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             None => quote!(#errors #item),
         };
     }
-    let target = check_item(&mut cx, item.clone());
+    let target = check_item(&mut cx, item.clone()).and_then(|(mut func, shape)| {
+        // `fallback` takes the target parameter out of the signature: the loop supplies it.
+        match &config.fallback {
+            None => Some((func, shape, None)),
+            Some(_) => fallback::take_target(&mut cx, &mut func, &shape).map(|param| (func, shape, Some(param))),
+        }
+    });
     match (cx.finish(), target) {
-        (Ok(()), Some((func, shape))) => generate(&config, func, shape),
+        (Ok(()), Some((func, shape, param))) => generate(&config, func, shape, param.as_ref()),
         (Err(errors), _) => {
             let errors = errors.to_compile_error();
             quote!(#errors #item)

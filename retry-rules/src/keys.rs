@@ -107,6 +107,10 @@ keys! {
         "a `static Budget` shared by every fn that calls the endpoint: a retry is allowed only while retries stay under its share of successes";
     ADAPTIVE = "adaptive", "adaptive = true",
         "back-off scaled by the recent error rate: `true` (this fn's own window) or a shared `static Adaptive`";
+    FALLBACK = "fallback", "fallback = [GPT4O, CLAUDE]",
+        "an ordered chain of `static Target`s: each attempt goes to one, whose `&Target` the fn takes as a parameter that callers do not pass; the policy's attempts apply per target, and the call moves on when another target may do better (needs `E: From<CircuitOpen>`)";
+    MOVE_ON = "move_on", "move_on = [Auth]",
+        "with `fallback`: kinds that also move on to the next target at once instead of ending the call, such as `Auth` when each provider has its own key (ContextLengthExceeded and QuotaExhausted always do)";
     POLICY = "policy", "policy = CHAT_POLICY",
         "a `static PolicySlot` whose policy is loaded at startup (from a file or the environment) replaces the attribute's own; so not with `max`, `on`, `rule`, the backoff and jitter keys, `retry_after` or `max_retry_after`";
 }

@@ -15,6 +15,7 @@
 
 mod any_error;
 mod attribute_behaviour;
+mod attribute_fallback;
 mod attribute_future;
 mod attribute_limits;
 mod attribute_policy;

@@ -6,7 +6,7 @@
 //!
 //! One file per misconfiguration, in a folder per category of `tests/ui/fail/`: `keys` (unknown,
 //! duplicate, mistyped or out-of-range keys), `durations`, `backoff` (and jitter), `on` (kinds and
-//! statuses), `rules`, `hooks`, `limits` (limiter, budget, adaptive), `policy` (a policy loaded at startup), `stream`, `item` (what the
+//! statuses), `rules`, `hooks`, `limits` (limiter, budget, adaptive), `policy` (a policy loaded at startup), `fallback` (chains and `move_on`), `stream`, `item` (what the
 //! attribute is put on: not an async fn, no `Result`, an error type that says nothing), `body` (what the body does: moved
 //! arguments, dead code).
 

@@ -14,6 +14,7 @@
 //!   back to the key that caused it.
 
 mod checks;
+mod fallback;
 pub mod rulebook;
 mod rules;
 mod strategy;
@@ -28,6 +29,7 @@ use quote::ToTokens;
 use std::collections::HashMap;
 use std::time::Duration;
 
+pub use fallback::FallbackConfig;
 pub use targets::Target;
 
 /// A validated attribute.
@@ -52,6 +54,8 @@ pub struct RetryConfig {
     pub adaptive: Option<Adaptive>,
     /// `policy = PATH`: the user's `static PolicySlot`, whose loaded policy replaces the keys'.
     pub loaded: Option<syn::Path>,
+    /// `fallback = [A, B]` (and `move_on = [...]`): the chain each attempt's target comes from.
+    pub fallback: Option<FallbackConfig>,
     /// `stream = "..."`: the mode, as written (already checked to be one of `keys::STREAM_MODES`).
     pub stream: Option<syn::LitStr>,
     pub first_chunk_timeout: Option<Duration>,
@@ -136,6 +140,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
     let mut spans = Spans::default();
     let mut strategy = strategy::StrategyKeys::default();
     let mut rules = Vec::new();
+    let mut move_on = None;
     for entry in entries {
         let key = entry.key_name();
         if entry.key.is_none() {
@@ -189,6 +194,11 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
             keys::BUDGET => config.budget = values::static_path(cx, entry, &key, "`static Budget`"),
             keys::ADAPTIVE => config.adaptive = values::adaptive(cx, entry),
             keys::POLICY => config.loaded = values::static_path(cx, entry, &key, "`static PolicySlot`"),
+            keys::FALLBACK => {
+                config.fallback =
+                    fallback::targets(cx, entry).map(|targets| FallbackConfig { targets, move_on: Vec::new() });
+            }
+            keys::MOVE_ON => move_on = fallback::move_on(cx, entry).map(|kinds| (entry, kinds)),
             keys::STREAM => config.stream = values::stream_mode(cx, entry),
             keys::FIRST_CHUNK_TIMEOUT | keys::IDLE_TIMEOUT => {
                 let d = values::duration(cx, entry, &key).filter(|d| {
@@ -213,6 +223,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
     checks::cross_checks(cx, &config, &spans);
     checks::stream_checks(cx, &mut config, &spans);
     checks::loaded_policy_checks(cx, &config, &spans, &rules);
+    fallback::checks(cx, &mut config, &spans, move_on);
     config.rules = rules::validate_rules(cx, &config, &rules);
     rulebook::check(cx, &mut config);
     config

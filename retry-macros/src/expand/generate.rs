@@ -5,6 +5,7 @@
 
 use super::Shape;
 use super::async_trait::boxed_async_block;
+use super::fallback::{self, TargetParam};
 use crate::config::{self, RetryConfig};
 use crate::early_exit;
 use crate::policy::{duration_tokens, policy};
@@ -47,7 +48,7 @@ fn replace_impl_trait(ty: &mut Type) {
     }
 }
 
-pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> TokenStream {
+pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape, target: Option<&TargetParam>) -> TokenStream {
     let krate = config.krate.as_ref().map_or_else(|| quote!(::llm_retry), ToTokens::to_token_stream);
     let p = quote!(#krate::__private);
     let site = Ident::new("__LLM_RETRY_SITE", Span::mixed_site());
@@ -91,7 +92,18 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
             #(#stmts)*
         }
     };
-    let each_attempt = if runs_body_directly(config) {
+    let chain = Ident::new("__LLM_RETRY_CHAIN", Span::mixed_site());
+    let route = Ident::new("__llm_retry_route", Span::mixed_site());
+    let (chain_static, route_start) = match target {
+        Some(_) => (
+            fallback::chain_static(&p, config, &chain),
+            quote!(let mut #route = #p::Route::new(#chain);),
+        ),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+    let each_attempt = if let Some(param) = target {
+        fallback::each_attempt(&call_at, &route, param, &attempt_body, &result, span)
+    } else if runs_body_directly(config) {
         // Nothing wraps the body (no timer around it, no queue before it, no clock for the
         // notify hook): the fn's own future runs it, and the runtime only settles the result.
         // A body with no early exit needs no async block of its own to keep one inside the
@@ -129,9 +141,11 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape) -> 
     let new_body = quote! {
         {
             static #site: #p::Site = #p::Site::new(#name, #p::policy(#policy));
+            #chain_static
             #own_adaptive
             #(#prelude)*
             let mut #call = #start #options;
+            #route_start
             loop {
                 #each_attempt
             }

@@ -1,0 +1,12 @@
+use llm_retry::failover::Target;
+use llm_retry::{ApiError, llm_retry};
+
+static GPT4O: Target = Target::new("gpt-4o");
+static CLAUDE: Target = Target::new("claude");
+
+#[llm_retry(fallback = [GPT4O, CLAUDE])]
+async fn chat(primary: &Target, target: &Target) -> Result<String, ApiError> {
+    Ok(format!("{}{}", primary.name(), target.name()))
+}
+
+fn main() {}

@@ -1,0 +1,33 @@
+//! `fallback = [...]`: a chain of `static Target`s (one behind a breaker, one through a module
+//! path), the target parameter anywhere in the signature and named as the user likes, `move_on`,
+//! and the call's own options beside it; callers do not pass the target.
+#![deny(warnings, unused_qualifications)]
+
+use llm_retry::failover::{Breaker, Target};
+use llm_retry::{ApiError, llm_retry};
+
+static GPT4O_BREAKER: Breaker = Breaker::new("gpt-4o");
+static GPT4O: Target = Target::new("gpt-4o").breaker(&GPT4O_BREAKER);
+
+mod models {
+    pub static CLAUDE: llm_retry::failover::Target = llm_retry::failover::Target::new("claude");
+}
+
+#[llm_retry(fallback = [GPT4O, models::CLAUDE], move_on = [Auth, BadRequest], max = 3, deadline = "2m")]
+async fn chat(prompt: &str, target: &Target) -> Result<String, ApiError> {
+    Ok(format!("{prompt} via {}", target.name()))
+}
+
+struct Client;
+
+impl Client {
+    #[llm_retry(fallback = [models::CLAUDE])]
+    async fn ask(&self, model: &'static Target, prompt: String) -> Result<String, ApiError> {
+        Ok(format!("{prompt} via {}", model.name()))
+    }
+}
+
+fn main() {
+    drop(chat("hi"));
+    drop(Client.ask("hi".to_owned()));
+}
