@@ -104,7 +104,13 @@ snapshot!(
 /// of paths, each once; `move_on` lists kinds that neither always move on nor are retried.
 #[test]
 fn fallback_misconfigurations_name_the_fix() {
-    let with_target = || quote!(async fn chat(target: &Target, prompt: &str) -> Result<String, ApiError> { Ok(prompt.into()) });
+    let with_target = || {
+        quote!(
+            async fn chat(target: &Target, prompt: &str) -> Result<String, ApiError> {
+                Ok(prompt.into())
+            }
+        )
+    };
     let one = |args: TokenStream, item: TokenStream| {
         let errs = errors(args.clone(), item);
         assert_eq!(errs.len(), 1, "{args}: {errs:#?}");
@@ -115,16 +121,32 @@ fn fallback_misconfigurations_name_the_fix() {
     assert!(one(quote!(fallback = ["A"]), with_target()).contains("without quotes: `A`"));
     assert!(one(quote!(fallback = A), with_target()).contains("`fallback = [A]`"));
     assert!(one(quote!(fallback = [A]), chat()).contains("add `target: &Target`"));
-    let by_value = quote!(async fn chat(target: Target) -> Result<String, ApiError> { Ok(String::new()) });
+    let by_value = quote!(
+        async fn chat(target: Target) -> Result<String, ApiError> {
+            Ok(String::new())
+        }
+    );
     assert!(one(quote!(fallback = [A]), by_value).contains("by reference"));
-    let misnamed = quote!(async fn chat(target: &str) -> Result<String, ApiError> { Ok(String::new()) });
+    let misnamed = quote!(
+        async fn chat(target: &str) -> Result<String, ApiError> {
+            Ok(String::new())
+        }
+    );
     assert!(one(quote!(fallback = [A]), misnamed).contains("must be `&Target`"));
-    let twice = quote!(async fn chat(a: &Target, b: &Target) -> Result<String, ApiError> { Ok(String::new()) });
+    let twice = quote!(
+        async fn chat(a: &Target, b: &Target) -> Result<String, ApiError> {
+            Ok(String::new())
+        }
+    );
     assert!(one(quote!(fallback = [A]), twice).contains("a second target parameter"));
     assert!(one(quote!(move_on = [Auth]), with_target()).contains("there is none"));
     assert!(one(quote!(fallback = [A], move_on = [QuotaExhausted]), with_target()).contains("always moves on"));
-    assert!(one(quote!(fallback = [A], move_on = [RateLimited]), with_target()).contains("the default policy retries it"));
-    assert!(one(quote!(fallback = [A], on = [Timeout], move_on = [Timeout]), with_target()).contains("`on` retries it"));
+    assert!(
+        one(quote!(fallback = [A], move_on = [RateLimited]), with_target()).contains("the default policy retries it")
+    );
+    assert!(
+        one(quote!(fallback = [A], on = [Timeout], move_on = [Timeout]), with_target()).contains("`on` retries it")
+    );
     assert!(one(quote!(fallback = [A], move_on = [Auths]), with_target()).contains("did you mean `Auth`"));
     assert!(one(quote!(fallback = [A], move_on = [401]), with_target()).contains("not statuses"));
     assert!(errors(quote!(fallback = [A, B], move_on = [Auth, BadRequest]), with_target()).is_empty());

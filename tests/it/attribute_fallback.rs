@@ -29,7 +29,11 @@ static OUTAGE_CALLS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 #[llm_retry(fallback = [DOWN, UP], max = 3, backoff = "fixed", delay = "100ms", jitter = "none")]
 async fn through_an_outage(target: &Target, prompt: &str) -> Result<String, ApiError> {
     log(&OUTAGE_CALLS, target);
-    if target.name() == "down" { Err(ApiError::from_status(503)) } else { Ok(format!("{prompt} from {}", target.name())) }
+    if target.name() == "down" {
+        Err(ApiError::from_status(503))
+    } else {
+        Ok(format!("{prompt} from {}", target.name()))
+    }
 }
 
 #[tokio::test(start_paused = true)]

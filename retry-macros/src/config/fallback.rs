@@ -78,7 +78,10 @@ pub fn targets(cx: &mut Ctxt, entry: &Entry) -> Option<Vec<syn::Path>> {
 /// `move_on = [Auth, BadRequest]`.
 pub fn move_on(cx: &mut Ctxt, entry: &Entry) -> Option<Vec<ErrorKind>> {
     let Value::List(_, items) = &entry.value else {
-        cx.error_spanned(&entry.value, format!("`move_on` takes a list of kinds, like `{}`", keys::example(keys::MOVE_ON)));
+        cx.error_spanned(
+            &entry.value,
+            format!("`move_on` takes a list of kinds, like `{}`", keys::example(keys::MOVE_ON)),
+        );
         return None;
     };
     let mut out = Vec::new();

@@ -64,7 +64,8 @@ pub(crate) fn take_target(cx: &mut Ctxt, func: &mut ItemFn, shape: &Shape) -> Op
     }
     match found {
         Some((i, param)) if ok => {
-            func.sig.inputs = func.sig.inputs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
+            func.sig.inputs =
+                func.sig.inputs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.clone()).collect();
             Some(param)
         }
         Some(_) => None,

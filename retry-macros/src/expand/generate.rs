@@ -48,7 +48,12 @@ fn replace_impl_trait(ty: &mut Type) {
     }
 }
 
-pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape, target: Option<&TargetParam>) -> TokenStream {
+pub(super) fn generate(
+    config: &RetryConfig,
+    mut func: ItemFn,
+    shape: Shape,
+    target: Option<&TargetParam>,
+) -> TokenStream {
     let krate = config.krate.as_ref().map_or_else(|| quote!(::llm_retry), ToTokens::to_token_stream);
     let p = quote!(#krate::__private);
     let site = Ident::new("__LLM_RETRY_SITE", Span::mixed_site());
@@ -95,10 +100,7 @@ pub(super) fn generate(config: &RetryConfig, mut func: ItemFn, shape: Shape, tar
     let chain = Ident::new("__LLM_RETRY_CHAIN", Span::mixed_site());
     let route = Ident::new("__llm_retry_route", Span::mixed_site());
     let (chain_static, route_start) = match target {
-        Some(_) => (
-            fallback::chain_static(&p, config, &chain),
-            quote!(let mut #route = #p::Route::new(#chain);),
-        ),
+        Some(_) => (fallback::chain_static(&p, config, &chain), quote!(let mut #route = #p::Route::new(#chain);)),
         None => (TokenStream::new(), TokenStream::new()),
     };
     let each_attempt = if let Some(param) = target {
