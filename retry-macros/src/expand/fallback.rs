@@ -73,7 +73,7 @@ pub(crate) fn take_target(cx: &mut Ctxt, func: &mut ItemFn, shape: &Shape) -> Op
             if ok {
                 cx.error_at(
                     func.sig.ident.span(),
-                    "a fn with `fallback` learns each attempt's target from a parameter that callers do not pass: add `target: &Target` (from `llm_retry::failover`) and call the model `target.name()` names",
+                    "a fn with `fallback` learns each attempt's target from a parameter that callers do not pass: add `target: &Target` (from `llm_retry::failover`), and call the model it names, `target.name()`",
                 );
             }
             None
