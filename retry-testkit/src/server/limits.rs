@@ -28,8 +28,8 @@ pub(super) struct Limiters {
 pub(super) enum Refusal {
     /// The request bucket is empty (and it is the longer wait if both are short).
     Requests { wait: Duration, requests_per_minute: u32 },
-    /// Not enough tokens: `used` of `tokens_per_minute` are spent, `requested` needed.
-    Tokens { wait: Duration, tokens_per_minute: u32, used: u64, requested: u64 },
+    /// Not enough tokens: `remaining` are left, `used` of the burst are spent, `requested` needed.
+    Tokens { wait: Duration, tokens_per_minute: u32, remaining: u64, used: u64, requested: u64 },
     /// More tokens than the token bucket holds: never admitted.
     TooLarge { requested: u64, limit: u64 },
 }
@@ -51,8 +51,9 @@ impl Limiters {
         let tokens_refusal = |wait| {
             let bucket = self.tokens.as_ref().expect("only a token bucket refuses tokens");
             let limit = bucket.tokens_per_minute();
-            let used = u64::from(bucket.burst()).saturating_sub(bucket.remaining_at(at));
-            Refusal::Tokens { wait, tokens_per_minute: limit, used, requested: tokens }
+            let remaining = bucket.remaining_at(at);
+            let used = u64::from(bucket.burst()).saturating_sub(remaining);
+            Refusal::Tokens { wait, tokens_per_minute: limit, remaining, used, requested: tokens }
         };
         match (request_check, token_check) {
             (Ok(()), Ok(())) => {
@@ -130,8 +131,7 @@ pub(super) fn refused(
                         insert(h, "x-ratelimit-remaining-requests", "0");
                         insert(h, "x-ratelimit-reset-requests", &format_openai_duration(wait));
                     }
-                    Refusal::Tokens { wait, tokens_per_minute, used, .. } => {
-                        let remaining = u64::from(tokens_per_minute).saturating_sub(used);
+                    Refusal::Tokens { wait, tokens_per_minute, remaining, .. } => {
                         insert(h, "x-ratelimit-limit-tokens", &tokens_per_minute.to_string());
                         insert(h, "x-ratelimit-remaining-tokens", &remaining.to_string());
                         insert(h, "x-ratelimit-reset-tokens", &format_openai_duration(ceil_millis(wait)));
@@ -174,7 +174,7 @@ pub(super) fn wait(refusal: Refusal) -> Option<Duration> {
 fn body(api: Api, refusal: Refusal, model: &str) -> Value {
     match (api, refusal) {
         (_, Refusal::Requests { wait, .. }) => r::rate_limited(api, Some(wait)),
-        (Api::OpenAi, Refusal::Tokens { wait, tokens_per_minute, used, requested }) => r::openai_error(
+        (Api::OpenAi, Refusal::Tokens { wait, tokens_per_minute, used, requested, .. }) => r::openai_error(
             &format!(
                 "Rate limit reached for {model} in organization org-chaos on tokens per min (TPM): Limit \
                  {tokens_per_minute}, Used {used}, Requested {requested}. Please try again in {}. Visit \
@@ -234,7 +234,13 @@ mod tests {
         let refusal = l.admit(20, t0).unwrap_err();
         assert_eq!(
             refusal,
-            Refusal::Tokens { wait: Duration::from_secs(1), tokens_per_minute: 600, used: 90, requested: 20 }
+            Refusal::Tokens {
+                wait: Duration::from_secs(1),
+                tokens_per_minute: 600,
+                remaining: 10,
+                used: 90,
+                requested: 20
+            }
         );
         assert_eq!(l.snapshot(t0).requests.unwrap().remaining, 1);
         l.admit(10, t0).unwrap();
@@ -311,7 +317,7 @@ mod tests {
             // Waiting until full whenever a bucket runs short wastes at most half the time.
             let elapsed = Instant::now() - t0;
             let by_requests = Duration::from_secs(60) / rpm * 60;
-            let by_tokens = tpm.map_or(Duration::ZERO, |(t, _)| Duration::from_secs(60 * 60 * u64::from(tokens)) / t);
+            let by_tokens = tpm.map_or(Duration::ZERO, |(t, _)| Duration::from_secs(60 * 60 * tokens) / t);
             assert!(elapsed <= 2 * by_requests.max(by_tokens), "{rpm}/{burst}: {elapsed:?}");
         }
     }
