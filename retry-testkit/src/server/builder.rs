@@ -143,7 +143,9 @@ impl ChaosServerBuilder {
     /// A refused request gets a `429` in the route's shape with `retry-after` (whole seconds, rounded up),
     /// `retry-after-ms` (rounded up), `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests: 0` and
     /// `x-ratelimit-reset-requests`; it takes no script step and no chaos draw. The bucket starts full
-    /// when the server starts.
+    /// when the server starts. With [`rate_headers`](Self::rate_headers), every response it admits or
+    /// refuses carries the providers' rate-limit headers instead; with
+    /// [`rate_limit_tokens`](Self::rate_limit_tokens), tokens are limited too.
     ///
     /// # Panics
     /// [`start`](Self::start) panics if either number is zero.
