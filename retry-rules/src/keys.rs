@@ -115,6 +115,30 @@ keys! {
         "a `static PolicySlot` whose policy is loaded at startup (from a file or the environment) replaces the attribute's own; so not with `max`, `on`, `rule`, the backoff and jitter keys, `retry_after` or `max_retry_after`";
 }
 
+/// The keys that make a policy (the rest are the call's own options): what `policy = PATH`
+/// replaces, and what a configuration file's policy reads.
+///
+/// ```
+/// use llm_retry_rules::keys;
+/// assert!(keys::POLICY_KEYS.contains(&keys::MAX_DELAY) && !keys::POLICY_KEYS.contains(&keys::DEADLINE));
+/// ```
+pub const POLICY_KEYS: &[&str] = &[
+    MAX,
+    BACKOFF,
+    DELAY,
+    BASE,
+    MAX_DELAY,
+    MIN_DELAY,
+    INCREMENT,
+    MULTIPLIER,
+    JITTER,
+    JITTER_FACTOR,
+    ON,
+    RULE,
+    RETRY_AFTER,
+    MAX_RETRY_AFTER,
+];
+
 /// The keys a `rule(...)` may set.
 pub const RULE_KEYS: &[&str] =
     &[MAX, BACKOFF, DELAY, BASE, MAX_DELAY, MIN_DELAY, INCREMENT, MULTIPLIER, JITTER, JITTER_FACTOR];

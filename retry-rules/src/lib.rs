@@ -41,6 +41,7 @@ mod policy;
 mod retry_on;
 mod rule;
 pub mod strategy;
+pub mod settings;
 pub mod suggest;
 
 pub use backoff::{Backoff, Jitter};

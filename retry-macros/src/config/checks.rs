@@ -6,6 +6,7 @@ use crate::args::Entry;
 use crate::ctxt::Ctxt;
 use llm_retry_rules::duration::Written;
 use llm_retry_rules::keys;
+use llm_retry_rules::settings::Value;
 
 /// Relations between top-level keys.
 pub fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans) {
@@ -21,7 +22,8 @@ pub fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans) {
             );
         }
     }
-    if config.policy.retry_after == Some(false) && config.policy.max_retry_after.is_some() {
+    if config.policy.plain(keys::RETRY_AFTER) == Some(Value::Flag(false))
+        && config.policy.plain(keys::MAX_RETRY_AFTER).is_some() {
         cx.error_at(
             seen.key_or_site(keys::MAX_RETRY_AFTER),
             "`max_retry_after` does nothing with `retry_after = false`; remove one of them",
@@ -100,8 +102,7 @@ pub fn stream_checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Spans) {
 pub fn loaded_policy_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans, rules: &[&Entry]) {
     let Some(path) = &config.loaded else { return };
     let slot = quote::ToTokens::to_token_stream(path).to_string().replace(' ', "");
-    let policy_keys = keys::RULE_KEYS.iter().chain(&[keys::ON, keys::RETRY_AFTER, keys::MAX_RETRY_AFTER]);
-    for &key in policy_keys {
+    for &key in keys::POLICY_KEYS.iter().filter(|k| **k != keys::RULE) {
         if seen.has(key) {
             cx.error_at(
                 seen.key_or_site(key),

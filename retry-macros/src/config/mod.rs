@@ -169,7 +169,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
             continue;
         }
         match key.as_str() {
-            k if rulebook::PolicyKeys::KEYS.contains(&k) => config.policy.read(cx, entry, k),
+            k if rulebook::PolicyKeys::takes(k) => config.policy.read(cx, entry, k),
             keys::DEADLINE | keys::ATTEMPT_TIMEOUT => {
                 let d = values::duration(cx, entry, &key).filter(|d| {
                     if d.is_zero() {

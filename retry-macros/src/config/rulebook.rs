@@ -15,7 +15,8 @@ use llm_retry_rules::duration::Written;
 use llm_retry_rules::{
     Backoff, Jitter, MAX_RULE_ATTEMPTS, MAX_RULES, Policy, PolicyBuilder, Problem, RetryOn, Rule, keys,
 };
-use proc_macro2::{Literal, Span, TokenStream};
+use llm_retry_rules::settings::{self, Kind, Plain, Value};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{ToTokens, quote};
 use std::time::Duration;
 
@@ -39,29 +40,48 @@ impl At<'_> {
     }
 }
 
-/// The policy's keys with a plain value, as written (the backoff and jitter keys are read by
-/// `strategy`, the rules by `rules`).
+/// The policy's keys read here, as written: `max`, `on`, and the rulebook's plain settings
+/// ([`settings::PLAIN`]), each read by its kind of value. (The backoff and jitter keys are
+/// read by `strategy`, the rules by `rules`.)
 #[derive(Default)]
 pub struct PolicyKeys {
     pub max: Option<u32>,
     pub on: Option<Vec<Target>>,
-    pub retry_after: Option<bool>,
-    pub max_retry_after: Option<Duration>,
+    /// The plain settings written, in the order written.
+    pub plain: Vec<(&'static Plain, Value)>,
 }
 
 impl PolicyKeys {
-    /// The keys [`read`](Self::read) takes.
-    pub const KEYS: &[&str] = &[keys::MAX, keys::ON, keys::RETRY_AFTER, keys::MAX_RETRY_AFTER];
+    /// Whether [`read`](Self::read) takes `key`.
+    pub fn takes(key: &str) -> bool {
+        key == keys::MAX || key == keys::ON || settings::find(key).is_some()
+    }
 
-    /// Reads one of [`KEYS`](Self::KEYS); a bad value is an error at it, and leaves the key unset.
+    /// Reads a key [`takes`](Self::takes) takes; a bad value is an error at it, and leaves
+    /// the key unset.
     pub fn read(&mut self, cx: &mut Ctxt, entry: &Entry, key: &str) {
         match key {
             keys::MAX => self.max = values::attempts(cx, entry),
             keys::ON => self.on = targets::on_list(cx, entry),
-            keys::RETRY_AFTER => self.retry_after = values::boolean(cx, entry, key),
-            keys::MAX_RETRY_AFTER => self.max_retry_after = values::duration(cx, entry, key),
-            _ => {}
+            _ => {
+                let Some(plain) = settings::find(key) else { return };
+                let value = match plain.kind {
+                    Kind::Flag => values::boolean(cx, entry, key).map(Value::Flag),
+                    Kind::Duration => values::duration(cx, entry, key).map(Value::Duration),
+                };
+                self.plain.extend(value.map(|v| (plain, v)));
+            }
         }
+    }
+
+    /// The value written for the plain setting `key`.
+    pub fn plain(&self, key: &str) -> Option<Value> {
+        self.plain.iter().find(|(p, _)| p.key == key).map(|(_, v)| *v)
+    }
+
+    /// Forgets the plain setting `key` (its value had a problem).
+    fn drop_plain(&mut self, key: &str) {
+        self.plain.retain(|(p, _)| p.key != key);
     }
 }
 
@@ -73,8 +93,8 @@ pub enum Setting<'a> {
     Jitter(Jitter),
     RetryOn(&'a [Target]),
     Rule(&'a RuleConfig),
-    RespectRetryAfter(bool),
-    MaxRetryAfter(Duration),
+    /// A plain setting: its builder method takes its value as it is.
+    Plain(&'static Plain, Value),
 }
 
 impl Setting<'_> {
@@ -114,10 +134,13 @@ impl Setting<'_> {
                 let r = rule_tokens(p, r);
                 quote!(.rule(#r))
             }
-            Setting::RespectRetryAfter(yes) => quote!(.respect_retry_after(#yes)),
-            Setting::MaxRetryAfter(d) => {
-                let d = duration_tokens(p, d);
-                quote!(.max_retry_after(#d))
+            Setting::Plain(plain, value) => {
+                let method = Ident::new(plain.method, Span::call_site());
+                let value = match value {
+                    Value::Flag(yes) => quote!(#yes),
+                    Value::Duration(d) => duration_tokens(p, d),
+                };
+                quote!(.#method(#value))
             }
         }
     }
@@ -131,8 +154,7 @@ pub fn settings(config: &RetryConfig) -> Vec<Setting<'_>> {
     out.extend(config.strategy.jitter.map(Setting::Jitter));
     out.extend(config.policy.on.as_deref().map(Setting::RetryOn));
     out.extend(config.rules.iter().map(Setting::Rule));
-    out.extend(config.policy.retry_after.map(Setting::RespectRetryAfter));
-    out.extend(config.policy.max_retry_after.map(Setting::MaxRetryAfter));
+    out.extend(config.policy.plain.iter().map(|&(plain, value)| Setting::Plain(plain, value)));
     out
 }
 
@@ -170,8 +192,7 @@ pub fn builder(settings: &[Setting<'_>]) -> PolicyBuilder {
         Setting::Jitter(jitter) => b.jitter(jitter),
         Setting::RetryOn(targets) => b.retry_on(retry_on(targets)),
         Setting::Rule(r) => b.rule(rule(r)),
-        Setting::RespectRetryAfter(yes) => b.respect_retry_after(yes),
-        Setting::MaxRetryAfter(d) => b.max_retry_after(d),
+        Setting::Plain(plain, value) => (plain.set)(b, value),
     })
 }
 
@@ -221,7 +242,7 @@ fn report_policy(cx: &mut Ctxt, config: &mut RetryConfig, problem: Problem) {
                 cx,
                 "a zero `max_retry_after` would fail every call at once; to ignore Retry-After, write `retry_after = false` instead",
             );
-            config.policy.max_retry_after = None;
+            config.policy.drop_plain(keys::MAX_RETRY_AFTER);
         }
         Problem::TooManyRules => {
             let span = config.rules.get(MAX_RULES).map_or_else(Span::call_site, |r| r.key_span);
@@ -240,6 +261,12 @@ fn report_policy(cx: &mut Ctxt, config: &mut RetryConfig, problem: Problem) {
             // Each item of `on` was checked with the same rule as it was read.
             cx.error_at(spans.key_or_site(keys::ON), problem.to_string());
             config.policy.on = None;
+        }
+        // A plain setting's problem, at its value, in the rulebook's words.
+        _ if settings::find(problem.field().key()).is_some() => {
+            let key = problem.field().key();
+            At::value_or(spans.value(key), Span::call_site()).report(cx, problem.message());
+            config.policy.drop_plain(key);
         }
         _ => {
             report_backoff(cx, &config.strategy, problem);

@@ -43,6 +43,7 @@ pub mod value;
 
 use crate::error::{PolicyError, Problem};
 use crate::keys;
+use crate::settings::{self, Kind, Plain, Value};
 use crate::policy::Policy;
 use crate::retry_on::RetryOn;
 use crate::rule::{Rule, Target as RuleTarget};
@@ -51,7 +52,6 @@ use core::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::time::Duration;
 use strategy::Strategy;
 use value::{Count, Flag, Human, Target};
 
@@ -70,8 +70,8 @@ pub struct PolicySpec {
     strategy: Strategy,
     on: Option<Vec<Target>>,
     rules: Option<Vec<RuleSpec>>,
-    retry_after: Option<bool>,
-    max_retry_after: Option<Duration>,
+    /// The plain settings ([`settings::PLAIN`]) written, in the order written.
+    plain: Vec<(&'static Plain, Value)>,
 }
 
 /// One `[[rule]]`: its target (`on`), and its own `max` and backoff keys.
@@ -217,22 +217,7 @@ impl PolicySpec {
     /// ```
     /// assert!(llm_retry_rules::config::PolicySpec::KEYS.contains(&"max_delay"));
     /// ```
-    pub const KEYS: &'static [&'static str] = &[
-        keys::MAX,
-        keys::BACKOFF,
-        keys::DELAY,
-        keys::BASE,
-        keys::MAX_DELAY,
-        keys::MIN_DELAY,
-        keys::INCREMENT,
-        keys::MULTIPLIER,
-        keys::JITTER,
-        keys::JITTER_FACTOR,
-        keys::ON,
-        keys::RULE,
-        keys::RETRY_AFTER,
-        keys::MAX_RETRY_AFTER,
-    ];
+    pub const KEYS: &'static [&'static str] = keys::POLICY_KEYS;
 
     /// Reads `key`'s value from `map` if it is one of [`KEYS`](Self::KEYS); `Ok(false)`,
     /// with the value left unread, if it is not. For a map that holds a policy's keys among
@@ -252,9 +237,19 @@ impl PolicySpec {
             keys::MAX => self.max.put(key, map.next_value::<Count>()?.0)?,
             keys::ON => self.on.put(key, read_on(map)?)?,
             keys::RULE => self.rules.put(key, map.next_value::<Vec<RuleSpec>>()?)?,
-            keys::RETRY_AFTER => self.retry_after.put(key, map.next_value::<Flag>()?.0)?,
-            keys::MAX_RETRY_AFTER => self.max_retry_after.put(key, map.next_value::<Human>()?.0)?,
-            _ => return self.strategy.read(key, map),
+            _ => match settings::find(key) {
+                Some(plain) => {
+                    if self.plain.iter().any(|(p, _)| p.key == key) {
+                        return Err(de::Error::custom(SpecError::at(key, format!("`{key}` is set twice; keep one"))));
+                    }
+                    let value = match plain.kind {
+                        Kind::Flag => Value::Flag(map.next_value::<Flag>()?.0),
+                        Kind::Duration => Value::Duration(map.next_value::<Human>()?.0),
+                    };
+                    self.plain.push((plain, value));
+                }
+                None => return self.strategy.read(key, map),
+            },
         }
         Ok(true)
     }
@@ -302,11 +297,8 @@ impl PolicySpec {
             }
             b = b.rule(rule);
         }
-        if let Some(yes) = self.retry_after {
-            b = b.respect_retry_after(yes);
-        }
-        if let Some(max) = self.max_retry_after {
-            b = b.max_retry_after(max);
+        for &(plain, value) in &self.plain {
+            b = (plain.set)(b, value);
         }
         b.build().map_err(|e| SpecError::from_problem(self.path_of(&e), e.problem()))
     }
@@ -372,8 +364,7 @@ impl PolicySpec {
             strategy: Strategy::of(Some(policy.backoff()), Some(policy.jitter())),
             on: (!retries_nothing).then_some(targets),
             rules: (!rules.is_empty()).then_some(rules),
-            retry_after: Some(policy.respects_retry_after()),
-            max_retry_after: Some(policy.max_retry_after()),
+            plain: settings::PLAIN.iter().map(|p| (p, (p.get)(policy))).collect(),
         }
     }
 }
@@ -527,11 +518,11 @@ impl PolicySpec {
         if let Some(on) = &self.on {
             map.serialize_entry(keys::ON, &on.iter().map(TargetOut).collect::<Vec<_>>())?;
         }
-        if let Some(yes) = self.retry_after {
-            map.serialize_entry(keys::RETRY_AFTER, &yes)?;
-        }
-        if let Some(max) = self.max_retry_after {
-            map.serialize_entry(keys::MAX_RETRY_AFTER, &value::written(max))?;
+        for &(plain, value) in &self.plain {
+            match value {
+                Value::Flag(yes) => map.serialize_entry(plain.key, &yes)?,
+                Value::Duration(d) => map.serialize_entry(plain.key, &value::written(d))?,
+            }
         }
         // Last: TOML writes a list of tables after the plain keys.
         if let Some(rules) = &self.rules {
