@@ -40,8 +40,8 @@ mod kind;
 mod policy;
 mod retry_on;
 mod rule;
-pub mod strategy;
 pub mod settings;
+pub mod strategy;
 pub mod suggest;
 
 pub use backoff::{Backoff, Jitter};

@@ -23,7 +23,8 @@ pub fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans) {
         }
     }
     if config.policy.plain(keys::RETRY_AFTER) == Some(Value::Flag(false))
-        && config.policy.plain(keys::MAX_RETRY_AFTER).is_some() {
+        && config.policy.plain(keys::MAX_RETRY_AFTER).is_some()
+    {
         cx.error_at(
             seen.key_or_site(keys::MAX_RETRY_AFTER),
             "`max_retry_after` does nothing with `retry_after = false`; remove one of them",

@@ -12,10 +12,10 @@ use crate::args::Entry;
 use crate::ctxt::Ctxt;
 use crate::policy::{backoff_tokens, duration_tokens, jitter_tokens, kind_tokens, rule_tokens};
 use llm_retry_rules::duration::Written;
+use llm_retry_rules::settings::{self, Kind, Plain, Value};
 use llm_retry_rules::{
     Backoff, Jitter, MAX_RULE_ATTEMPTS, MAX_RULES, Policy, PolicyBuilder, Problem, RetryOn, Rule, keys,
 };
-use llm_retry_rules::settings::{self, Kind, Plain, Value};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{ToTokens, quote};
 use std::time::Duration;

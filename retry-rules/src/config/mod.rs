@@ -43,10 +43,10 @@ pub mod value;
 
 use crate::error::{PolicyError, Problem};
 use crate::keys;
-use crate::settings::{self, Kind, Plain, Value};
 use crate::policy::Policy;
 use crate::retry_on::RetryOn;
 use crate::rule::{Rule, Target as RuleTarget};
+use crate::settings::{self, Kind, Plain, Value};
 use crate::{ErrorKind, Field};
 use core::fmt;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};

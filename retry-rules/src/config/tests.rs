@@ -1,6 +1,6 @@
-use std::time::Duration;
 use super::*;
 use crate::backoff::{Backoff, Jitter};
+use std::time::Duration;
 
 fn toml(s: &str) -> Result<Policy, String> {
     ::toml::from_str::<Policy>(s).map_err(|e| e.message().to_owned())
