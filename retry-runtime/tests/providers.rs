@@ -51,6 +51,9 @@ const OPENAI: &[Fixture] = &[
     fx(429, r#"{"error":{"message":"Rate limit reached for gpt-4o on requests per min (RPM): Limit 500. Please try again in 120ms.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#, RateLimited).headers(&[("retry-after-ms", "1000")]).hint(1_000),
     // https://platform.openai.com/docs/guides/rate-limits (minutes and seconds)
     fx(429, r#"{"error":{"message":"Rate limit reached for gpt-4o on requests per day (RPD): Limit 10000. Please try again in 1m30s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#, RateLimited).hint(90_000),
+    // https://platform.openai.com/docs/guides/rate-limits (one request larger than the TPM limit:
+    // waiting cannot make it fit, so it is no rate limit)
+    fx(429, r#"{"error":{"message":"Request too large for gpt-4o in organization org-abc on tokens per min (TPM): Limit 30000, Requested 42000. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#, ContextLengthExceeded),
     // https://platform.openai.com/docs/guides/error-codes (400 context length)
     fx(400, r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#, ContextLengthExceeded),
     // https://platform.openai.com/docs/guides/error-codes (404 model)

@@ -309,8 +309,10 @@ fn openai_style(status: u16, by_status: ErrorKind, body: &ProviderBody) -> Error
         return ErrorKind::QuotaExhausted;
     }
     // Groq: a 413 `rate_limit_exceeded` is one request larger than the per-minute token
-    // limit; waiting cannot make it fit.
-    if status == 413 && named == Some(ErrorKind::RateLimited) {
+    // limit; waiting cannot make it fit. OpenAI says the same with a 429, `code:
+    // rate_limit_exceeded` and "Request too large for gpt-4o ... on tokens per min (TPM):
+    // Limit 30000, Requested 42000. The input or output tokens must be reduced ...".
+    if named == Some(ErrorKind::RateLimited) && (status == 413 || body.mentions(&["request too large"])) {
         return ErrorKind::ContextLengthExceeded;
     }
     if let Some(kind) = named {
