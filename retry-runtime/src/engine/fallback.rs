@@ -6,7 +6,7 @@ use super::Call;
 use super::guard::Phase;
 use super::mode::Mode;
 use super::pause::Pause;
-use super::settle::{Decided, Sent};
+use super::settle::{Decided, RetryPlan, Sent};
 use crate::classify::{Classification, Classify};
 use crate::events;
 use crate::failover::{CircuitOpen, Fallback, Route, Target, verdict};
@@ -18,6 +18,25 @@ use crate::{ErrorKind, breaker::Verdict};
 use core::future::Future;
 use core::ops::ControlFlow;
 use core::pin::pin;
+
+/// What [`Call::settle_routed`] made of an attempt on a chain's target.
+#[derive(Debug)]
+pub enum Routed<T, E> {
+    /// The call ended with this result, counted.
+    End(Result<T, E>),
+    /// Retry on the same target after the plan's delay; the retry is counted.
+    Retry(RetryPlan),
+    /// Leave this target for the next one at once (no back-off): the failed attempt's number,
+    /// kind and status.
+    MoveOn {
+        /// The attempt that failed, from 1, counting every target's attempts.
+        attempt: u32,
+        /// What it failed with.
+        kind: ErrorKind,
+        /// Its HTTP status, if any.
+        status: Option<u16>,
+    },
+}
 
 /// A [`Call`] that runs through a [`Fallback`] chain: returned by [`Call::fallback`], run by
 /// [`retry`](Self::retry).
@@ -42,6 +61,13 @@ pub struct WithFallback<'c, C> {
 impl<C> core::fmt::Debug for WithFallback<'_, C> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("WithFallback").field("chain", &self.chain).finish_non_exhaustive()
+    }
+}
+
+impl<'c, C> WithFallback<'c, C> {
+    /// The call and its chain, for the streaming form (`stream::route`).
+    pub(crate) fn into_parts(self) -> (C, Fallback<'c>) {
+        (self.call, self.chain)
     }
 }
 
@@ -246,11 +272,28 @@ where
         result: Result<T, E>,
         timed_out: Option<Timeout>,
     ) -> ControlFlow<Result<T, E>, Pause> {
+        match self.settle_routed(route, result, timed_out) {
+            Routed::End(out) => ControlFlow::Break(out),
+            Routed::Retry(plan) => ControlFlow::Continue(Pause::after(self.guard.site, plan.delay)),
+            Routed::MoveOn { .. } => ControlFlow::Continue(Pause::none(self.guard.site)),
+        }
+    }
+
+    /// Settles an attempt on the route's current target without sleeping, for loops that
+    /// report the outcome before they wait (a stream's `Retrying` event): end, retry on this
+    /// target after the plan's delay, or move on to the next target at once.
+    #[inline]
+    pub(crate) fn settle_routed(
+        &mut self,
+        route: &mut Route<'_, E>,
+        result: Result<T, E>,
+        timed_out: Option<Timeout>,
+    ) -> Routed<T, E> {
         match result {
             Ok(value) if !H::VALIDATES => {
                 route.settle(Verdict::Success);
                 self.settle_first_success();
-                ControlFlow::Break(Ok(value))
+                Routed::End(Ok(value))
             }
             other => self.settle_route_failure(route, other, timed_out),
         }
@@ -262,7 +305,7 @@ where
         route: &mut Route<'_, E>,
         result: Result<T, E>,
         timed_out: Option<Timeout>,
-    ) -> ControlFlow<Result<T, E>, Pause> {
+    ) -> Routed<T, E> {
         let past_deadline = timed_out.is_some_and(|t| t.is_deadline());
         let class = match (&result, timed_out) {
             (Ok(_), _) => None,
@@ -277,7 +320,7 @@ where
             // The breaker opened on this failure and no target is left: the call ends now.
             (Err(e), Some(c)) if !past_deadline && !route.has_next() && route.current_is_open() => {
                 self.tally_attempt();
-                return ControlFlow::Break(self.end_with(e, c, GiveUp::CircuitOpen));
+                return Routed::End(self.end_with(e, c, GiveUp::CircuitOpen));
             }
             (Err(e), Some(c)) if !past_deadline && route.has_next() => {
                 if route.chain().moves_on_at_once(c.kind) {
@@ -295,11 +338,11 @@ where
         match self.decide(result, timed_out, Sent::Yes, class, route.before) {
             Decided::Ended(out) => {
                 route.settle(Verdict::Success);
-                ControlFlow::Break(out)
+                Routed::End(out)
             }
             Decided::Retry(plan) => {
                 route.settle(verdict(plan.kind));
-                ControlFlow::Continue(Pause::after(self.guard.site, plan.delay))
+                Routed::Retry(plan)
             }
             Decided::GiveUp(error, class, reason) => {
                 route.settle(verdict(class.kind));
@@ -319,20 +362,14 @@ where
                     let why = if reason == GiveUp::NonRetryable { "this kind moves on at once" } else { reason.name() };
                     return self.move_on(route, error, class, why);
                 }
-                ControlFlow::Break(self.end_with(error, class, reason))
+                Routed::End(self.end_with(error, class, reason))
             }
         }
     }
 
     /// Leaves the current target for the next: no back-off, and the policy's attempts start
     /// again there.
-    fn move_on(
-        &mut self,
-        route: &mut Route<'_, E>,
-        error: E,
-        class: Classification,
-        why: &str,
-    ) -> ControlFlow<Result<T, E>, Pause> {
+    fn move_on(&mut self, route: &mut Route<'_, E>, error: E, class: Classification, why: &str) -> Routed<T, E> {
         self.guard.leave_fast_path();
         // The policy's attempts and backoff start again on the next target.
         if let Some(t) = &mut self.tally {
@@ -342,8 +379,9 @@ where
         }
         let from = route.current().map_or("", Target::name);
         events::moving_on(self.site_name(), from, class.kind, why);
+        let moved = Routed::MoveOn { attempt: self.attempts(), kind: class.kind, status: class.status };
         route.leave(error, class);
-        ControlFlow::Continue(Pause::none(self.guard.site))
+        moved
     }
 
     /// Counts an attempt settled without [`decide`](Self::decide).

@@ -30,6 +30,7 @@ mod pause;
 mod settle;
 
 pub use attempt::Attempt;
+pub(crate) use fallback::Routed;
 pub use fallback::WithFallback;
 pub use mode::{Mode, Timed, Untimed};
 pub use pause::Pause;

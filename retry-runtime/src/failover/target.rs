@@ -62,3 +62,20 @@ impl Target {
         self.breaker
     }
 }
+
+/// Two targets are equal when they are the same `static`: a target is its declaration, not
+/// its name.
+///
+/// ```
+/// use llm_retry_runtime::failover::Target;
+/// static EU: Target = Target::new("gpt-4o");
+/// static US: Target = Target::new("gpt-4o");
+/// assert!(EU == EU && EU != US);
+/// ```
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        core::ptr::eq(self, other)
+    }
+}
+
+impl Eq for Target {}

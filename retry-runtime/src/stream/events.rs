@@ -5,6 +5,7 @@ use super::StreamChunk;
 #[cfg(doc)]
 use super::{RetryStream, StreamMode};
 use crate::ErrorKind;
+use crate::failover::Target;
 use std::time::Duration;
 
 /// What the consumer holds: chunks, characters and tokens delivered since the start (or since
@@ -132,8 +133,13 @@ pub enum StreamEvent<C> {
         kind: ErrorKind,
         /// Its HTTP status, if any.
         status: Option<u16>,
-        /// The wait before the next attempt.
+        /// The wait before the next attempt: zero when moving on to the next target.
         delay: Duration,
+        /// Along a fallback chain, the target the attempt failed on; `None` without a chain.
+        target: Option<&'static Target>,
+        /// Along a fallback chain, whether the next attempt goes to the next target (at
+        /// once, with no back-off) rather than to this one again.
+        moving_on: bool,
     },
     /// Drop everything received so far: the text that follows replaces it. Sent in
     /// [`StreamMode::Restart`] before the first chunk of a new attempt, and in

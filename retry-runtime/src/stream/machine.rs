@@ -2,13 +2,12 @@
 //! out, settle its end with the [`Call`](crate::call::Call), then wait and reopen; with the queue of
 //! events for the consumer and the one timer every wait shares.
 
-use super::{Core, Resume, RetryStream, State, StateProj, StreamChunk, StreamEvent, StreamMode};
+use super::{Core, Opener, RetryStream, State, StateProj, StreamChunk, StreamEvent, StreamMode, Way};
 use crate::classify::Classify;
-use crate::engine::Mode;
+use crate::engine::{Mode, Routed};
 use crate::hooks::{ControlSet, HookSet};
 use crate::timeout::Timeout;
 use core::future::Future;
-use core::ops::ControlFlow;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use futures_core::Stream;
@@ -30,7 +29,7 @@ fn fired(timer: Pin<&mut Option<Sleep>>, cx: &mut Context<'_>) -> bool {
     timer.as_pin_mut().is_some_and(|t| t.poll(cx).is_ready())
 }
 
-impl<E, H, K, M, F, C> Core<'_, E, H, K, M, F, C> {
+impl<E, H, K, M, F, C, R> Core<'_, E, H, K, M, F, C, R> {
     /// Queues an event for the consumer. The first one waiting takes a slot of its own, so a
     /// stream without retries never allocates a queue.
     pub(super) fn emit(&mut self, event: StreamEvent<C>) {
@@ -74,13 +73,14 @@ impl<E, H, K, M, F, C> Core<'_, E, H, K, M, F, C> {
     }
 }
 
-impl<E, H, K, M, F, Fut, S, C> Stream for RetryStream<'_, E, H, K, M, F, Fut, S, C>
+impl<E, H, K, M, F, Fut, S, C, R> Stream for RetryStream<'_, E, H, K, M, F, Fut, S, C, R>
 where
     E: Classify + From<Timeout>,
     H: HookSet<(), E>,
     K: ControlSet,
     M: Mode<E>,
-    F: FnMut(Resume) -> Fut,
+    R: Way<E>,
+    F: Opener<R::Picked, Fut>,
     Fut: Future<Output = Result<S, E>>,
     S: Stream<Item = Result<C, E>>,
     C: StreamChunk,
@@ -118,8 +118,21 @@ where
                 },
             };
             let core = &mut *this.core;
+            // The attempt's target, for its `Retrying` event (before settling leaves it).
+            let target = core.route.target();
             let outcome = match step {
                 Step::Open => {
+                    // Along a chain, the attempt's target (no chain: nothing to pick).
+                    let picked = match core.route.pick(&mut core.call) {
+                        Ok(picked) => picked,
+                        Err(e) => {
+                            // No target left: the call is settled and counted already.
+                            core.error = Some(e);
+                            this.state.set(State::Done);
+                            this.timer.set(None);
+                            continue;
+                        }
+                    };
                     core.attempts = core.attempts.saturating_add(1);
                     core.call.start_attempt();
                     if core.attempts == 1 && core.call.remaining().is_some() {
@@ -130,7 +143,7 @@ where
                         }
                     }
                     let resume = core.resume();
-                    let fut = (core.opener)(resume);
+                    let fut = core.opener.open(picked, resume);
                     this.state.set(State::Opening { fut });
                     core.awaiting_first = true;
                     let limit = core.options.first_chunk;
@@ -155,9 +168,9 @@ where
                         return Poll::Pending;
                     }
                     let cause = core.cause.take().unwrap_or(Timeout::attempt(Duration::ZERO));
-                    core.call.settle(Err(E::from(cause)), Some(cause))
+                    core.route.settle(&mut core.call, Err(E::from(cause)), Some(cause))
                 }
-                Step::Failed(e, timed_out) => core.call.settle(Err(e), timed_out),
+                Step::Failed(e, timed_out) => core.route.settle(&mut core.call, Err(e), timed_out),
                 Step::Ended => {
                     if core.skip.is_some() {
                         core.replay_differs(None);
@@ -166,31 +179,42 @@ where
                         core.reset_owed = false;
                         core.reset();
                     }
-                    core.call.settle(Ok(()), None)
+                    core.route.settle(&mut core.call, Ok(()), None)
                 }
             };
             // The attempt is over: drop its connection before anything else.
             this.state.set(State::Done);
             this.timer.set(None);
             core.cause = None;
-            match outcome {
-                ControlFlow::Break(Ok(())) => {}
-                ControlFlow::Break(Err(e)) => core.error = Some(e),
-                ControlFlow::Continue(plan) => {
-                    if core.options.mode == StreamMode::Restart && core.received.chunks > 0 {
-                        core.reset_owed = true;
-                    }
-                    core.skip = None;
-                    core.emit(StreamEvent::Retrying {
-                        attempt: plan.attempt,
-                        received: core.received,
-                        kind: plan.kind,
-                        status: plan.status,
-                        delay: plan.delay,
-                    });
-                    this.timer.set(Some(tokio::time::sleep(plan.delay)));
+            let (attempt, kind, status, delay) = match outcome {
+                Routed::End(Ok(())) => continue,
+                Routed::End(Err(e)) => {
+                    core.error = Some(e);
+                    continue;
+                }
+                Routed::Retry(plan) => (plan.attempt, plan.kind, plan.status, Some(plan.delay)),
+                Routed::MoveOn { attempt, kind, status } => (attempt, kind, status, None),
+            };
+            if core.options.mode == StreamMode::Restart && core.received.chunks > 0 {
+                core.reset_owed = true;
+            }
+            core.skip = None;
+            core.emit(StreamEvent::Retrying {
+                attempt,
+                received: core.received,
+                kind,
+                status,
+                delay: delay.unwrap_or(Duration::ZERO),
+                target,
+                moving_on: delay.is_none(),
+            });
+            match delay {
+                Some(delay) => {
+                    this.timer.set(Some(tokio::time::sleep(delay)));
                     this.state.set(State::Waiting);
                 }
+                // Moving on to the next target: no back-off.
+                None => this.state.set(State::Idle),
             }
         }
     }

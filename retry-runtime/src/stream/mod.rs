@@ -28,6 +28,8 @@
 //!   [`Resume`].
 //! - `recovery`: how a stream that broke off resumes in each mode (the Skip check, `Reset`s).
 //! - `machine`: the state machine that `poll_next` runs: open, read, time out, settle, wait.
+//! - `route`: a stream along a fallback chain ([`WithFallback::stream`]), and how each
+//!   attempt finds its target and is settled, with a chain or without.
 //! - `texts`: [`Texts`], the content alone.
 //! - `sse`: [`text_deltas`], a server-sent-events reader for OpenAI and Anthropic bodies.
 
@@ -36,6 +38,7 @@ mod events;
 mod machine;
 mod options;
 mod recovery;
+mod route;
 mod sse;
 mod texts;
 
@@ -46,7 +49,10 @@ pub use sse::{TextDeltas, text_deltas};
 pub use texts::Texts;
 
 use crate::classify::Classify;
+#[cfg(doc)]
+use crate::engine::WithFallback;
 use crate::engine::{Call, Mode};
+use crate::failover::Target;
 use crate::hooks::{ControlSet, HookSet, Unpaced};
 use crate::timeout::Timeout;
 use core::fmt;
@@ -54,6 +60,7 @@ use core::future::Future;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use recovery::SkipCheck;
+use route::{Direct, Opener, Way};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -70,9 +77,11 @@ pin_project! {
 }
 
 /// Everything but the pinned state and timer.
-struct Core<'p, E, H, K, M, F, C> {
+struct Core<'p, E, H, K, M, F, C, R> {
     call: Call<'p, (), E, H, K, M>,
     opener: F,
+    /// Where each attempt goes: `Direct` (no chain, a zero-sized no-op) or a chain's route.
+    route: R,
     options: StreamOptions,
     /// The deadline as an instant (set on the first attempt) and its length.
     deadline: Option<(Instant, Duration)>,
@@ -101,7 +110,8 @@ pin_project! {
     /// `Result<StreamEvent<C>, E>`; the last error, if the policy gives up, ends it.
     ///
     /// Build it with [`Policy::stream`] or [`Call::stream`] (to add a deadline, hooks or a
-    /// stats site), then set the mode and timeouts. Nothing happens until it is polled. It is
+    /// stats site), or along a fallback chain with [`WithFallback::stream`], then set the mode
+    /// and timeouts. Nothing happens until it is polled. It is
     /// `!Unpin`: pin it (`std::pin::pin!`) before calling `next()`.
     ///
     /// ```
@@ -139,8 +149,8 @@ pin_project! {
     /// # }
     /// ```
     #[must_use = "streams do nothing unless polled"]
-    pub struct RetryStream<'p, E, H, K, M, F, Fut, S, C> {
-        core: Core<'p, E, H, K, M, F, C>,
+    pub struct RetryStream<'p, E, H, K, M, F, Fut, S, C, R = Direct> {
+        core: Core<'p, E, H, K, M, F, C, R>,
         #[pin]
         state: State<Fut, S>,
         #[pin]
@@ -148,7 +158,7 @@ pin_project! {
     }
 }
 
-impl<E, H, K, M, F, Fut, S, C> fmt::Debug for RetryStream<'_, E, H, K, M, F, Fut, S, C> {
+impl<E, H, K, M, F, Fut, S, C, R: Way<E>> fmt::Debug for RetryStream<'_, E, H, K, M, F, Fut, S, C, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Idle => "idle",
@@ -161,6 +171,7 @@ impl<E, H, K, M, F, Fut, S, C> fmt::Debug for RetryStream<'_, E, H, K, M, F, Fut
             .field("options", &self.core.options)
             .field("state", &state)
             .field("received", &self.core.received)
+            .field("target", &self.core.route.target().map(Target::name))
             .finish_non_exhaustive()
     }
 }
@@ -191,10 +202,18 @@ impl<'p, E, H, K, M> Call<'p, (), E, H, K, M> {
         S: Stream<Item = Result<C, E>>,
         C: StreamChunk,
     {
+        RetryStream::build(self, opener, Direct)
+    }
+}
+
+impl<'p, E, H, K, M, F, Fut, S, C, R> RetryStream<'p, E, H, K, M, F, Fut, S, C, R> {
+    /// A stream of `call`, opened by `opener`, each attempt going where `route` says.
+    fn build(call: Call<'p, (), E, H, K, M>, opener: F, route: R) -> Self {
         RetryStream {
             core: Core {
-                call: self,
+                call,
                 opener,
+                route,
                 options: StreamOptions::new(),
                 deadline: None,
                 cause: None,
@@ -214,7 +233,7 @@ impl<'p, E, H, K, M> Call<'p, (), E, H, K, M> {
     }
 }
 
-impl<E, H, K, M, F, Fut, S, C> RetryStream<'_, E, H, K, M, F, Fut, S, C> {
+impl<E, H, K, M, F, Fut, S, C, R> RetryStream<'_, E, H, K, M, F, Fut, S, C, R> {
     /// Sets the mode and both timeouts at once.
     ///
     /// ```
@@ -307,13 +326,14 @@ impl<E, H, K, M, F, Fut, S, C> RetryStream<'_, E, H, K, M, F, Fut, S, C> {
     }
 }
 
-impl<'p, E, H, K, M, F, Fut, S, C> RetryStream<'p, E, H, K, M, F, Fut, S, C>
+impl<'p, E, H, K, M, F, Fut, S, C, R> RetryStream<'p, E, H, K, M, F, Fut, S, C, R>
 where
     E: Classify + From<Timeout>,
     H: HookSet<(), E>,
     K: ControlSet,
     M: Mode<E>,
-    F: FnMut(Resume) -> Fut,
+    R: Way<E>,
+    F: Opener<R::Picked, Fut>,
     Fut: Future<Output = Result<S, E>>,
     S: Stream<Item = Result<C, E>>,
     C: StreamChunk,

@@ -17,7 +17,7 @@ pub(super) struct SkipCheck<C> {
     held: Vec<C>,
 }
 
-impl<E, H, K, M, F, C> Core<'_, E, H, K, M, F, C>
+impl<E, H, K, M, F, C, R> Core<'_, E, H, K, M, F, C, R>
 where
     E: Classify + From<Timeout>,
     H: HookSet<(), E>,
