@@ -6,7 +6,7 @@ use core::fmt;
 
 pub use crate::adaptive::AdaptiveBuilder;
 pub use crate::budget::{BudgetBuilder, BudgetStats};
-pub use crate::limiter::{LimiterBuilder, LimiterConfig, LimiterStats};
+pub use crate::limiter::{LimiterBuilder, LimiterConfig, LimiterStats, RateSource};
 
 /// A bad argument to one of the per-endpoint builders. Returned by `build`; never a panic.
 ///

@@ -64,9 +64,11 @@ fn every_figure_reaches_the_recorder() {
         "llm_retry_delay_seconds_count{site=\"metrics::chat\",kind=\"Server\"} 2",
         "llm_retry_delay_seconds_count{site=\"metrics::chat\",kind=\"RateLimited\"} 1",
         "llm_retry_limiter_throttles_total{endpoint=\"metrics-endpoint\"} 1",
-        "llm_retry_limiter_rate{endpoint=\"metrics-endpoint\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
     }
+    // The pacer paces from the first throttle: its rate is exported, and above zero.
+    let rate = text.lines().find_map(|l| l.strip_prefix("llm_retry_limiter_rate{endpoint=\"metrics-endpoint\"} "));
+    assert!(rate.and_then(|r| r.parse::<f64>().ok()).is_some_and(|r| r > 0.0), "limiter rate: {rate:?} in\n{text}");
     assert!(text.contains("llm_retry_slept_milliseconds_total{site=\"metrics::chat\"}"));
 }

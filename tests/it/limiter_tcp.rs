@@ -1,7 +1,7 @@
 //! The client-side limiter over real loopback TCP, against the chaos server's token bucket
 //! (30 requests a second, 429 with Retry-After above), with twice that demand for 2 s of real
-//! time. Without a limiter about half of the attempts are 429s all along; with one, the limiter
-//! arms on the first 429, cuts towards the server's rate and the 429s die down.
+//! time. Without a limiter about half of the attempts are 429s all along; with one, the first
+//! 429 pauses every caller and sets a rate near the server's, and the 429s stay few.
 
 use llm_retry::{ApiError, Limiter, Policy, RetryExt};
 use llm_retry_testkit::{ChaosServer, Outcome};
@@ -77,5 +77,7 @@ async fn over_tcp_the_limiter_settles_near_the_servers_rate() {
     assert!((0.4 * c..=1.5 * c).contains(&rate), "rate {rate:.1}/s against {RATE}/s");
     assert!(t0[last] > a0[last] / 2, "without a limiter the server keeps refusing: {t0:?}");
     assert!(t1[last] * 4 <= t0[last], "the limiter cuts the 429s: {t1:?} vs {t0:?}");
-    assert!(t1[last] < t1[0], "the 429s die down: {t1:?}");
+    // The pacer holds every caller on the first 429 and paces from there: the 429s never
+    // grow, and stay a few a second (the server's burst is 3).
+    assert!(t1[last] <= t1[0].max(3), "the 429s die down: {t1:?}");
 }

@@ -2,10 +2,10 @@
 //! says why a batch cannot be built.
 
 use super::{Batch, Progress};
-use crate::Policy;
 #[cfg(doc)]
 use crate::RetryExt;
 use crate::stats::Site;
+use crate::{Limiter, Policy};
 use core::fmt;
 use std::sync::Arc;
 
@@ -70,6 +70,7 @@ pub struct BatchBuilder {
     pub(super) policy: Policy,
     pub(super) concurrency: usize,
     pub(super) gate: bool,
+    pub(super) limiter: Option<&'static Limiter>,
     pub(super) site: Option<&'static Site>,
     pub(super) on_progress: Option<ProgressFn>,
 }
@@ -79,6 +80,7 @@ impl fmt::Debug for BatchBuilder {
         f.debug_struct("BatchBuilder")
             .field("concurrency", &self.concurrency)
             .field("shared_gate", &self.gate)
+            .field("limiter", &self.limiter.map(Limiter::name))
             .field("site", &self.site.map(Site::name))
             .field("on_progress", &self.on_progress.is_some())
             .finish_non_exhaustive()
@@ -88,7 +90,14 @@ impl fmt::Debug for BatchBuilder {
 impl BatchBuilder {
     /// A batch under `policy`, with the defaults: what [`RetryExt::batch`](crate::RetryExt::batch) returns.
     pub(crate) fn new(policy: Policy) -> Self {
-        BatchBuilder { policy, concurrency: DEFAULT_BATCH_CONCURRENCY, gate: true, site: None, on_progress: None }
+        BatchBuilder {
+            policy,
+            concurrency: DEFAULT_BATCH_CONCURRENCY,
+            gate: true,
+            limiter: None,
+            site: None,
+            on_progress: None,
+        }
     }
 }
 
@@ -105,8 +114,27 @@ impl BatchBuilder {
         self
     }
 
-    /// Whether rate limits hold the whole batch (default: yes). With `false`, each item
-    /// handles its own 429s, as independent calls would.
+    /// Paces the batch's attempts through the endpoint's `limiter`, shared with every other
+    /// call to the endpoint (annotated fns, builder calls, other batches), so that they all
+    /// pace together. Without one, each run has a limiter of its own.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{RetryExt, ApiError, Limiter, Policy};
+    /// static OPENAI: Limiter = Limiter::new("docs::batch_limiter");
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let batch = Policy::DEFAULT.batch().limiter(&OPENAI).build().unwrap();
+    /// batch.run(0..3, |_| async { Ok::<_, ApiError>(()) }).await;
+    /// assert_eq!(OPENAI.stats().throttles, 0);
+    /// # }
+    /// ```
+    pub fn limiter(mut self, limiter: &'static Limiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// Whether rate limits hold the whole batch (default: yes): its attempts go through a
+    /// [`Limiter`], the one given to [`limiter`](Self::limiter) or one of the run's own. With
+    /// `false`, each item handles its own 429s, as independent calls would.
     ///
     /// ```
     /// use llm_retry_runtime::RetryExt;

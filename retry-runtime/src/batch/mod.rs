@@ -1,6 +1,6 @@
 //! Batch retry: many inputs through one operation, at most K at once, each item retried on
-//! its own schedule, and one shared gate that holds the whole batch when the server says
-//! "slow down".
+//! its own schedule, every attempt paced by the endpoint's [`Limiter`](crate::Limiter), which
+//! holds the whole batch when the server says "slow down".
 //!
 //! The public documentation, design included, is on [`Batch`].
 //!
@@ -9,10 +9,8 @@
 //! - `results`: what a batch reports: [`ItemResult`] per item, [`Progress`] for the whole.
 //! - `run`: [`Batch::run`] and [`Batch::stream`]: the items' loop, their shared counters, and
 //!   the [`BatchStream`] of results.
-//! - `gate`: the shared rate-limit gate, a hold then a pace.
 
 mod builder;
-mod gate;
 mod results;
 mod run;
 
@@ -25,11 +23,12 @@ use crate::{ErrorKind, Policy, RetryExt};
 use core::fmt;
 
 /// Runs many inputs through one operation under a [`Policy`]: at most `K` items at once,
-/// each retried on its own schedule, a shared gate for rate limits, and one result per item
-/// in input order. Build one with [`Policy::batch`].
+/// each retried on its own schedule, every attempt paced by a [`Limiter`](crate::Limiter),
+/// and one result per item in input order. Build one with [`Policy::batch`].
 ///
 /// A `Batch` is a reusable configuration: each [`run`](Self::run) or
-/// [`stream`](Self::stream) has its own gate and counters.
+/// [`stream`](Self::stream) has its own counters, and its own limiter unless the batch was
+/// given the endpoint's ([`BatchBuilder::limiter`]).
 ///
 /// ```
 /// use llm_retry_runtime::{RetryExt, ApiError, ErrorKind, Policy};
@@ -58,34 +57,32 @@ use core::fmt;
 ///   failed item sleeps its own back-off (or Retry-After) inside its slot and retries as soon
 ///   as that is over; no item waits for a "round" of others. An item keeps its slot while it
 ///   backs off, so at most `K` attempts are ever in flight.
-/// - **One shared gate.** When an attempt fails as [`RateLimited`](ErrorKind::RateLimited)
-///   or [`Overloaded`](ErrorKind::Overloaded) and the policy retries it, the gate holds every
-///   new attempt of the batch until the end of that item's delay: the server's Retry-After
-///   plus the engine's small jitter, or the policy's back-off when there is no hint. One item
+/// - **One pacer per endpoint.** Every attempt waits for the batch's
+///   [`Limiter`](crate::Limiter) first: the endpoint's when the batch is given one with
+///   [`BatchBuilder::limiter`], so that a batch and the annotated fns calling the same
+///   provider pace together; otherwise one of the run's own. When an attempt fails as
+///   [`RateLimited`](ErrorKind::RateLimited) or [`Overloaded`](ErrorKind::Overloaded), the
+///   limiter holds every new attempt until the server's Retry-After has passed: one item
 ///   discovers the limit; the other `K − 1` wait instead of each paying a 429 for it.
 /// - **Then a pace, not a herd.** Releasing `K` waiting attempts at the same instant would
-///   meet the limit again at once (a token bucket has one token at that instant, not `K`). So
-///   after a hold caused by a 429 *with a hint*, the gate lets attempts start one at a time,
-///   a pace apart: first the hold divided by `K`, shrunk by a quarter by each success while no
-///   429 has come back under it (a one-off 429 costs little). A 429 from an attempt that
-///   started after the hold is news: it doubles the pace (never past that 429's own delay:
-///   the server said when capacity returns), and from then on each success shrinks it by only
-///   1/32, an additive-increase, multiplicative-decrease search for the server's rate. A 429
-///   from an attempt already in flight when the gate closed only extends the hold. Once the
-///   pace is under 100 µs the gate is fully open again. A rate limit or overload without a
-///   hint holds for the back-off but sets no pace: a back-off is the client's guess, not the
-///   server's rate.
+///   meet the limit again at once (a token bucket has one token at that instant, not `K`).
+///   The limiter admits them at a rate instead: the provider's (from its headers, see
+///   [`Limiter::observe`](crate::Limiter::observe)), the configured one, or one learned from
+///   the throttles (see [`Limiter`](crate::Limiter)). Before it knows a rate, a fresh limiter
+///   admits a window of 10 attempts that grows with each success (a slow start), so a batch
+///   meets a rate-limited provider a window at a time rather than `K` at once.
 ///
 ///   Against the chaos server's token bucket (12,000 requests a minute, burst 8), 1,000
-///   prompts at `K = 32` over real TCP get about 60 429s with the gate and about 4,000–9,000
-///   without, in the same time (`tests/it/batch_e2e.rs`).
+///   prompts at `K = 32` over real TCP get a few dozen 429s with the limiter and about
+///   4,000–9,000 without, in the same time (`tests/it/batch_e2e.rs`).
 ///
 /// # With `#[llm_retry]`
 ///
 /// The batch *is* the retry loop. Give it the raw operation: an `async fn` or closure that
 /// makes one attempt. An `#[llm_retry]`-annotated fn already retries inside each call, so a
 /// batch of them would retry twice (up to `inner × outer` attempts per item), and the inner
-/// loop would sleep through 429s that the shared gate never hears of. Keep the one-attempt fn
+/// loop would sleep through 429s that the batch's limiter never hears of (unless the fn
+/// names the same limiter). Keep the one-attempt fn
 /// next to the annotated one and batch the former; or, to batch the annotated fn as is, give
 /// the batch a policy with `max_attempts(1)`, so that it only bounds concurrency and keeps
 /// order.
@@ -128,7 +125,7 @@ impl Batch {
         self.config.concurrency
     }
 
-    /// Whether rate limits hold the whole batch.
+    /// Whether rate limits hold the whole batch: its attempts go through a limiter.
     ///
     /// ```
     /// use llm_retry_runtime::RetryExt;

@@ -27,14 +27,15 @@ pub struct Progress {
     /// Attempts running now (at most the concurrency).
     pub in_flight: usize,
     /// Items started and not finished that are not in an attempt: backing off, or held by
-    /// the gate.
+    /// the limiter.
     pub waiting: usize,
     /// Retries so far, over all items.
     pub retries: u64,
     /// Attempts that failed as [`RateLimited`](ErrorKind::RateLimited) or
     /// [`Overloaded`](ErrorKind::Overloaded), over all items.
     pub rate_limited: u64,
-    /// How much longer the shared gate holds new attempts; zero when it is open.
+    /// How much longer the batch's limiter holds every new attempt (a throttle's
+    /// Retry-After); zero when it is not paused.
     pub gate_wait: Duration,
 }
 
@@ -75,7 +76,8 @@ pub struct ItemResult<T, E> {
     /// Attempts that failed as [`RateLimited`](ErrorKind::RateLimited) or
     /// [`Overloaded`](ErrorKind::Overloaded).
     pub rate_limited: u32,
-    /// From the moment the item got its slot to its outcome, back-off and gate waits included.
+    /// From the moment the item got its slot to its outcome, back-off and limiter waits
+    /// included.
     pub elapsed: Duration,
 }
 

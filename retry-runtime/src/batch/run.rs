@@ -1,15 +1,12 @@
 //! Running a batch: [`Batch::run`] and [`Batch::stream`], the loop each item runs (wait for
-//! the gate, attempt, let the engine decide, back off), the counters the items share, and the
-//! [`BatchStream`] of results.
+//! the limiter, attempt, tell the limiter, let the engine decide, back off), the counters the
+//! items share, and the [`BatchStream`] of results.
 
 use super::builder::ProgressFn;
-use super::gate::Gate;
 use super::{Batch, ItemResult, Progress};
-use crate::ErrorKind;
 use crate::classify::Classify;
-use crate::hooks::DelaySource;
 use crate::stats::Site;
-use crate::{Policy, RetryExt};
+use crate::{ErrorKind, Limiter, Policy, RetryExt};
 use core::fmt;
 use core::future::Future;
 use core::ops::ControlFlow;
@@ -91,7 +88,11 @@ impl Batch {
         let shared = Arc::new(Shared {
             policy: c.policy,
             site: c.site,
-            gate: c.gate.then(|| Gate::new(c.concurrency)),
+            pacer: match (c.gate, c.limiter) {
+                (false, _) => None,
+                (true, Some(l)) => Some(Pacer::Endpoint(l)),
+                (true, None) => Some(Pacer::Own(Box::new(Limiter::new("batch")))),
+            },
             total: (Some(lo) == hi).then_some(lo),
             active: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -161,11 +162,26 @@ impl<S: Stream + Unpin> Stream for BatchStream<S> {
     }
 }
 
-/// What the items of one run share: the policy, the gate and the progress counters.
+/// The limiter a run's attempts go through: the endpoint's, or the run's own.
+enum Pacer {
+    Endpoint(&'static Limiter),
+    Own(Box<Limiter>),
+}
+
+impl Pacer {
+    fn get(&self) -> &Limiter {
+        match self {
+            Pacer::Endpoint(l) => l,
+            Pacer::Own(l) => l,
+        }
+    }
+}
+
+/// What the items of one run share: the policy, the limiter and the progress counters.
 struct Shared {
     policy: Policy,
     site: Option<&'static Site>,
-    gate: Option<Gate>,
+    pacer: Option<Pacer>,
     total: Option<usize>,
     active: AtomicUsize,
     in_flight: AtomicUsize,
@@ -188,7 +204,7 @@ impl Shared {
             waiting: active.saturating_sub(in_flight),
             retries: self.retries.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
-            gate_wait: self.gate.as_ref().map_or(Duration::ZERO, Gate::wait_left),
+            gate_wait: self.pacer.as_ref().map_or(Duration::ZERO, |p| p.get().stats().paused_for),
         }
     }
 
@@ -219,7 +235,8 @@ impl Drop for Count<'_> {
     }
 }
 
-/// One item: wait for the gate, attempt, let the engine decide, back off, repeat.
+/// One item: wait for the limiter, attempt, tell the limiter, let the engine decide, back
+/// off, repeat.
 async fn run_item<I, T, E, F, Fut>(shared: Arc<Shared>, op: Arc<F>, index: usize, input: I) -> ItemResult<T, E>
 where
     I: Clone,
@@ -241,21 +258,19 @@ where
         *n = n.saturating_add(1);
         s.rate_limited.fetch_add(1, Relaxed);
     };
+    let pacer = s.pacer.as_ref().map(Pacer::get);
     let outcome = loop {
-        // The gate generation this attempt starts in: a rate limit it meets is news to the
-        // gate only if no attempt of this generation has reported one yet.
-        let generation = match &s.gate {
-            Some(gate) => gate.acquire().await,
-            None => 0,
-        };
+        if let Some(limiter) = pacer {
+            limiter.acquire().await;
+        }
         attempts = attempts.saturating_add(1);
         call.start_attempt();
         let flight = Count::up(&s.in_flight);
         s.report();
         let result = op(input.clone()).await;
         drop(flight);
-        if let (Ok(_), Some(gate)) = (&result, &s.gate) {
-            gate.opened_by_success(generation);
+        if let Some(limiter) = pacer {
+            tell(limiter, &s.policy, &result);
         }
         match call.settle(result, None) {
             ControlFlow::Break(Err(e)) => {
@@ -269,9 +284,6 @@ where
                 s.retries.fetch_add(1, Relaxed);
                 if is_rate_limit(plan.kind) {
                     limited(&mut rate_limited);
-                    if let Some(gate) = &s.gate {
-                        gate.close(plan.delay, generation, plan.source == DelaySource::RetryAfter);
-                    }
                 }
                 s.report();
                 tokio::time::sleep(plan.delay).await;
@@ -283,4 +295,21 @@ where
     if outcome.is_ok() { &s.succeeded } else { &s.failed }.fetch_add(1, Relaxed);
     s.report();
     ItemResult { index, outcome, attempts, rate_limited, elapsed: started.elapsed() }
+}
+
+/// Tells the limiter how an attempt went: a throttle with its Retry-After (for no longer
+/// than the policy would wait), or a response.
+fn tell<T, E: Classify>(limiter: &Limiter, policy: &Policy, result: &Result<T, E>) {
+    match result {
+        Err(e) => {
+            let c = e.classify();
+            if is_rate_limit(c.kind) {
+                let hint = c.retry_after.and_then(|h| h.resolve((policy.wall_clock())()));
+                limiter.heard_throttle(hint.map(|h| h.min(policy.max_retry_after())));
+            } else {
+                limiter.heard_response();
+            }
+        }
+        Ok(_) => limiter.heard_response(),
+    }
 }

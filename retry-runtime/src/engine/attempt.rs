@@ -7,7 +7,6 @@ use super::mode::Mode;
 use super::settle::Sent;
 use crate::classify::Classify;
 use crate::hooks::{ControlSet, HookSet};
-use crate::limiter::Limiter;
 use crate::timeout::Timeout;
 use core::future::Future;
 use core::ops::ControlFlow;
@@ -48,7 +47,7 @@ where
         self.start_clock();
         // The limiter's wait is boxed (16 bytes here); it exists only while the limiter throttles.
         // The attempt is counted when its body can start, not while it queues.
-        let wait = self.controls.limiter().and_then(Limiter::wait);
+        let wait = self.controls.limiter().and_then(|l| l.wait(0.0));
         if wait.is_none() {
             self.count_attempt();
         }
@@ -67,7 +66,7 @@ where
     /// # }
     /// ```
     pub async fn wait_for_limiter(&self) {
-        if let Some(wait) = self.controls.limiter().and_then(Limiter::wait) {
+        if let Some(wait) = self.controls.limiter().and_then(|l| l.wait(0.0)) {
             wait.await;
         }
     }

@@ -222,6 +222,9 @@ where
             },
             Err(e) => match timed_out {
                 Some(t) if t.is_deadline() => {
+                    if let Some(limiter) = self.controls.limiter().filter(|_| sent == Sent::Yes) {
+                        limiter.abandoned();
+                    }
                     let c = Classification::new(ErrorKind::Timeout);
                     return Decided::GiveUp(e, c, GiveUp::Deadline);
                 }
@@ -234,7 +237,14 @@ where
         };
         let sent = sent == Sent::Yes;
         if let Some(limiter) = self.controls.limiter().filter(|_| sent) {
-            limiter.record(matches!(class.kind, ErrorKind::RateLimited | ErrorKind::Overloaded));
+            if matches!(class.kind, ErrorKind::RateLimited | ErrorKind::Overloaded) {
+                // The server's word on when to come back pauses every caller of the endpoint,
+                // for no longer than the policy would wait for it.
+                let hint = class.retry_after.and_then(|h| h.resolve((policy.wall_clock())()));
+                limiter.throttled(hint.map(|h| h.min(policy.max_retry_after())));
+            } else {
+                limiter.record(false);
+            }
         }
 
         let retryable = validated

@@ -1,31 +1,37 @@
-//! Client-side adaptive rate limiting (the AWS SDKs' "adaptive" retry mode): after the
-//! provider throttles, every attempt to the endpoint waits for a token from a bucket whose
-//! rate follows CUBIC, so a fleet of call sites settles just under what the provider admits.
+//! One pacer per endpoint: every call to a rate-limited provider (annotated fns, builder calls,
+//! batches) goes through the endpoint's [`Limiter`], so they pace together.
 //!
-//! - Until the first throttle (a [`RateLimited`](crate::ErrorKind::RateLimited) or
-//!   [`Overloaded`](crate::ErrorKind::Overloaded) failure) the limiter is off: an attempt costs
+//! - **A pause.** A throttle (a [`RateLimited`](crate::ErrorKind::RateLimited) or
+//!   [`Overloaded`](crate::ErrorKind::Overloaded) failure) with a Retry-After holds every
+//!   caller until it ends: one 429 holds the whole endpoint, not just the call that met it.
+//! - **A rate.** Attempts are admitted from a token bucket, so that callers resume paced
+//!   after a pause, not all at once. Its rate comes from, best first: the provider's
+//!   rate-limit headers ([`observe`](Limiter::observe)); the rate the builder configures
+//!   ([`requests_per_minute`](LimiterBuilder::requests_per_minute)); learning from throttles
+//!   (AIMD: a cut by β on a throttle, at most one per 0.5 s, and a linear climb back while
+//!   nothing is throttled).
+//! - **A slow start.** Until it knows a rate, a fresh limiter admits a window of attempts
+//!   (10 by default, [`initial_window`](LimiterBuilder::initial_window)) that grows by one
+//!   per success, as TCP does: a herd released at once meets the provider a window at a time.
+//!   Once the window passes 1,024 without a throttle the limiter opens: an attempt then costs
 //!   one relaxed atomic load, and so does a success.
-//! - The first throttle arms it: it measures the rate of admitted responses (every response
-//!   but a throttle) in 0.5 s buckets, smoothed (`0.8 × newest + 0.2 × previous`) as the AWS
-//!   SDKs do. The AWS SDKs measure every response; counting only the admitted ones makes the
-//!   first cut land near what the provider accepts even when a retry storm has multiplied
-//!   the send rate.
-//! - A throttle once a rate is known cuts the rate to `β × min(measured, current)` (β = 0.7)
-//!   and switches the token bucket on; at most one cut per 0.5 s, so a burst of 429s from one
-//!   overshoot counts once.
-//! - Each other response probes back up along the CUBIC curve
-//!   `W(t) = C (t − K)³ + W_max`, `K = ∛(W_max (1 − β) / C)` (C = 0.4), never above twice the
-//!   measured rate: quickly back to the rate that was throttled, slowly around it, then faster
-//!   beyond it.
+//! - **Tokens.** With [`tokens_per_minute`](LimiterBuilder::tokens_per_minute) (or the
+//!   provider's token headers) an attempt that declares its cost
+//!   ([`acquire_tokens`](Limiter::acquire_tokens)) also waits for room in a token bucket; the
+//!   cost is corrected from the provider's reported usage with
+//!   [`correct_tokens`](Limiter::correct_tokens).
 //!
-//! The state behind the switch sits under a `Mutex` held for a few float operations and never
-//! across an `.await`.
+//! The state sits under a `Mutex` held for a few float operations and never across an
+//! `.await`.
 //!
-//! This file holds the [`Limiter`], its switch between off, measuring and gating, and the
-//! CUBIC rate it sets on each response. `queue` holds the token bucket and the queue of
-//! tickets that attempts wait in; `builder` the [`LimiterBuilder`] and its validation.
+//! This file holds the [`Limiter`], its modes and what it is told; `learn` the rate it sets
+//! on each response and throttle; `headers` what it makes of the provider's rate-limit
+//! headers; `queue` the token buckets and the queue of tickets attempts wait in; `builder`
+//! the [`LimiterBuilder`] and its validation.
 
 mod builder;
+mod headers;
+mod learn;
 mod queue;
 
 pub use builder::{LimiterBuilder, LimiterConfig};
@@ -34,24 +40,21 @@ use core::fmt;
 use queue::State;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-const IDLE: u8 = 0;
-const MEASURING: u8 = 1;
+/// Slow start: attempts take tickets from a bucket that successes refill.
+const COLD: u8 = 0;
+/// Never throttled and past slow start: attempts go at once.
+const OPEN: u8 = 1;
+/// A rate is in force: attempts take tickets from the paced bucket.
 const GATING: u8 = 2;
 
-/// Width of a rate-measurement bucket, in seconds.
-const BUCKET: f64 = 0.5;
-/// Weight of the newest bucket in the smoothed rate.
-const SMOOTH: f64 = 0.8;
-/// The shortest time between two cuts, in seconds.
-const HOLD: f64 = 0.5;
-
-/// A client-side rate limiter shared by every call site that targets one endpoint.
+/// A client-side pacer shared by every call site that targets one endpoint.
 ///
 /// Declare it once as a `static` and hand it to each call ([`Call::limiter`](crate::call::Call::limiter),
-/// or `limiter = OPENAI` in the attribute).
+/// `limiter = OPENAI` in the attribute, or [`BatchBuilder::limiter`](crate::batch::BatchBuilder::limiter)).
 ///
 /// ```
 /// use llm_retry_runtime::{RetryExt, ApiError, Limiter, Policy};
@@ -61,21 +64,19 @@ const HOLD: f64 = 0.5;
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let out: Result<u8, ApiError> = Policy::DEFAULT.call().limiter(&OPENAI).retry(|| async { Ok(1) }).await;
 /// assert_eq!(out.unwrap(), 1);
-/// assert_eq!(OPENAI.rate(), None); // never throttled: the limiter is off
+/// assert_eq!(OPENAI.rate(), None); // never throttled, no rate known: no pace
 /// # }
 /// ```
 pub struct Limiter {
     name: &'static str,
-    beta: f64,
-    scale: f64,
-    min_rate: f64,
-    max_rate: f64,
+    config: LimiterBuilder,
     mode: AtomicU8,
     state: Mutex<State>,
     throttles: AtomicU64,
     waits: AtomicU64,
     registered: AtomicBool,
-    /// Woken when a waiter gives its place back, so the queue behind it moves up at once.
+    /// Woken when a waiter gives its place back or a success refills the slow-start window,
+    /// so the queue behind it moves up at once.
     moved: Notify,
 }
 
@@ -88,36 +89,65 @@ pub struct Limiter {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct LimiterStats {
-    /// The send rate in force (requests per second), `None` while the limiter is off.
+    /// The send rate in force (requests per second), `None` while no rate is known.
     pub rate: Option<f64>,
-    /// The measured rate of admitted (not throttled) responses, once the limiter has been
-    /// armed by a throttle.
+    /// The smoothed rate of admitted (not throttled) responses, once the limiter paces.
     pub measured_rate: Option<f64>,
     /// Throttles reported.
     pub throttles: u64,
-    /// Attempts that had to wait for a token.
+    /// Attempts that had to wait (for a token, the slow-start window or a pause).
     pub waits: u64,
-    /// Attempts waiting for a token now: the queue's length. A waiter that gives up (its
-    /// timeout, its deadline, a cancelled call) leaves the queue.
+    /// Attempts waiting now: the queue's length. A waiter that gives up (its timeout, its
+    /// deadline, a cancelled call) leaves the queue.
     pub queued: u64,
+    /// How much longer every attempt is held by a throttle's Retry-After (or a provider's
+    /// "none left until the reset"); zero when not paused.
+    pub paused_for: Duration,
+    /// Where the rate in force comes from.
+    pub source: RateSource,
+    /// The token rate in force (tokens per second), when one is known.
+    pub token_rate: Option<f64>,
+    /// The slow-start window while the limiter is in slow start.
+    pub window: Option<u64>,
+}
+
+/// Where a limiter's rate comes from, best first.
+///
+/// ```
+/// use llm_retry_runtime::limits::RateSource;
+/// assert_eq!(RateSource::default(), RateSource::None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateSource {
+    /// No rate: slow start, or open.
+    #[default]
+    None,
+    /// The provider's rate-limit headers.
+    Headers,
+    /// The builder's `requests_per_minute`.
+    Configured,
+    /// Learned from throttles.
+    Learned,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Every limiter that has been throttled, in order; filled once per limiter, on the throttle path.
+/// Every limiter that has paced, in order; filled once per limiter, off the success path.
 static ARMED: Mutex<Vec<&'static Limiter>> = Mutex::new(Vec::new());
 
-/// Every limiter that has been throttled at least once, for export.
+/// Every limiter that has paced at least once, for export.
 #[cfg(feature = "metrics")]
 pub(crate) fn armed_limiters() -> Vec<&'static Limiter> {
     lock(&ARMED).clone()
 }
 
 impl Limiter {
-    /// A limiter for the endpoint `name` (the metrics label), with the AWS SDK's constants:
-    /// β = 0.7, C = 0.4, rates between 0.5 and 1,000,000 requests per second.
+    /// A limiter for the endpoint `name` (the metrics label) with the defaults: a slow start
+    /// from 10 attempts, β = 0.8, rates between 0.5 and 1,000,000 requests per second, no
+    /// configured rate, pauses of at most 120 s.
     ///
     /// ```
     /// static L: llm_retry_runtime::Limiter = llm_retry_runtime::Limiter::new("openai");
@@ -131,11 +161,11 @@ impl Limiter {
     ///
     /// ```
     /// use llm_retry_runtime::Limiter;
-    /// static L: Limiter = Limiter::from_config(match Limiter::builder("l").beta(0.5).build() {
+    /// static L: Limiter = Limiter::from_config(match Limiter::builder("l").requests_per_minute(600.0).build() {
     ///     Ok(c) => c,
     ///     Err(_) => panic!(),
     /// });
-    /// assert_eq!(L.name(), "l");
+    /// assert_eq!(L.rate(), Some(10.0));
     /// ```
     pub const fn from_config(config: LimiterConfig) -> Limiter {
         Limiter::with(config.0)
@@ -147,18 +177,22 @@ impl Limiter {
     /// assert!(llm_retry_runtime::Limiter::builder("x").beta(1.0).build().is_err());
     /// ```
     pub const fn builder(name: &'static str) -> LimiterBuilder {
-        LimiterBuilder { name, beta: 0.7, scale: 0.4, min_rate: 0.5, max_rate: 1_000_000.0 }
+        LimiterBuilder::new(name)
     }
 
     const fn with(b: LimiterBuilder) -> Limiter {
+        let mode = if b.configured_rate().is_some() || b.token_rate().is_some() {
+            GATING
+        } else if b.initial_window == 0 {
+            OPEN
+        } else {
+            COLD
+        };
         Limiter {
             name: b.name,
-            beta: b.beta,
-            scale: b.scale,
-            min_rate: b.min_rate,
-            max_rate: b.max_rate,
-            mode: AtomicU8::new(IDLE),
-            state: Mutex::new(State::NEW),
+            config: b,
+            mode: AtomicU8::new(mode),
+            state: Mutex::new(State::new(&b)),
             throttles: AtomicU64::new(0),
             waits: AtomicU64::new(0),
             registered: AtomicBool::new(false),
@@ -175,85 +209,60 @@ impl Limiter {
         self.name
     }
 
-    /// Reports one response: `throttled` for a rate limit or an overload. The engine reports
-    /// every attempt it classifies. Until the first throttle a non-throttled response costs
-    /// one relaxed load.
+    /// Reports one response: `throttled` for a rate limit or an overload, without a
+    /// Retry-After (see [`throttled`](Self::throttled) for one with). The engine reports every
+    /// attempt whose request went out. Once the limiter is open, a non-throttled response
+    /// costs one relaxed load.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// static L: llm_retry_runtime::Limiter = llm_retry_runtime::Limiter::new("docs::feedback");
     /// L.record(false);
-    /// L.record(true); // arms the limiter: it starts measuring
+    /// L.record(true); // a throttle: the limiter paces from now on
     /// assert_eq!(L.stats().throttles, 1);
+    /// assert!(L.rate().is_some());
     /// # }
     /// ```
     pub fn record(&'static self, throttled: bool) {
-        let mode = self.mode.load(Relaxed);
-        if !throttled {
-            if mode != IDLE {
-                self.on_success();
-            }
-            return;
+        if throttled {
+            self.throttled(None);
+        } else {
+            self.heard_response();
         }
+    }
+
+    /// A response that was not a throttle, for limiters that are not `static` (a batch's own).
+    #[inline]
+    pub(crate) fn heard_response(&self) {
+        if self.mode.load(Relaxed) != OPEN {
+            self.on_response();
+        }
+    }
+
+    /// A throttle, for limiters that are not `static` (a batch's own).
+    pub(crate) fn heard_throttle(&self, retry_after: Option<Duration>) {
         self.throttles.fetch_add(1, Relaxed);
-        self.on_throttle();
+        self.on_throttle(retry_after);
     }
 
-    fn on_success(&self) {
-        let now = Instant::now();
-        let mut s = lock(&self.state);
-        let t = s.secs(now);
-        s.measure(t, true);
-        if self.mode.load(Relaxed) == GATING {
-            let dt = t - s.last_throttle - s.k;
-            let mut rate = self.scale * dt * dt * dt + s.w_max;
-            if s.measured_valid {
-                rate = rate.min(2.0 * s.measured);
-            }
-            self.set_rate(&mut s, t, rate);
-        }
-    }
-
-    fn on_throttle(&'static self) {
-        let now = Instant::now();
-        let mut s = lock(&self.state);
-        let t = s.secs(now);
-        if self.mode.load(Relaxed) == IDLE {
-            // The first throttle: start measuring from the next bucket boundary.
-            s.bucket = (t / BUCKET).ceil() * BUCKET;
-            s.count = 0.0;
-            s.last_throttle = t;
-            self.mode.store(MEASURING, Relaxed);
-            drop(s);
-            self.register();
-            return;
-        }
-        s.measure(t, false);
-        if !s.measured_valid || t - s.last_cut < HOLD {
-            return;
-        }
-        let gating = self.mode.load(Relaxed) == GATING;
-        let base = if gating { s.measured.min(s.fill_rate) } else { s.measured };
-        let base = base.clamp(self.min_rate, self.max_rate);
-        s.w_max = base;
-        s.k = (base * (1.0 - self.beta) / self.scale).cbrt();
-        s.last_throttle = t;
-        s.last_cut = t;
-        if !gating {
-            s.dropped.clear();
-            s.served = s.issued;
-            s.last_refill = t;
-        }
-        self.set_rate(&mut s, t, base * self.beta);
-        self.mode.store(GATING, Relaxed);
-    }
-
-    fn set_rate(&self, s: &mut State, t: f64, rate: f64) {
-        s.refill(t);
-        let rate = if rate.is_nan() { self.min_rate } else { rate.clamp(self.min_rate, self.max_rate) };
-        s.fill_rate = rate;
-        s.capacity = rate.max(1.0);
-        s.served = s.served.min(s.live() + s.capacity);
+    /// Reports a throttle whose response said when to come back (`retry_after`, clamped to
+    /// the limiter's [`max_pause`](LimiterBuilder::max_pause)): every caller is held until
+    /// then, and resumes paced.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// static L: llm_retry_runtime::Limiter = llm_retry_runtime::Limiter::new("docs::throttled");
+    /// L.throttled(Some(Duration::from_millis(300)));
+    /// assert_eq!(L.stats().paused_for, Duration::from_millis(300));
+    /// let t = tokio::time::Instant::now();
+    /// L.acquire().await;
+    /// assert!(t.elapsed() >= Duration::from_millis(300));
+    /// # }
+    /// ```
+    pub fn throttled(&'static self, retry_after: Option<Duration>) {
+        self.heard_throttle(retry_after);
+        self.register();
     }
 
     fn register(&'static self) {
@@ -262,7 +271,7 @@ impl Limiter {
         }
     }
 
-    /// The send rate in force, in requests per second; `None` while the limiter is off.
+    /// The send rate in force, in requests per second; `None` while none is known.
     ///
     /// ```
     /// assert_eq!(llm_retry_runtime::Limiter::new("x").rate(), None);
@@ -271,7 +280,7 @@ impl Limiter {
         if self.mode.load(Relaxed) != GATING {
             return None;
         }
-        Some(lock(&self.state).fill_rate)
+        lock(&self.state).request_rate()
     }
 
     /// A snapshot of the limiter's state.
@@ -281,24 +290,31 @@ impl Limiter {
     /// ```
     pub fn stats(&self) -> LimiterStats {
         let mode = self.mode.load(Relaxed);
-        let (rate, measured, queued) = if mode == IDLE {
-            (None, None, 0)
-        } else {
-            let mut s = lock(&self.state);
-            let t = s.secs(Instant::now());
-            s.refill(t);
-            // Tickets beyond the tokens made so far are waiting (a float of whole tickets).
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let queued = (s.live() - s.served).max(0.0).ceil() as u64;
-            ((mode == GATING).then_some(s.fill_rate), s.measured_valid.then_some(s.measured), queued)
-        };
-        LimiterStats {
-            rate,
-            measured_rate: measured,
+        let mut st = LimiterStats {
             throttles: self.throttles.load(Relaxed),
             waits: self.waits.load(Relaxed),
-            queued,
+            ..LimiterStats::default()
+        };
+        if mode == OPEN {
+            return st;
         }
+        let mut s = lock(&self.state);
+        let t = s.secs(Instant::now());
+        s.refill(t);
+        // Tickets beyond the tokens made so far are waiting (a float of whole tickets).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        {
+            st.queued = (s.live() - s.served).max(0.0).ceil() as u64;
+            st.window = (mode == COLD).then_some(s.window.max(0.0) as u64);
+        }
+        if mode == GATING {
+            st.rate = s.request_rate();
+            st.source = s.source;
+        }
+        st.measured_rate = s.admitted.valid().then(|| s.admitted.estimate(t));
+        st.paused_for = Duration::try_from_secs_f64((s.pause_until - t).max(0.0)).unwrap_or(Duration::MAX);
+        st.token_rate = s.tokens.rate();
+        st
     }
 }
 

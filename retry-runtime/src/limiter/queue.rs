@@ -1,8 +1,9 @@
-//! A limiter's token bucket and the queue of tickets that attempts wait in: [`State`], the
-//! ticket that gives its place back when its waiter gives up, and the waits themselves
+//! A limiter's buckets and the queue of tickets that attempts wait in: [`State`], the ticket
+//! that gives its place back when its waiter gives up, and the waits themselves
 //! ([`Limiter::acquire`] and the engine's [`Limiter::wait`]).
 
-use super::{BUCKET, GATING, Limiter, SMOOTH, lock};
+use super::builder::LimiterBuilder;
+use super::{COLD, GATING, Limiter, RateSource, lock};
 use core::future::Future;
 use core::future::poll_fn;
 use core::pin::{Pin, pin};
@@ -13,6 +14,112 @@ use tokio::time::Instant;
 
 /// A waiter for a ticket this close sleeps the whole wait; one further off sleeps half of it.
 const NAP: Duration = Duration::from_millis(20);
+/// The time constant of the smoothed rates, in seconds.
+const TAU: f64 = 1.0;
+
+/// A rate of events, smoothed exponentially over about [`TAU`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ewma {
+    value: f64,
+    at: f64,
+    since: f64,
+    /// Events so far.
+    pub(super) count: f64,
+}
+
+impl Ewma {
+    const NEW: Ewma = Ewma { value: 0.0, at: 0.0, since: f64::NAN, count: 0.0 };
+
+    pub(super) fn add(&mut self, t: f64) {
+        if self.since.is_nan() {
+            self.since = t;
+        }
+        self.value = self.rate(t) + 1.0 / TAU;
+        self.at = t;
+        self.count += 1.0;
+    }
+
+    /// How long it has seen events, in seconds (0 before the first).
+    pub(super) fn span(&self, t: f64) -> f64 {
+        if self.since.is_nan() { 0.0 } else { (t - self.since).max(0.0) }
+    }
+
+    /// The rate at `t`: events per second over about the last [`TAU`].
+    pub(super) fn rate(&self, t: f64) -> f64 {
+        self.value * (-(t - self.at).max(0.0) / TAU).exp()
+    }
+
+    /// The rate at `t` corrected for a start less than a time constant ago (the smoothing
+    /// starts from zero): the mean rate since the first event, then the smoothed rate.
+    pub(super) fn estimate(&self, t: f64) -> f64 {
+        let span = t - self.since;
+        let rate = self.rate(t);
+        if span.is_nan() || span < 0.05 { rate } else { rate / (1.0 - (-span / TAU).exp()) }
+    }
+
+    /// Whether it has seen events for at least one time constant.
+    pub(super) fn valid(&self) -> bool {
+        self.at - self.since >= TAU
+    }
+}
+
+/// The token dimension: a bucket of tokens as running totals, like the tickets'.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tokens {
+    /// Tokens per second; 0 while unknown (no token pacing).
+    pub(super) rate: f64,
+    pub(super) capacity: f64,
+    /// Tokens made so far, capped at `reserved + capacity`.
+    pub(super) made: f64,
+    /// Tokens reserved by admitted or waiting attempts so far.
+    pub(super) reserved: f64,
+    last: f64,
+}
+
+impl Tokens {
+    const fn new(rate: Option<f64>) -> Tokens {
+        match rate {
+            // A minute's worth of room, full at the start, as the providers' windows are.
+            Some(r) => Tokens { rate: r, capacity: r * 60.0, made: r * 60.0, reserved: 0.0, last: 0.0 },
+            None => Tokens { rate: 0.0, capacity: 0.0, made: 0.0, reserved: 0.0, last: 0.0 },
+        }
+    }
+
+    pub(super) fn rate(&self) -> Option<f64> {
+        (self.rate > 0.0).then_some(self.rate)
+    }
+
+    fn refill(&mut self, t: f64) {
+        if t > self.last {
+            self.made = (self.made + (t - self.last) * self.rate).min(self.reserved + self.capacity);
+            self.last = t;
+        }
+    }
+
+    /// Sets the rate (and a minute's worth of room), keeping what is banked.
+    pub(super) fn set_rate(&mut self, t: f64, rate: f64) {
+        self.refill(t);
+        let first = self.rate <= 0.0;
+        self.rate = rate;
+        self.capacity = rate * 60.0;
+        // A rate learned only now: the room is taken to be full, unless told what remains.
+        self.made = if first { self.reserved + self.capacity } else { self.made.min(self.reserved + self.capacity) };
+        self.last = self.last.max(t);
+    }
+
+    /// At most `left` tokens banked now: what the provider said remains.
+    pub(super) fn at_most(&mut self, t: f64, left: f64) {
+        self.refill(t);
+        self.made = self.made.min(self.reserved + left.max(0.0));
+    }
+
+    /// A correction after the response: `delta` more tokens were used than reserved (fewer
+    /// when negative), so that many fewer (more) are left for the attempts behind.
+    pub(super) fn correct(&mut self, t: f64, delta: f64) {
+        self.refill(t);
+        self.made = (self.made - delta).min(self.reserved + self.capacity);
+    }
+}
 
 #[derive(Debug)]
 pub(super) struct State {
@@ -22,54 +129,108 @@ pub(super) struct State {
     /// Tokens made so far (the bucket's fill, as a running total).
     pub(super) served: f64,
     /// Tickets handed out so far; ticket `k` may go once `served >= k - dropped below k`.
-    /// `served - live()`
-    /// is what a plain bucket would call its tokens; below zero, the queue.
+    /// `served - live()` is what a plain bucket would call its tokens; below zero, the queue.
     pub(super) issued: f64,
     /// Tickets given back before their turn (their waiters gave up), in order: each moves
     /// the tickets behind it up one place and leaves those ahead alone. Once its turn comes
     /// it is folded into `served`, so this holds only drops that are still ahead.
     pub(super) dropped: Vec<f64>,
+    /// The furthest place of a ticket that went: a drain keeps no token beyond it, so the
+    /// tickets due but not gone yet wait for new ones rather than go as a herd.
+    pub(super) went_place: f64,
+    /// When the bucket last filled; ahead of now while paused, so nothing is made until then.
     pub(super) last_refill: f64,
-    pub(super) measured: f64,
-    pub(super) measured_valid: bool,
-    pub(super) bucket: f64,
-    pub(super) count: f64,
+    /// No ticket goes before this.
+    pub(super) pause_until: f64,
+    /// The slow-start window (attempts in flight allowed), while in slow start.
+    pub(super) window: f64,
+    pub(super) source: RateSource,
+    /// Admissions (tickets that went), smoothed.
+    pub(super) sends: Ewma,
+    /// Admitted (not throttled) responses, smoothed.
+    pub(super) admitted: Ewma,
+    /// Whether the learned rate is still a guess (from a slow start cut short): it then climbs
+    /// as a slow start does, doubling every half second, until the next throttle.
+    pub(super) probing: bool,
+    /// The rate before the last cut, the rate it was cut to, and when.
     pub(super) w_max: f64,
-    pub(super) k: f64,
-    pub(super) last_throttle: f64,
+    pub(super) cut_rate: f64,
     pub(super) last_cut: f64,
+    /// The most the rate may be: the configured rate, else the builder's ceiling.
+    pub(super) ceiling: f64,
+    pub(super) tokens: Tokens,
 }
 
 impl State {
-    pub(super) const NEW: State = State {
-        base: None,
-        fill_rate: 0.0,
-        capacity: 1.0,
-        served: 0.0,
-        issued: 0.0,
-        dropped: Vec::new(),
-        last_refill: 0.0,
-        measured: 0.0,
-        measured_valid: false,
-        bucket: 0.0,
-        count: 0.0,
-        w_max: 0.0,
-        k: 0.0,
-        last_throttle: 0.0,
-        last_cut: f64::NEG_INFINITY,
-    };
+    pub(super) const fn new(b: &LimiterBuilder) -> State {
+        let window = b.initial_window as f64;
+        let (fill_rate, capacity, served, source) = match b.configured_rate() {
+            // Tokens known, requests not: tickets go unpaced, the token bucket paces.
+            None if b.token_rate().is_some() => (b.max_rate, b.max_rate, b.max_rate, RateSource::None),
+            Some(r) => {
+                let r = if r < b.min_rate {
+                    b.min_rate
+                } else if r > b.max_rate {
+                    b.max_rate
+                } else {
+                    r
+                };
+                let cap = if r > 1.0 { r } else { 1.0 };
+                (r, cap, cap, RateSource::Configured)
+            }
+            // Slow start: the window's tokens, refilled by responses, and by the floor rate so
+            // that attempts lost without a response never close the window for good.
+            None => (b.min_rate, window, window, RateSource::None),
+        };
+        State {
+            base: None,
+            fill_rate,
+            capacity,
+            served,
+            issued: 0.0,
+            dropped: Vec::new(),
+            went_place: 0.0,
+            last_refill: 0.0,
+            pause_until: f64::NEG_INFINITY,
+            window,
+            source,
+            sends: Ewma::NEW,
+            admitted: Ewma::NEW,
+            probing: false,
+            w_max: fill_rate,
+            cut_rate: fill_rate,
+            last_cut: f64::NEG_INFINITY,
+            ceiling: match b.configured_rate() {
+                Some(r) if r < b.max_rate => r,
+                _ => b.max_rate,
+            },
+            tokens: Tokens::new(b.token_rate()),
+        }
+    }
 
     pub(super) fn secs(&mut self, now: Instant) -> f64 {
         let base = *self.base.get_or_insert(now);
         now.saturating_duration_since(base).as_secs_f64()
     }
 
+    /// The request rate in force, when one is known.
+    pub(super) fn request_rate(&self) -> Option<f64> {
+        (self.source != RateSource::None).then_some(self.fill_rate)
+    }
+
     pub(super) fn refill(&mut self, t: f64) {
-        let dt = (t - self.last_refill).max(0.0);
-        self.served = (self.served + dt * self.fill_rate).min(self.live() + self.capacity);
-        self.last_refill = t;
-        // A dropped ticket whose turn has come: its token goes to the ticket behind it, which
-        // is what `served + 1` says once it no longer counts as a drop below that ticket.
+        if t > self.last_refill {
+            let dt = t - self.last_refill;
+            self.served = (self.served + dt * self.fill_rate).min(self.live() + self.capacity);
+            self.last_refill = t;
+        }
+        self.tokens.refill(t);
+        self.fold_drops();
+    }
+
+    /// A dropped ticket whose turn has come: its token goes to the ticket behind it, which
+    /// is what `served + 1` says once it no longer counts as a drop below that ticket.
+    pub(super) fn fold_drops(&mut self) {
         while self.dropped.first().is_some_and(|&d| d <= self.served) {
             self.dropped.remove(0);
             self.served += 1.0;
@@ -81,27 +242,36 @@ impl State {
         self.issued - self.dropped.len() as f64
     }
 
+    /// Nothing banked: the provider's bucket is empty, so ours is too. Tickets that were due
+    /// but have not gone yet wait for new tokens too.
+    pub(super) fn drain(&mut self) {
+        self.served = self.served.min(self.live()).min(self.went_place.max(0.0));
+    }
+
+    /// Ticket `ticket` goes now.
+    fn went(&mut self, t: f64, ticket: f64) {
+        self.sends.add(t);
+        let place = self.place(ticket);
+        if place > self.went_place {
+            self.went_place = place;
+        }
+    }
+
+    /// Holds every ticket until `until`; the first one goes then.
+    pub(super) fn pause(&mut self, until: f64) {
+        if until > self.pause_until {
+            self.pause_until = until;
+        }
+        self.drain();
+        let first = until - 1.0 / self.fill_rate.max(f64::MIN_POSITIVE);
+        if first > self.last_refill {
+            self.last_refill = first;
+        }
+    }
+
     /// Ticket `k`'s place in the queue: `k` less the tickets ahead of it that were given back.
     fn place(&self, ticket: f64) -> f64 {
         ticket - self.dropped.partition_point(|&d| d < ticket) as f64
-    }
-
-    /// Advances the measurement to `t`, counting one response if it was `admitted`.
-    pub(super) fn measure(&mut self, t: f64, admitted: bool) {
-        if t < self.bucket {
-            return;
-        }
-        let b = (t / BUCKET).floor() * BUCKET;
-        if b > self.bucket {
-            let rate = self.count / (b - self.bucket);
-            self.measured = if self.measured_valid { rate * SMOOTH + self.measured * (1.0 - SMOOTH) } else { rate };
-            self.measured_valid = true;
-            self.count = 0.0;
-            self.bucket = b;
-        }
-        if admitted {
-            self.count += 1.0;
-        }
     }
 }
 
@@ -111,20 +281,25 @@ impl State {
 struct Ticket<'a> {
     limiter: &'a Limiter,
     number: f64,
+    /// The tokens it reserved (0 without a token dimension).
+    tokens: f64,
+    /// The running total of tokens reserved up to and including this ticket's.
+    upto: f64,
     used: bool,
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.used {
-            self.limiter.return_ticket(self.number);
+            self.limiter.return_ticket(self.number, self.tokens);
         }
     }
 }
 
 impl Limiter {
-    /// Waits for a token to send one request. Returns at once (after one relaxed load) until
-    /// the endpoint has been throttled. The engine calls it before every attempt.
+    /// Waits for room to send one request. Returns at once (after one relaxed load) once the
+    /// limiter is open: never throttled, past its slow start, no rate configured. The engine
+    /// calls it before every attempt.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
@@ -133,27 +308,54 @@ impl Limiter {
     /// # }
     /// ```
     pub async fn acquire(&self) {
-        if let Some(ticket) = self.ticket() {
+        if let Some(ticket) = self.ticket(0.0) {
             self.wait_for(ticket).await;
         }
     }
 
-    /// The engine's form of [`acquire`](Self::acquire): `None` to go now, or the wait boxed,
-    /// so that an attempt's future grows by one pointer rather than by a timer. Allocates only
-    /// for an attempt that has to wait.
-    pub(crate) fn wait(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
-        let ticket = self.ticket()?;
+    /// Waits for room to send one request that will use about `tokens` tokens (prompt and
+    /// expected output): with a token rate known (configured or from the provider's headers)
+    /// it also waits until the token bucket has room. Correct the estimate once the response
+    /// reports its usage with [`correct_tokens`](Self::correct_tokens).
+    ///
+    /// ```
+    /// use llm_retry_runtime::Limiter;
+    /// use std::time::Duration;
+    /// static L: Limiter = Limiter::from_config(match Limiter::builder("docs::tokens").tokens_per_minute(6_000.0).build() {
+    ///     Ok(c) => c,
+    ///     Err(_) => panic!(),
+    /// });
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let t = tokio::time::Instant::now();
+    /// L.acquire_tokens(6_000).await; // a minute's worth: the bucket starts full
+    /// L.acquire_tokens(100).await; // then 100 tokens a second
+    /// assert_eq!(t.elapsed().as_secs(), 1);
+    /// # }
+    /// ```
+    pub async fn acquire_tokens(&self, tokens: u64) {
+        #[allow(clippy::cast_precision_loss)]
+        if let Some(ticket) = self.ticket(tokens as f64) {
+            self.wait_for(ticket).await;
+        }
+    }
+
+    /// The engine's form of [`acquire_tokens`](Self::acquire_tokens): `None` to go now, or the
+    /// wait boxed, so that an attempt's future grows by one pointer rather than by a timer.
+    /// Allocates only for an attempt that has to wait.
+    pub(crate) fn wait(&self, tokens: f64) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        let ticket = self.ticket(tokens)?;
         Some(Box::pin(self.wait_for(ticket)))
     }
 
-    /// A place in the queue, if the limiter is on and the place is not due yet.
-    fn ticket(&self) -> Option<Ticket<'_>> {
-        if self.mode.load(Relaxed) != GATING {
+    /// A place in the queue, unless the limiter is open or the place is due now.
+    fn ticket(&self, tokens: f64) -> Option<Ticket<'_>> {
+        let mode = self.mode.load(Relaxed);
+        if mode != COLD && mode != GATING {
             return None;
         }
-        let (number, wait) = self.take_ticket();
+        let (number, tokens, upto, wait) = self.take_ticket(tokens);
         // Taken even when due at once, so that the `Ticket` below is made only to wait.
-        let ticket = Ticket { limiter: self, number, used: wait.is_none() };
+        let ticket = Ticket { limiter: self, number, tokens, upto, used: wait.is_none() };
         wait?;
         self.waits.fetch_add(1, Relaxed);
         Some(ticket)
@@ -169,7 +371,7 @@ impl Limiter {
             // Registered before the check, so a place given back in between is not missed.
             let mut moved = pin!(self.moved.notified());
             moved.as_mut().enable();
-            let Some(w) = self.check_ticket(ticket.number) else { break };
+            let Some(w) = self.check_ticket(&ticket) else { break };
             let nap = if w <= NAP { w } else { (w / 2).max(NAP) };
             let mut nap = pin!(tokio::time::sleep(nap));
             poll_fn(|cx| {
@@ -185,8 +387,9 @@ impl Limiter {
     }
 
     /// A ticket that was never used: the queue behind it moves up one place. In the bucket's
-    /// terms, the token made (or to be made) for it goes to the next ticket instead.
-    fn return_ticket(&self, ticket: f64) {
+    /// terms, the token made (or to be made) for it goes to the next ticket instead; its
+    /// reserved tokens go back to the token bucket.
+    fn return_ticket(&self, ticket: f64, tokens: f64) {
         {
             let mut s = lock(&self.state);
             let t = s.secs(Instant::now());
@@ -194,31 +397,62 @@ impl Limiter {
             if let Err(at) = s.dropped.binary_search_by(|d| d.total_cmp(&ticket)) {
                 s.dropped.insert(at, ticket);
             }
+            if tokens > 0.0 {
+                s.tokens.made += tokens;
+            }
             s.refill(t);
         }
         self.moved.notify_waiters();
     }
 
-    /// Takes the next ticket: it and how long until it comes up (`None`: now).
-    fn take_ticket(&self) -> (f64, Option<Duration>) {
+    /// Takes the next ticket (and reserves its tokens): it, the tokens reserved, their place
+    /// in the token queue, and how long until it comes up (`None`: now).
+    fn take_ticket(&self, tokens: f64) -> (f64, f64, f64, Option<Duration>) {
         let mut s = lock(&self.state);
-        s.issued += 1.0;
-        let ticket = s.issued;
-        (ticket, Limiter::until(&mut s, ticket))
-    }
-
-    fn check_ticket(&self, ticket: f64) -> Option<Duration> {
-        Limiter::until(&mut lock(&self.state), ticket)
-    }
-
-    fn until(s: &mut State, ticket: f64) -> Option<Duration> {
         let t = s.secs(Instant::now());
         s.refill(t);
+        s.issued += 1.0;
+        let ticket = s.issued;
+        // A cost above the bucket's room waits for a full bucket, never for ever.
+        let tokens =
+            if s.tokens.rate > 0.0 && tokens.is_finite() && tokens > 0.0 { tokens.min(s.tokens.capacity) } else { 0.0 };
+        s.tokens.reserved += tokens;
+        let upto = s.tokens.reserved;
+        let due = Limiter::until(&mut s, t, ticket, upto);
+        if due.is_none() {
+            s.went(t, ticket);
+        }
+        (ticket, tokens, upto, due)
+    }
+
+    fn check_ticket(&self, ticket: &Ticket<'_>) -> Option<Duration> {
+        let mut s = lock(&self.state);
+        let t = s.secs(Instant::now());
+        s.refill(t);
+        // A waiter's tokens are due once everything reserved up to its own is made.
+        let due = Limiter::until(&mut s, t, ticket.number, ticket.upto);
+        if due.is_none() {
+            s.went(t, ticket.number);
+        }
+        due
+    }
+
+    fn until(s: &mut State, t: f64, ticket: f64, tokens_upto: f64) -> Option<Duration> {
+        let mut wait: f64 = 0.0;
+        if t < s.pause_until {
+            wait = s.pause_until - t;
+        }
         let place = s.place(ticket);
-        if s.served >= place {
+        if s.served < place {
+            let ahead = (s.last_refill - t).max(0.0);
+            wait = wait.max(ahead + (place - s.served) / s.fill_rate.max(f64::MIN_POSITIVE));
+        }
+        if s.tokens.rate > 0.0 && s.tokens.made < tokens_upto {
+            wait = wait.max((tokens_upto - s.tokens.made) / s.tokens.rate);
+        }
+        if wait <= 0.0 {
             return None;
         }
-        let wait = (place - s.served) / s.fill_rate.max(f64::MIN_POSITIVE);
         Some(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX).max(Duration::from_micros(1)))
     }
 }
