@@ -1,11 +1,14 @@
 //! The per-endpoint controls' builders and snapshots, and why one could not be built: the
 //! parts of [`Budget`](crate::Budget), [`Limiter`](crate::Limiter) and
-//! [`Adaptive`](crate::Adaptive) that only their configuration names.
+//! [`Adaptive`](crate::Adaptive) that only their configuration names; and `SendObserved`
+//! (feature `reqwest`), which feeds a limiter the provider's rate-limit headers.
 
 use core::fmt;
 
 pub use crate::adaptive::AdaptiveBuilder;
 pub use crate::budget::{BudgetBuilder, BudgetStats};
+#[cfg(feature = "reqwest")]
+pub use crate::integrations::SendObserved;
 pub use crate::limiter::{LimiterBuilder, LimiterConfig, LimiterStats, RateSource};
 
 /// A bad argument to one of the per-endpoint builders. Returned by `build`; never a panic.

@@ -81,3 +81,49 @@ async fn over_tcp_the_limiter_settles_near_the_servers_rate() {
     // grow, and stay a few a second (the server's burst is 3).
     assert!(t1[last] <= t1[0].max(3), "the 429s die down: {t1:?}");
 }
+
+/// `send_observed` hands the pacer the server's OpenAI-style headers on every response: the
+/// requests limit becomes its rate at the first response, and twice the server's rate in
+/// demand meets (almost) no 429 at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tcp_headers_set_the_pacers_rate_from_the_first_response() {
+    use llm_retry::limits::{RateSource, SendObserved};
+    use llm_retry_testkit::RateHeaders;
+    static OBSERVED: Limiter = Limiter::new("testkit-headers");
+    let server = ChaosServer::builder().rate_limit(RATE * 60, 3).rate_headers(RateHeaders::OpenAi).start().await;
+    let url = format!("{}/chat/completions", server.openai_base());
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let calls = SECS * u64::from(2 * RATE);
+    let mut tasks = Vec::new();
+    for i in 0..calls {
+        tokio::time::sleep_until(start + Duration::from_secs(SECS) * i as u32 / calls as u32).await;
+        let (http, url) = (http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            POLICY
+                .call::<(), ApiError>()
+                .limiter(&OBSERVED)
+                .retry(|| async {
+                    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+                    let response = http.post(&url).json(&body).send_observed(&OBSERVED).await?;
+                    if !response.status().is_success() {
+                        return Err(ApiError::from_reqwest_response(response).await);
+                    }
+                    Ok(())
+                })
+                .await
+        }));
+    }
+    tokio::time::sleep_until(start + Duration::from_secs(SECS)).await;
+    for t in tasks {
+        t.abort();
+    }
+    let stats = OBSERVED.stats();
+    let refused = server.requests().iter().filter(|r| matches!(r.outcome, Outcome::RateLimited { .. })).count();
+    let admitted = server.requests().len() - refused;
+    println!("with the server's headers: {admitted} admitted, {refused} 429s in {SECS} s; {stats:?}");
+    assert_eq!(stats.source, RateSource::Headers);
+    assert_eq!(stats.rate, Some(f64::from(RATE)));
+    assert!(refused <= 3, "{refused} 429s");
+    assert!(admitted as u64 >= u64::from(RATE) * SECS * 8 / 10, "{admitted} admitted");
+}

@@ -134,3 +134,48 @@ impl ApiError {
         ApiError::from_response(status, &headers, &body)
     }
 }
+
+/// Sends a request and hands the response's rate-limit headers to the endpoint's
+/// [`Limiter`](crate::Limiter) (feature `reqwest`), so that the pacer hears the provider's
+/// limits on every response, successes included: the one line of code that
+/// [`Limiter::observe`](crate::Limiter::observe) otherwise takes.
+///
+/// ```no_run
+/// use llm_retry_runtime::{ApiError, Limiter, limits::SendObserved};
+///
+/// static OPENAI: Limiter = Limiter::new("openai");
+///
+/// async fn chat(http: &reqwest::Client, body: String) -> Result<String, ApiError> {
+///     let resp = http
+///         .post("https://api.openai.com/v1/chat/completions")
+///         .body(body)
+///         .send_observed(&OPENAI) // instead of `.send()`
+///         .await?;
+///     if !resp.status().is_success() {
+///         return Err(ApiError::from_reqwest_response(resp).await);
+///     }
+///     Ok(resp.text().await?)
+/// }
+/// ```
+pub trait SendObserved {
+    /// [`send`](::reqwest::RequestBuilder::send), then
+    /// [`observe`](crate::Limiter::observe) the response's headers, whatever its status.
+    fn send_observed(
+        self,
+        limiter: &'static crate::Limiter,
+    ) -> impl Future<Output = Result<::reqwest::Response, ::reqwest::Error>> + Send;
+}
+
+impl SendObserved for ::reqwest::RequestBuilder {
+    fn send_observed(
+        self,
+        limiter: &'static crate::Limiter,
+    ) -> impl Future<Output = Result<::reqwest::Response, ::reqwest::Error>> + Send {
+        let sent = self.send();
+        async move {
+            let resp = sent.await?;
+            limiter.observe(resp.headers());
+            Ok(resp)
+        }
+    }
+}
