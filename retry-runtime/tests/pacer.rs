@@ -285,3 +285,25 @@ proptest! {
         prop_assert!(waited <= Duration::from_secs(3 + 120 + 61), "{waited:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_cut_while_it_waits_for_tokens_gives_them_back() {
+    let l = leak(Limiter::builder("pacer::cut").tokens_per_minute(60_000.0).build().map(Limiter::from_config).unwrap());
+    l.acquire_tokens(60_000).await; // the room is empty: 1,000 tokens a second from now
+    let t0 = Instant::now();
+    let cut: Result<(), ApiError> = Policy::DEFAULT
+        .call()
+        .limiter(l)
+        .tokens(30_000)
+        .deadline(Duration::from_secs(1))
+        .retry(|| async { Ok(()) })
+        .await;
+    assert_eq!(cut.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(t0.elapsed(), Duration::from_secs(1));
+    // The 30,000 it reserved went back: the next call's 10,000 are due 10 s after the start,
+    // not 40 s.
+    let next: Result<(), ApiError> = Policy::DEFAULT.call().limiter(l).tokens(10_000).retry(|| async { Ok(()) }).await;
+    next.unwrap();
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_secs(10) && took <= Duration::from_millis(10_100), "{took:?}");
+}

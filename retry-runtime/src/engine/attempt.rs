@@ -47,7 +47,7 @@ where
         self.start_clock();
         // The limiter's wait is boxed (16 bytes here); it exists only while the limiter throttles.
         // The attempt is counted when its body can start, not while it queues.
-        let wait = self.controls.limiter().and_then(|l| l.wait(0.0));
+        let wait = self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens)));
         if wait.is_none() {
             self.count_attempt();
         }
@@ -66,7 +66,7 @@ where
     /// # }
     /// ```
     pub async fn wait_for_limiter(&self) {
-        if let Some(wait) = self.controls.limiter().and_then(|l| l.wait(0.0)) {
+        if let Some(wait) = self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens))) {
             wait.await;
         }
     }

@@ -49,6 +49,34 @@ impl<'p, T, E, V, N, W, B, L, A, M> Call<'p, T, E, Hooks<V, N, W>, Controls<B, L
         call
     }
 
+    /// Declares what each attempt costs in tokens (the prompt and the output allowance): with
+    /// a [`limiter`](Self::limiter) that knows a token rate (its
+    /// [`tokens_per_minute`](crate::limits::LimiterBuilder::tokens_per_minute), or the
+    /// provider's headers), each attempt also waits for that many tokens of room. Correct the
+    /// estimate from the usage the response reports with
+    /// [`Limiter::correct_tokens`]. At most `u32::MAX`.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{ApiError, Limiter, Policy, RetryExt};
+    /// static OPENAI: Limiter = Limiter::from_config(match Limiter::builder("docs::call_tokens").tokens_per_minute(60_000.0).build() {
+    ///     Ok(c) => c,
+    ///     Err(_) => panic!(),
+    /// });
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let t = tokio::time::Instant::now();
+    /// for _ in 0..2 {
+    ///     let out: Result<(), ApiError> =
+    ///         Policy::DEFAULT.call().limiter(&OPENAI).tokens(45_000).retry(|| async { Ok(()) }).await;
+    ///     out.unwrap();
+    /// }
+    /// assert_eq!(t.elapsed().as_secs(), 30); // a minute's room, then 1,000 tokens a second
+    /// # }
+    /// ```
+    pub fn tokens(mut self, tokens: u64) -> Self {
+        self.guard.tokens = u32::try_from(tokens).unwrap_or(u32::MAX);
+        self
+    }
+
     /// Scales the back-off delay by `adaptive`'s recent error rate (Retry-After hints are
     /// kept as the server gave them), and records this call's outcomes in it.
     ///

@@ -21,6 +21,9 @@ pub(super) enum Phase {
 pub(super) struct Guard {
     pub(super) site: Option<&'static Site>,
     pub(super) phase: Phase,
+    /// The tokens each attempt declares to the limiter ([`Call::tokens`](super::Call::tokens)).
+    /// Kept here because it fits the padding after `phase`: the call grows by no byte.
+    pub(super) tokens: u32,
 }
 
 impl Guard {

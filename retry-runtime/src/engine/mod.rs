@@ -138,7 +138,7 @@ impl<'p, T, E> Call<'p, T, E> {
             policy,
             // The first attempt starts with the call; a limiter moves it back to `Fresh`,
             // since that attempt may queue before its body runs.
-            guard: Guard { site, phase: Phase::First },
+            guard: Guard { site, phase: Phase::First, tokens: 0 },
             tally: None,
             started: None,
             hooks: Hooks { validate: (), notify: (), when: () },
