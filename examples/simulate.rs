@@ -85,6 +85,10 @@ impl Plan {
                 }
             }
         }
+        // The token-bound variant: 1,000 prompts, about 690,000 tokens at 60,000 a minute.
+        for k in [None, Some(32)] {
+            v.push(LlmConfig::token_bound(1000, k));
+        }
         v
     }
 
@@ -198,7 +202,7 @@ fn jobs(plan: &Plan) -> Vec<Job> {
     // The most expensive runs first, so that the threads finish together.
     if plan.runs('b') {
         for cfg in plan.llm_configs().into_iter().rev() {
-            for s in LlmStrategy::ALL {
+            for s in LlmStrategy::ALL.into_iter().filter(|s| s.runs_on(&cfg)) {
                 v.extend((0..plan.llm_seeds()).map(|seed| Job::Llm(s, cfg, seed)));
             }
         }

@@ -13,7 +13,7 @@
 //! the statistics. One file per scenario, under `sim/`:
 //! - `occ`: A, the AWS "Exponential Backoff And Jitter" experiment (optimistic concurrency).
 //! - `provider` and `llm`: B, an LLM batch against a rate-limited provider (the provider
-//!   model, then the client strategies and the run).
+//!   model, its headers and its token-bound variant, then the client strategies and the run).
 //! - `open_loop`: C, outage and partial failure under open-loop Poisson traffic.
 //! - `failover`: D, a primary outage with a fallback chain, with and without a circuit breaker.
 

@@ -82,3 +82,34 @@ fn a_breaker_sends_an_outage_to_the_fallback_at_no_added_latency() {
     assert!(without.added_p50_ms > 1000.0, "{without:?}");
     assert!(with.added_p99_ms < without.added_p50_ms / 10.0, "{with:?} {without:?}");
 }
+
+#[test]
+fn the_pacer_meets_issue_15s_goals_on_small_runs() {
+    // Scenario B, N = 100 released at once: the slow start and the pause hold the herd back.
+    let herd = LlmConfig::new(100, None, Hint::Millis);
+    let calls = |s, cfg: LlmConfig, seed| sim::llm_run(s, cfg, seed).calls as f64 / cfg.tasks as f64;
+    for seed in 0..3 {
+        let pacer = calls(LlmStrategy::Limiter, herd, seed);
+        assert!(pacer <= 1.10, "seed {seed}: pacer {pacer:.2} calls/task");
+        let run = sim::llm_run(LlmStrategy::Headers, herd, seed);
+        assert_eq!(run.throttled, 0, "seed {seed}: the provider's headers leave no 429: {run:?}");
+        assert_eq!(run.abandoned, 0);
+    }
+    // The token-bound variant, smaller: declared costs against tokens per minute.
+    let tokens = LlmConfig::token_bound(300, Some(32));
+    for s in [LlmStrategy::Tokens, LlmStrategy::HeadersTokens] {
+        let run = sim::llm_run(s, tokens, 1);
+        let per_task = run.calls as f64 / tokens.tasks as f64;
+        assert!(per_task <= 1.05, "{}: {per_task:.2} calls/task", s.name());
+        assert!(
+            run.makespan <= 1.15 * run.floor,
+            "{}: {:.1} s against a floor of {:.1} s",
+            s.name(),
+            run.makespan,
+            run.floor
+        );
+    }
+    // Without declared costs the pacer learns from the token 429s: more of them.
+    let blind = calls(LlmStrategy::Limiter, tokens, 1);
+    assert!(blind > calls(LlmStrategy::Tokens, tokens, 1), "{blind:.2}");
+}

@@ -1,5 +1,6 @@
-//! Scenario B's clients: the strategies (backoffs, Retry-After handling, the batch gate, the
-//! limiter, the budget) that send an LLM batch to the rate-limited provider, and one run.
+//! Scenario B's clients: the strategies (backoffs, Retry-After handling, the batch, the
+//! endpoint's pacer with and without the provider's headers and token costs, the budget)
+//! that send an LLM batch to the rate-limited provider, and one run.
 
 use super::provider::{LlmConfig, Provider, Throttled};
 use super::{build, paused, quantile};
@@ -28,20 +29,29 @@ pub enum LlmStrategy {
     RetryAfterJitter,
     /// `Policy::DEFAULT` as shipped: 4 attempts.
     Default,
-    /// `Policy::batch` with the shared 429 gate.
-    BatchGate,
-    /// Each call through one shared adaptive `Limiter`.
+    /// `Policy::batch`, paced by a limiter of its own.
+    Batch,
+    /// Each call through one shared `Limiter` (the endpoint's pacer), learning from 429s.
     Limiter,
     /// Each call spending from one shared `Budget::new()`.
     Budget,
-    /// `Policy::batch` with the shared gate, each attempt also through one shared `Limiter`
-    /// (composed by hand: the op acquires a token and reports the response).
-    BatchLimiter,
+    /// Half the tasks in a `Policy::batch` on the endpoint's limiter, half as single calls
+    /// through it: one pacer for both.
+    Mixed,
+    /// Each call through the limiter, which observes the provider's rate-limit headers on
+    /// every response (what `send_observed` does).
+    Headers,
+    /// Each call declares its prompt's tokens (`Call::tokens`) to a limiter configured with
+    /// the provider's `tokens_per_minute` (token-bound variant only).
+    Tokens,
+    /// Each call declares its tokens and the limiter observes the headers, which give it both
+    /// rates (token-bound variant only).
+    HeadersTokens,
 }
 
 impl LlmStrategy {
     /// Every strategy, in table order.
-    pub const ALL: [LlmStrategy; 12] = [
+    pub const ALL: [LlmStrategy; 15] = [
         LlmStrategy::NoBackoff,
         LlmStrategy::Exponential,
         LlmStrategy::Full,
@@ -50,11 +60,28 @@ impl LlmStrategy {
         LlmStrategy::ExactRetryAfter,
         LlmStrategy::RetryAfterJitter,
         LlmStrategy::Default,
-        LlmStrategy::BatchGate,
+        LlmStrategy::Batch,
         LlmStrategy::Limiter,
         LlmStrategy::Budget,
-        LlmStrategy::BatchLimiter,
+        LlmStrategy::Mixed,
+        LlmStrategy::Headers,
+        LlmStrategy::Tokens,
+        LlmStrategy::HeadersTokens,
     ];
+
+    /// Whether the strategy runs on `cfg`: the token strategies on the token-bound variant
+    /// only, which runs only the Retry-After baseline and the pacer's strategies.
+    pub fn runs_on(self, cfg: &LlmConfig) -> bool {
+        match self {
+            LlmStrategy::Tokens | LlmStrategy::HeadersTokens => cfg.tokens.is_some(),
+            LlmStrategy::RetryAfterJitter
+            | LlmStrategy::Batch
+            | LlmStrategy::Limiter
+            | LlmStrategy::Mixed
+            | LlmStrategy::Headers => true,
+            _ => cfg.tokens.is_none(),
+        }
+    }
 
     /// The name in tables and plots.
     pub fn name(self) -> &'static str {
@@ -67,10 +94,13 @@ impl LlmStrategy {
             LlmStrategy::ExactRetryAfter => "exact Retry-After",
             LlmStrategy::RetryAfterJitter => "Retry-After + jitter",
             LlmStrategy::Default => "Policy::DEFAULT",
-            LlmStrategy::BatchGate => "batch, shared gate",
-            LlmStrategy::Limiter => "adaptive limiter",
+            LlmStrategy::Batch => "batch (its own pacer)",
+            LlmStrategy::Limiter => "pacer (Limiter)",
             LlmStrategy::Budget => "retry budget",
-            LlmStrategy::BatchLimiter => "batch gate + limiter",
+            LlmStrategy::Mixed => "batch + calls, one pacer",
+            LlmStrategy::Headers => "pacer + headers",
+            LlmStrategy::Tokens => "pacer + tokens (configured)",
+            LlmStrategy::HeadersTokens => "pacer + tokens + headers",
         }
     }
 
@@ -91,10 +121,13 @@ impl LlmStrategy {
             LlmStrategy::Default => Policy::DEFAULT,
             LlmStrategy::ExactRetryAfter
             | LlmStrategy::RetryAfterJitter
-            | LlmStrategy::BatchGate
+            | LlmStrategy::Batch
             | LlmStrategy::Limiter
             | LlmStrategy::Budget
-            | LlmStrategy::BatchLimiter => build(unlimited),
+            | LlmStrategy::Mixed
+            | LlmStrategy::Headers
+            | LlmStrategy::Tokens
+            | LlmStrategy::HeadersTokens => build(unlimited),
         }
     }
 }
@@ -114,23 +147,27 @@ pub struct LlmRun {
     pub p50: f64,
     /// 99th percentile task latency, seconds.
     pub p99: f64,
+    /// The floor of this run (the token-bound variant's depends on its prompts).
+    pub floor: f64,
 }
 
-/// One call of `strategy` that ends when the policy returns.
+/// One call of `strategy` for task `task` that ends when the policy returns.
 async fn llm_call(
     strategy: LlmStrategy,
     policy: &Policy,
     provider: &Provider,
+    task: usize,
     limiter: &'static Limiter,
     budget: &'static Budget,
 ) -> Result<(), Throttled> {
-    let attempt = || provider.request();
+    let attempt = || provider.request(task, None);
+    let tokens = provider.sizes.get(task).copied().unwrap_or(0);
     match strategy {
         LlmStrategy::ExactRetryAfter => {
             let mut call = policy.call::<(), Throttled>();
             loop {
                 call.start_attempt();
-                let out = provider.request().await;
+                let out = provider.request(task, None).await;
                 let hint = out.as_ref().err().and_then(|t| t.0).and_then(|h| h.resolve(SystemTime::UNIX_EPOCH));
                 match call.settle(out, None) {
                     ControlFlow::Break(out) => return out,
@@ -145,9 +182,25 @@ async fn llm_call(
                 }
             }
         }
-        LlmStrategy::Limiter => policy.call().limiter(limiter).retry(attempt).await,
+        LlmStrategy::Limiter | LlmStrategy::Mixed => policy.call().limiter(limiter).retry(attempt).await,
+        LlmStrategy::Headers => policy.call().limiter(limiter).retry(|| provider.request(task, Some(limiter))).await,
+        LlmStrategy::Tokens => policy.call().limiter(limiter).tokens(tokens).retry(attempt).await,
+        LlmStrategy::HeadersTokens => {
+            policy.call().limiter(limiter).tokens(tokens).retry(|| provider.request(task, Some(limiter))).await
+        }
         LlmStrategy::Budget => policy.call().budget(budget).retry(attempt).await,
         _ => policy.call().retry(attempt).await,
+    }
+}
+
+/// The endpoint's limiter for a run of `strategy`: configured with the provider's tokens per
+/// minute for `Tokens`, the defaults otherwise.
+fn limiter_for(strategy: LlmStrategy, cfg: &LlmConfig) -> Limiter {
+    match (strategy, cfg.tokens) {
+        (LlmStrategy::Tokens, Some(t)) => Limiter::from_config(
+            Limiter::builder("simulated-provider").tokens_per_minute(t.per_minute).build().expect("a valid limiter"),
+        ),
+        _ => Limiter::new("simulated-provider"),
     }
 }
 
@@ -155,7 +208,7 @@ async fn llm_call(
 pub fn llm_run(strategy: LlmStrategy, cfg: LlmConfig, seed: u64) -> LlmRun {
     // One limiter and one budget per run, as a process would declare them `static`; leaked
     // because the engine takes them as `&'static` (a few hundred bytes per run).
-    let limiter: &'static Limiter = Box::leak(Box::new(Limiter::new("simulated-provider")));
+    let limiter: &'static Limiter = Box::leak(Box::new(limiter_for(strategy, &cfg)));
     let budget: &'static Budget = Box::leak(Box::new(Budget::new()));
     paused(seed, async move {
         let policy = strategy.policy();
@@ -168,28 +221,31 @@ pub fn llm_run(strategy: LlmStrategy, cfg: LlmConfig, seed: u64) -> LlmRun {
             done.push(start.elapsed().as_secs_f64());
             abandoned += u64::from(!ok);
         };
-        if strategy == LlmStrategy::BatchGate {
+        let (policy, provider) = (&policy, &provider);
+        if strategy == LlmStrategy::Batch {
             let batch = policy.batch().concurrency(k).build().expect("a valid batch");
-            let mut results = batch.stream(0..cfg.tasks, |_| provider.request());
+            let mut results = batch.stream(0..cfg.tasks, |task| provider.request(task, None));
             while let Some(r) = results.next().await {
                 finish(r.is_ok());
             }
-        } else if strategy == LlmStrategy::BatchLimiter {
-            let batch = policy.batch().concurrency(k).build().expect("a valid batch");
-            let provider = &provider;
-            let mut results = batch.stream(0..cfg.tasks, |_| async move {
-                limiter.acquire().await;
-                let out = provider.request().await;
-                limiter.record(out.is_err());
-                out
-            });
-            while let Some(r) = results.next().await {
-                finish(r.is_ok());
+        } else if strategy == LlmStrategy::Mixed {
+            // The even tasks in a batch on the endpoint's limiter, the odd ones as single calls
+            // through it, each with half the concurrency.
+            let half = k.div_ceil(2);
+            let batch = policy.batch().concurrency(half).limiter(limiter).build().expect("a valid batch");
+            let batched =
+                batch.stream((0..cfg.tasks).step_by(2), |task| provider.request(task, None)).map(|r| r.is_ok());
+            let single = stream::iter((1..cfg.tasks).step_by(2))
+                .map(|task| llm_call(strategy, policy, provider, task, limiter, budget))
+                .buffer_unordered(half)
+                .map(|r| r.is_ok());
+            let mut results = stream::select(batched, single);
+            while let Some(ok) = results.next().await {
+                finish(ok);
             }
         } else {
-            let (policy, provider) = (&policy, &provider);
             let mut results = stream::iter(0..cfg.tasks)
-                .map(|_| llm_call(strategy, policy, provider, limiter, budget))
+                .map(|task| llm_call(strategy, policy, provider, task, limiter, budget))
                 .buffer_unordered(k);
             while let Some(r) = results.next().await {
                 finish(r.is_ok());
@@ -203,6 +259,7 @@ pub fn llm_run(strategy: LlmStrategy, cfg: LlmConfig, seed: u64) -> LlmRun {
             makespan,
             p50: quantile(&mut done, 0.5),
             p99: quantile(&mut done, 0.99),
+            floor: cfg.floor(seed),
         }
     })
 }

@@ -69,13 +69,14 @@ impl Limiter {
         if let Some(tr) = token_rate {
             let tr = self.config.token_rate().map_or(tr, |c| c.min(tr));
             s.tokens.set_rate(t, tr);
-            if s.source == RateSource::None {
-                // Tokens known, requests not: tickets go unpaced, the token bucket paces.
+            if s.source == RateSource::None && mode == OPEN {
+                // Tokens known, requests not, and no slow start to keep: tickets go unpaced,
+                // the token bucket paces. (In slow start its window paces requests.)
                 let ceiling = s.ceiling;
                 s.fill_rate = ceiling;
                 s.capacity = ceiling;
+                gate = true;
             }
-            gate = true;
         }
         #[allow(clippy::cast_precision_loss)]
         if let Some(left) = req.remaining {

@@ -176,7 +176,7 @@ impl Limiter {
     /// ```
     #[allow(clippy::cast_precision_loss)]
     pub fn correct_tokens(&self, declared: u64, used: u64) {
-        if self.mode.load(Relaxed) != GATING || declared == used {
+        if self.mode.load(Relaxed) == OPEN || declared == used {
             return;
         }
         let mut s = lock(&self.state);

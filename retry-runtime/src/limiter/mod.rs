@@ -181,7 +181,7 @@ impl Limiter {
     }
 
     const fn with(b: LimiterBuilder) -> Limiter {
-        let mode = if b.configured_rate().is_some() || b.token_rate().is_some() {
+        let mode = if b.configured_rate().is_some() || (b.token_rate().is_some() && b.initial_window == 0) {
             GATING
         } else if b.initial_window == 0 {
             OPEN

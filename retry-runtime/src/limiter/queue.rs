@@ -96,6 +96,17 @@ impl Tokens {
         }
     }
 
+    /// Reserves `tokens` (at most the room, so a cost above it waits for a full bucket, never
+    /// for ever) when a token rate is known: what it reserved and the running total up to it.
+    fn reserve(&mut self, tokens: f64) -> (f64, f64) {
+        if self.rate <= 0.0 || tokens.is_nan() || tokens <= 0.0 {
+            return (0.0, self.reserved);
+        }
+        let tokens = tokens.min(self.capacity);
+        self.reserved += tokens;
+        (tokens, self.reserved)
+    }
+
     /// Sets the rate (and a minute's worth of room), keeping what is banked.
     pub(super) fn set_rate(&mut self, t: f64, rate: f64) {
         self.refill(t);
@@ -165,8 +176,11 @@ impl State {
     pub(super) const fn new(b: &LimiterBuilder) -> State {
         let window = b.initial_window as f64;
         let (fill_rate, capacity, served, source) = match b.configured_rate() {
-            // Tokens known, requests not: tickets go unpaced, the token bucket paces.
-            None if b.token_rate().is_some() => (b.max_rate, b.max_rate, b.max_rate, RateSource::None),
+            // Tokens known, requests not, no slow start: tickets go unpaced, the token bucket
+            // paces. (With a slow start, its window paces requests until a rate is known.)
+            None if b.token_rate().is_some() && b.initial_window == 0 => {
+                (b.max_rate, b.max_rate, b.max_rate, RateSource::None)
+            }
             Some(r) => {
                 let r = if r < b.min_rate {
                     b.min_rate
@@ -281,7 +295,9 @@ impl State {
 struct Ticket<'a> {
     limiter: &'a Limiter,
     number: f64,
-    /// The tokens it reserved (0 without a token dimension).
+    /// The tokens it asked for.
+    declared: f64,
+    /// The tokens it reserved: 0 while no token rate is known (it reserves them once one is).
     tokens: f64,
     /// The running total of tokens reserved up to and including this ticket's.
     upto: f64,
@@ -353,9 +369,10 @@ impl Limiter {
         if mode != COLD && mode != GATING {
             return None;
         }
-        let (number, tokens, upto, wait) = self.take_ticket(tokens);
+        let declared = if tokens.is_finite() && tokens > 0.0 { tokens } else { 0.0 };
+        let (number, tokens, upto, wait) = self.take_ticket(declared);
         // Taken even when due at once, so that the `Ticket` below is made only to wait.
-        let ticket = Ticket { limiter: self, number, tokens, upto, used: wait.is_none() };
+        let ticket = Ticket { limiter: self, number, declared, tokens, upto, used: wait.is_none() };
         wait?;
         self.waits.fetch_add(1, Relaxed);
         Some(ticket)
@@ -371,7 +388,7 @@ impl Limiter {
             // Registered before the check, so a place given back in between is not missed.
             let mut moved = pin!(self.moved.notified());
             moved.as_mut().enable();
-            let Some(w) = self.check_ticket(&ticket) else { break };
+            let Some(w) = self.check_ticket(&mut ticket) else { break };
             let nap = if w <= NAP { w } else { (w / 2).max(NAP) };
             let mut nap = pin!(tokio::time::sleep(nap));
             poll_fn(|cx| {
@@ -413,11 +430,7 @@ impl Limiter {
         s.refill(t);
         s.issued += 1.0;
         let ticket = s.issued;
-        // A cost above the bucket's room waits for a full bucket, never for ever.
-        let tokens =
-            if s.tokens.rate > 0.0 && tokens.is_finite() && tokens > 0.0 { tokens.min(s.tokens.capacity) } else { 0.0 };
-        s.tokens.reserved += tokens;
-        let upto = s.tokens.reserved;
+        let (tokens, upto) = s.tokens.reserve(tokens);
         let due = Limiter::until(&mut s, t, ticket, upto);
         if due.is_none() {
             s.went(t, ticket);
@@ -425,10 +438,15 @@ impl Limiter {
         (ticket, tokens, upto, due)
     }
 
-    fn check_ticket(&self, ticket: &Ticket<'_>) -> Option<Duration> {
+    fn check_ticket(&self, ticket: &mut Ticket<'_>) -> Option<Duration> {
         let mut s = lock(&self.state);
         let t = s.secs(Instant::now());
         s.refill(t);
+        if ticket.tokens == 0.0 && ticket.declared > 0.0 {
+            // Taken before a token rate was known (in slow start, before the first headers):
+            // its tokens count from now.
+            (ticket.tokens, ticket.upto) = s.tokens.reserve(ticket.declared);
+        }
         // A waiter's tokens are due once everything reserved up to its own is made.
         let due = Limiter::until(&mut s, t, ticket.number, ticket.upto);
         if due.is_none() {
