@@ -9,12 +9,16 @@
 //! - `results`: what a batch reports: [`ItemResult`] per item, [`Progress`] for the whole.
 //! - `run`: [`Batch::run`] and [`Batch::stream`]: the items' loop, their shared counters, and
 //!   the [`BatchStream`] of results.
+//! - `chain`: [`Batch::fallback`]: the same along a fallback chain, each item moving on as a
+//!   plain call does ([`BatchFallback`]).
 
 mod builder;
+mod chain;
 mod results;
 mod run;
 
 pub use builder::{BatchBuilder, BatchError, DEFAULT_BATCH_CONCURRENCY};
+pub use chain::BatchFallback;
 pub use results::{ItemResult, Progress};
 pub use run::BatchStream;
 

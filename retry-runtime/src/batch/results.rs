@@ -1,9 +1,10 @@
 //! What a batch reports: one [`ItemResult`] per item, and the [`Progress`] of the whole.
 
 #[cfg(doc)]
-use super::{BatchBuilder, BatchStream};
+use super::{Batch, BatchBuilder, BatchStream};
 #[cfg(doc)]
 use crate::ErrorKind;
+use crate::failover::Target;
 use std::time::Duration;
 
 /// A batch's progress at one moment, handed to [`BatchBuilder::on_progress`] and returned by
@@ -29,8 +30,11 @@ pub struct Progress {
     /// Items started and not finished that are not in an attempt: backing off, or held by
     /// the limiter.
     pub waiting: usize,
-    /// Retries so far, over all items.
+    /// Retries so far, over all items (on the same target, after a back-off).
     pub retries: u64,
+    /// Moves to the next target of a fallback chain so far, over all items
+    /// ([`Batch::fallback`]).
+    pub moved_on: u64,
     /// Attempts that failed as [`RateLimited`](ErrorKind::RateLimited) or
     /// [`Overloaded`](ErrorKind::Overloaded), over all items.
     pub rate_limited: u64,
@@ -79,6 +83,10 @@ pub struct ItemResult<T, E> {
     /// From the moment the item got its slot to its outcome, back-off and limiter waits
     /// included.
     pub elapsed: Duration,
+    /// Along a fallback chain ([`Batch::fallback`]), the target of the item's last attempt:
+    /// the one that served it, if it succeeded. `None` without a chain, or when every
+    /// breaker refused the item before any attempt.
+    pub target: Option<&'static Target>,
 }
 
 impl<T, E> ItemResult<T, E> {

@@ -3,8 +3,10 @@
 //! items share, and the [`BatchStream`] of results.
 
 use super::builder::ProgressFn;
-use super::{Batch, ItemResult, Progress};
+use super::{Batch, BatchBuilder, ItemResult, Progress};
+use crate::call::Call;
 use crate::classify::Classify;
+use crate::failover::Target;
 use crate::stats::Site;
 use crate::{ErrorKind, Limiter, Policy, RetryExt};
 use core::fmt;
@@ -83,30 +85,12 @@ impl Batch {
         E: Classify,
     {
         let inputs = inputs.into_iter();
-        let (lo, hi) = inputs.size_hint();
-        let c = &self.config;
-        let shared = Arc::new(Shared {
-            policy: c.policy,
-            site: c.site,
-            pacer: match (c.gate, c.limiter) {
-                (false, _) => None,
-                (true, Some(l)) => Some(Pacer::Endpoint(l)),
-                (true, None) => Some(Pacer::Own(Box::new(Limiter::new("batch")))),
-            },
-            total: (Some(lo) == hi).then_some(lo),
-            active: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            succeeded: AtomicUsize::new(0),
-            failed: AtomicUsize::new(0),
-            retries: AtomicU64::new(0),
-            rate_limited: AtomicU64::new(0),
-            on_progress: c.on_progress.clone(),
-        });
+        let shared = Shared::new(&self.config, inputs.size_hint());
         let op = Arc::new(op);
         let for_items = shared.clone();
         let inner = stream::iter(inputs.enumerate())
             .map(move |(index, input)| run_item(for_items.clone(), op.clone(), index, input))
-            .buffer_unordered(c.concurrency);
+            .buffer_unordered(self.config.concurrency);
         BatchStream { inner, shared }
     }
 }
@@ -126,8 +110,8 @@ impl Batch {
 /// # }
 /// ```
 pub struct BatchStream<S> {
-    inner: S,
-    shared: Arc<Shared>,
+    pub(super) inner: S,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl<S> BatchStream<S> {
@@ -178,7 +162,7 @@ impl Pacer {
 }
 
 /// What the items of one run share: the policy, the limiter and the progress counters.
-struct Shared {
+pub(super) struct Shared {
     policy: Policy,
     site: Option<&'static Site>,
     pacer: Option<Pacer>,
@@ -189,10 +173,103 @@ struct Shared {
     failed: AtomicUsize,
     retries: AtomicU64,
     rate_limited: AtomicU64,
+    /// Moves to the next target of a fallback chain (`Batch::fallback`).
+    moved_on: AtomicU64,
     on_progress: Option<ProgressFn>,
 }
 
 impl Shared {
+    /// The shared state of a run of `config` over inputs whose iterator gives `size_hint`.
+    pub(super) fn new(config: &BatchBuilder, (lo, hi): (usize, Option<usize>)) -> Arc<Shared> {
+        Arc::new(Shared {
+            policy: config.policy,
+            site: config.site,
+            pacer: match (config.gate, config.limiter) {
+                (false, _) => None,
+                (true, Some(l)) => Some(Pacer::Endpoint(l)),
+                (true, None) => Some(Pacer::Own(Box::new(Limiter::new("batch")))),
+            },
+            total: (Some(lo) == hi).then_some(lo),
+            active: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            succeeded: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            retries: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            moved_on: AtomicU64::new(0),
+            on_progress: config.on_progress.clone(),
+        })
+    }
+
+    /// An item's call under the run's policy, counted at its site.
+    pub(super) fn call<T, E>(&self) -> Call<'_, T, E> {
+        let call = self.policy.call::<T, E>();
+        match self.site {
+            Some(site) => call.site(site),
+            None => call,
+        }
+    }
+
+    /// The limiter every attempt waits for first, if the run has one.
+    pub(super) fn pacer(&self) -> Option<&Limiter> {
+        self.pacer.as_ref().map(Pacer::get)
+    }
+
+    /// An attempt starts: it is in flight until the returned count is dropped.
+    pub(super) fn flying<T, E: Classify>(&self, call: &mut Call<'_, T, E>) -> Count<'_> {
+        call.start_attempt();
+        let flight = Count::up(&self.in_flight);
+        self.report();
+        flight
+    }
+
+    /// An attempt ended with `result`: the limiter hears of it.
+    pub(super) fn landed<T, E: Classify>(&self, flight: Count<'_>, result: &Result<T, E>) {
+        drop(flight);
+        if let Some(limiter) = self.pacer() {
+            tell(limiter, &self.policy, result);
+        }
+    }
+
+    /// An attempt failed as `kind`, and the item goes on: a retry on the same target after
+    /// `delay`, or (`None`) a move to the chain's next target.
+    pub(super) fn going_on(&self, kind: ErrorKind, delay: Option<Duration>, rate_limited: &mut u32) {
+        match delay {
+            Some(_) => &self.retries,
+            None => &self.moved_on,
+        }
+        .fetch_add(1, Relaxed);
+        if is_rate_limit(kind) {
+            self.limited(rate_limited);
+        }
+        self.report();
+    }
+
+    /// The item ended with `outcome`; `started` when it got its slot.
+    pub(super) fn ended<T, E: Classify>(
+        &self,
+        index: usize,
+        outcome: Result<T, E>,
+        attempts: u32,
+        mut rate_limited: u32,
+        started: Instant,
+        target: Option<&'static Target>,
+    ) -> ItemResult<T, E> {
+        if let Err(e) = &outcome
+            && is_rate_limit(e.classify().kind)
+        {
+            self.limited(&mut rate_limited);
+        }
+        if outcome.is_ok() { &self.succeeded } else { &self.failed }.fetch_add(1, Relaxed);
+        self.report();
+        ItemResult { index, outcome, attempts, rate_limited, elapsed: started.elapsed(), target }
+    }
+
+    fn limited(&self, n: &mut u32) {
+        *n = n.saturating_add(1);
+        self.rate_limited.fetch_add(1, Relaxed);
+    }
+
     fn progress(&self) -> Progress {
         let active = self.active.load(Relaxed);
         let in_flight = self.in_flight.load(Relaxed);
@@ -203,6 +280,7 @@ impl Shared {
             in_flight,
             waiting: active.saturating_sub(in_flight),
             retries: self.retries.load(Relaxed),
+            moved_on: self.moved_on.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
             gate_wait: self.pacer.as_ref().map_or(Duration::ZERO, |p| p.get().stats().paused_for),
         }
@@ -220,9 +298,14 @@ fn is_rate_limit(kind: ErrorKind) -> bool {
 }
 
 /// Decrements a counter when dropped: an attempt or an item ends, however it ends.
-struct Count<'a>(&'a AtomicUsize);
+pub(super) struct Count<'a>(&'a AtomicUsize);
 
 impl<'a> Count<'a> {
+    /// An item of `shared` is active until this is dropped.
+    pub(super) fn active(shared: &'a Shared) -> Self {
+        Count::up(&shared.active)
+    }
+
     fn up(c: &'a AtomicUsize) -> Self {
         c.fetch_add(1, Relaxed);
         Count(c)
@@ -246,55 +329,29 @@ where
 {
     let s: &Shared = &shared;
     let started = Instant::now();
-    let active = Count::up(&s.active);
-    let call = s.policy.call::<T, E>();
-    let mut call = match s.site {
-        Some(site) => call.site(site),
-        None => call,
-    };
+    let active = Count::active(s);
+    let mut call = s.call::<T, E>();
     let mut attempts = 0u32;
     let mut rate_limited = 0u32;
-    let limited = |n: &mut u32| {
-        *n = n.saturating_add(1);
-        s.rate_limited.fetch_add(1, Relaxed);
-    };
-    let pacer = s.pacer.as_ref().map(Pacer::get);
     let outcome = loop {
-        if let Some(limiter) = pacer {
+        attempts = attempts.saturating_add(1);
+        if let Some(limiter) = s.pacer() {
             limiter.acquire().await;
         }
-        attempts = attempts.saturating_add(1);
-        call.start_attempt();
-        let flight = Count::up(&s.in_flight);
-        s.report();
+        let flight = s.flying(&mut call);
         let result = op(input.clone()).await;
-        drop(flight);
-        if let Some(limiter) = pacer {
-            tell(limiter, &s.policy, &result);
-        }
+        s.landed(flight, &result);
         match call.settle(result, None) {
-            ControlFlow::Break(Err(e)) => {
-                if is_rate_limit(e.classify().kind) {
-                    limited(&mut rate_limited);
-                }
-                break Err(e);
-            }
-            ControlFlow::Break(ok) => break ok,
+            ControlFlow::Break(out) => break out,
             ControlFlow::Continue(plan) => {
-                s.retries.fetch_add(1, Relaxed);
-                if is_rate_limit(plan.kind) {
-                    limited(&mut rate_limited);
-                }
-                s.report();
+                s.going_on(plan.kind, Some(plan.delay), &mut rate_limited);
                 tokio::time::sleep(plan.delay).await;
             }
         }
     };
     drop(call);
     drop(active);
-    if outcome.is_ok() { &s.succeeded } else { &s.failed }.fetch_add(1, Relaxed);
-    s.report();
-    ItemResult { index, outcome, attempts, rate_limited, elapsed: started.elapsed() }
+    s.ended(index, outcome, attempts, rate_limited, started, None)
 }
 
 /// Tells the limiter how an attempt went: a throttle with its Retry-After (for no longer
