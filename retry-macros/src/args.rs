@@ -48,6 +48,8 @@ pub enum Value {
     List(Group, Vec<Value>),
     /// `key(...)`: nested entries.
     Call(Group, Vec<Entry>),
+    /// An expression, for the keys that take one (`tokens = estimate(prompt)`).
+    Expr(Box<syn::Expr>),
     /// Anything else, already reported.
     Invalid(TokenStream),
 }
@@ -62,6 +64,7 @@ impl Value {
             }
             Value::Path(p) => p.segments.last().map_or_else(Span::call_site, |s| s.ident.span()),
             Value::List(g, _) | Value::Call(g, _) => g.span(),
+            Value::Expr(e) => syn::spanned::Spanned::span(e),
         }
     }
 }
@@ -73,6 +76,7 @@ impl ToTokens for Value {
             Value::Neg(t, _) | Value::Invalid(t) => t.to_tokens(tokens),
             Value::Path(p) => p.to_tokens(tokens),
             Value::List(g, _) | Value::Call(g, _) => g.to_tokens(tokens),
+            Value::Expr(e) => e.to_tokens(tokens),
         }
     }
 }
@@ -112,7 +116,11 @@ fn entry(cx: &mut Ctxt, segment: Vec<TokenTree>) -> Option<Entry> {
                 cx.error_spanned(&tokens, format!("`{}` needs a value after `=`", key.unraw()));
                 return None;
             }
-            let value = value(cx, rest);
+            let value = if key.unraw() == llm_retry_rules::keys::TOKENS {
+                expression(cx, rest)
+            } else {
+                value(cx, rest)
+            };
             Some(Entry { key: Some(key.clone()), value, tokens })
         }
         [TokenTree::Ident(key), TokenTree::Group(g)] if g.delimiter() == Delimiter::Parenthesis => {
@@ -122,6 +130,22 @@ fn entry(cx: &mut Ctxt, segment: Vec<TokenTree>) -> Option<Entry> {
         _ => {
             let value = value(cx, &segment);
             Some(Entry { key: None, value, tokens })
+        }
+    }
+}
+
+/// The value of a key that takes an expression: a literal stays a literal (so that it can be
+/// checked), anything else is parsed as an expression.
+fn expression(cx: &mut Ctxt, tokens: &[TokenTree]) -> Value {
+    if let [TokenTree::Literal(_)] | [TokenTree::Punct(_), TokenTree::Literal(_)] = tokens {
+        return value(cx, tokens);
+    }
+    let stream: TokenStream = tokens.iter().cloned().collect();
+    match syn::parse2::<syn::Expr>(stream.clone()) {
+        Ok(e) => Value::Expr(Box::new(e)),
+        Err(e) => {
+            cx.error_spanned(&stream, format!("expected an expression, like `estimate(prompt)`: {e}"));
+            Value::Invalid(stream)
         }
     }
 }

@@ -152,6 +152,29 @@ fn fallback_misconfigurations_name_the_fix() {
     assert!(errors(quote!(fallback = [A, B], move_on = [Auth, BadRequest]), with_target()).is_empty());
 }
 
+snapshot!(
+    expand_tokens,
+    (limiter = OPENAI, tokens = estimate(prompt) + 500),
+    quote! {
+        async fn chat(prompt: &str) -> Result<String, ApiError> {
+            send(prompt).await
+        }
+    }
+);
+
+/// `tokens = ...` takes a positive whole number or an expression, and needs a limiter.
+#[test]
+fn tokens_misconfigurations_name_the_fix() {
+    assert!(error(quote!(tokens = 100)).contains("add `limiter = OPENAI`"));
+    assert!(error(quote!(limiter = L, tokens = 0)).contains("at least one token"));
+    assert!(error(quote!(limiter = L, tokens = -5)).contains("fewer than zero"));
+    assert!(error(quote!(limiter = L, tokens = "estimate(prompt)")).contains("without quotes"));
+    assert!(error(quote!(limiter = L, tokens = 1.5)).contains("a whole number or an expression"));
+    for ok in [quote!(limiter = L, tokens = 4096), quote!(limiter = L, tokens = COST), quote!(limiter = L, tokens = self.budget(prompt) * 2)] {
+        assert!(errors(ok.clone(), chat()).is_empty(), "{ok}");
+    }
+}
+
 snapshot!(expand_loaded_policy, (policy = config::CHAT_POLICY, deadline = "2m", limiter = OPENAI));
 
 /// `policy = PATH` loads the whole policy, so every key that sets part of it is an error at

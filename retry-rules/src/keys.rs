@@ -103,6 +103,8 @@ keys! {
         "with `stream`: the limit between two chunks";
     LIMITER = "limiter", "limiter = OPENAI",
         "a `static Limiter` shared by every fn that calls the endpoint: after a throttle, every attempt waits for its turn";
+    TOKENS = "tokens", "tokens = estimate(prompt)",
+        "with `limiter`: the call's cost in tokens against the limiter's tokens per minute, a `u64` expression over the fn's arguments, evaluated once per call; each attempt waits for room in the token bucket too";
     BUDGET = "budget", "budget = OPENAI_BUDGET",
         "a `static Budget` shared by every fn that calls the endpoint: a retry is allowed only while retries stay under its share of successes";
     ADAPTIVE = "adaptive", "adaptive = true",

@@ -107,3 +107,32 @@ async fn adaptive_path_shares_the_window_with_other_callers() {
     assert_eq!(delays.len(), 1);
     assert!((delays[0].as_secs_f64() - 0.256).abs() < 1e-6, "{delays:?}");
 }
+
+// ------------------------------------------------------------------------------------------
+// tokens = EXPR: each call's cost against the limiter's tokens per minute.
+// ------------------------------------------------------------------------------------------
+
+static TPM: Limiter = match Limiter::builder("limits::tpm").tokens_per_minute(60_000.0).build() {
+    Ok(c) => Limiter::from_config(c),
+    Err(_) => panic!("a valid limiter"),
+};
+
+/// A rough count: a token per four characters.
+fn estimate(prompt: &str) -> u64 {
+    prompt.len().div_ceil(4) as u64
+}
+
+#[llm_retry(limiter = TPM, tokens = estimate(prompt), name = "limits::tokens")]
+async fn costly(prompt: &str) -> Result<usize, ApiError> {
+    Ok(prompt.len())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_calls_declared_tokens_wait_for_room_in_the_limiters_token_bucket() {
+    let prompt = "x".repeat(180_000); // 45,000 tokens
+    let start = tokio::time::Instant::now();
+    assert_eq!(costly(&prompt).await.unwrap(), 180_000);
+    assert_eq!(start.elapsed(), Duration::ZERO, "a minute's room at first");
+    assert_eq!(costly(&prompt).await.unwrap(), 180_000);
+    assert_eq!(start.elapsed().as_secs(), 30, "15,000 left, then 1,000 tokens a second");
+}

@@ -30,6 +30,12 @@ pub fn cross_checks(cx: &mut Ctxt, config: &RetryConfig, seen: &Spans) {
             "`max_retry_after` does nothing with `retry_after = false`; remove one of them",
         );
     }
+    if config.tokens.is_some() && !seen.has(keys::LIMITER) {
+        cx.error_at(
+            seen.key_or_site(keys::TOKENS),
+            "`tokens` is counted against a limiter's tokens per minute, and there is none; add `limiter = OPENAI` (a `static Limiter` with `tokens_per_minute`), or remove `tokens`",
+        );
+    }
     if config.when.is_some() && config.policy.on.is_some() {
         cx.error_at(
             seen.key_or_site(keys::WHEN),

@@ -48,6 +48,8 @@ pub struct RetryConfig {
     pub krate: Option<syn::Path>,
     /// `limiter = PATH`: the user's `static Limiter`.
     pub limiter: Option<syn::Path>,
+    /// `tokens = EXPR`: the call's cost in tokens, against the limiter's token bucket.
+    pub tokens: Option<syn::Expr>,
     /// `budget = PATH`: the user's `static Budget`.
     pub budget: Option<syn::Path>,
     /// `adaptive = true | false | PATH`.
@@ -191,6 +193,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
             keys::NAME => config.name = values::name(cx, entry),
             keys::CRATE => config.krate = values::crate_path(cx, entry),
             keys::LIMITER => config.limiter = values::static_path(cx, entry, &key, "`static Limiter`"),
+            keys::TOKENS => config.tokens = values::tokens(cx, entry),
             keys::BUDGET => config.budget = values::static_path(cx, entry, &key, "`static Budget`"),
             keys::ADAPTIVE => config.adaptive = values::adaptive(cx, entry),
             keys::POLICY => config.loaded = values::static_path(cx, entry, &key, "`static PolicySlot`"),

@@ -198,6 +198,11 @@ pub(crate) fn call_options(p: &TokenStream, config: &RetryConfig) -> TokenStream
             out.extend(quote_spanned!(path.span()=> .#method(&#path)));
         }
     }
+    // Evaluated once, as the call starts; spanned at the user's expression, so a cost of the
+    // wrong type is an error there.
+    if let Some(tokens) = &config.tokens {
+        out.extend(quote_spanned!(tokens.span()=> .tokens(#tokens)));
+    }
     out
 }
 
