@@ -6,7 +6,7 @@
 //! prelude; `generate` writes the retry loop and the pieces the stream form shares.
 
 mod async_trait;
-mod fallback;
+pub(crate) mod fallback;
 mod generate;
 mod shape;
 

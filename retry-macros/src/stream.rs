@@ -35,6 +35,8 @@ pub struct StreamFn {
     error: Type,
     /// The `Resume` parameter's pattern and type.
     resume: Option<(Pat, Type)>,
+    /// With `fallback`: the `&Target` parameter's pattern and type.
+    target: Option<(Pat, Type)>,
     /// How each remaining parameter reaches an attempt.
     args: Vec<Arg>,
     lifetime: Lifetime,
@@ -79,6 +81,7 @@ pub fn check(cx: &mut Ctxt, config: &RetryConfig, item: TokenStream) -> Option<S
     let (chunk, error) = stream_output(cx, &output, &func.sig.ident)?;
     let lifetime = fresh_lifetime(&func);
     let mut resume: Option<(Pat, Type)> = None;
+    let mut target: Option<(Pat, Type)> = None;
     let mut args = Vec::new();
     let mut inputs = syn::punctuated::Punctuated::new();
     let mut ok = true;
@@ -107,6 +110,15 @@ pub fn check(cx: &mut Ctxt, config: &RetryConfig, item: TokenStream) -> Option<S
                 }
             },
             FnArg::Typed(mut t) => {
+                if config.fallback.is_some() && expand::fallback::is_target_ref(&t.ty) {
+                    if target.is_some() {
+                        ok = false;
+                        cx.error_spanned(&t, "a second target parameter: the attempt's target is given once; remove this one");
+                    } else {
+                        target = Some((*t.pat, *t.ty));
+                    }
+                    continue;
+                }
                 if is_resume(&t.ty) {
                     if resume.is_some() {
                         ok = false;
@@ -157,10 +169,14 @@ pub fn check(cx: &mut Ctxt, config: &RetryConfig, item: TokenStream) -> Option<S
             "`stream = \"continue\"` hands the text received so far to the opener, so it needs it as a parameter: add `resume: llm_retry::stream::Resume` and send `resume.text()` as the assistant prefill (or use `stream = \"restart\"`)",
         );
     }
+    if config.fallback.is_some() && target.is_none() && ok {
+        ok = false;
+        cx.error_at(func.sig.ident.span(), expand::fallback::MISSING_TARGET);
+    }
     if !ok {
         return None;
     }
-    Some(StreamFn { func, output, chunk, error, resume, args, lifetime })
+    Some(StreamFn { func, output, chunk, error, resume, target, args, lifetime })
 }
 
 /// `C` and `E` of the declared `Result<impl Stream<Item = Result<C, E>>, E>` (or `Result<S, E>`).
@@ -302,7 +318,7 @@ fn fresh_lifetime(func: &ItemFn) -> Lifetime {
 
 /// The rewritten fn.
 pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
-    let StreamFn { mut func, output, chunk, error, resume, args, lifetime } = s;
+    let StreamFn { mut func, output, chunk, error, resume, target, args, lifetime } = s;
     let krate = config.krate.as_ref().map_or_else(|| quote!(::llm_retry), ToTokens::to_token_stream);
     let p = quote!(#krate::__private);
     let site = Ident::new("__LLM_RETRY_SITE", Span::mixed_site());
@@ -372,6 +388,21 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
         Some((pat, ty)) => (pat.into_token_stream(), ty.into_token_stream()),
         None => (quote!(_), quote!(#p::Resume)),
     };
+    // With `fallback`: the chain, and each attempt's target as the opener's first argument,
+    // bound to the fn's own parameter (a `&'static Target`, so the opener's future may keep it).
+    let chain = Ident::new("__LLM_RETRY_CHAIN", Span::mixed_site());
+    let (chain_static, through_chain, target_param, bind_target) = match &target {
+        Some((pat, ty)) => {
+            let given = Ident::new("__llm_retry_target", Span::mixed_site());
+            (
+                expand::fallback::chain_static(&p, config, &chain),
+                quote!(.fallback(#chain)),
+                quote!(#given: &'static #p::Target,),
+                quote_spanned!(ty.span()=> let #pat: #ty = #given;),
+            )
+        }
+        None => (TokenStream::new(), TokenStream::new(), TokenStream::new(), TokenStream::new()),
+    };
     let copies = args.iter().map(|Arg { pat, name, clone }| match clone {
         Some(ty) => {
             let at = ty.span();
@@ -387,9 +418,11 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
         {
             static #site: #p::Site = #p::Site::new(#name, #p::policy(#policy));
             const #options: #p::StreamOptions = #stream_options;
+            #chain_static
             #own_adaptive
-            #start #call_options
-                .stream(move |#resume_pat: #resume_ty| {
+            #start #call_options #through_chain
+                .stream(move |#target_param #resume_pat: #resume_ty| {
+                    #bind_target
                     #(#copies)*
                     async move {
                         #return_edge

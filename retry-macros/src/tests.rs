@@ -153,6 +153,16 @@ fn fallback_misconfigurations_name_the_fix() {
 }
 
 snapshot!(
+    expand_stream_fallback_chain,
+    (stream = "continue", fallback = [GPT4O, CLAUDE]),
+    quote! {
+        async fn chat(prompt: &str, target: &Target, resume: Resume) -> Result<impl Stream<Item = Result<String, ApiError>>, ApiError> {
+            open(target.name(), prompt, resume.text()).await
+        }
+    }
+);
+
+snapshot!(
     expand_tokens,
     (limiter = OPENAI, tokens = estimate(prompt) + 500),
     quote! {

@@ -129,3 +129,42 @@ async fn an_open_breaker_skips_its_target() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert!(FLAKY_BREAKER.stats().refused >= 1);
 }
+
+// ------------------------------------------------------------------------------------------
+// A stream along a chain: a failure before the first chunk moves on; the mode applies there.
+// ------------------------------------------------------------------------------------------
+
+static STREAM_DOWN: Target = Target::new("stream-down");
+static STREAM_UP: Target = Target::new("stream-up");
+static STREAM_CALLS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+#[llm_retry(stream = "continue", fallback = [STREAM_DOWN, STREAM_UP], max = 2, backoff = "none")]
+async fn streamed(
+    target: &Target,
+    prompt: &str,
+    resume: llm_retry::stream::Resume,
+) -> Result<impl futures::Stream<Item = Result<String, ApiError>>, ApiError> {
+    log(&STREAM_CALLS, target);
+    if target.name() == "stream-down" {
+        return Err(ApiError::from_status(503));
+    }
+    let from = resume.text().to_owned();
+    Ok(futures::stream::iter([Ok(format!("{from}{prompt} ")), Ok(target.name().to_owned())]))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_moves_along_the_chain_before_its_first_chunk() {
+    use futures::StreamExt;
+    use llm_retry::stream::StreamEvent;
+    let events: Vec<_> = streamed("hi").map(|e| e.unwrap()).collect().await;
+    let text: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Chunk(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "hi stream-up");
+    assert_eq!(taken(&STREAM_CALLS), ["stream-down", "stream-down", "stream-up"]);
+    assert!(!events.contains(&StreamEvent::Reset));
+}

@@ -2,7 +2,7 @@
 //! and the kinds that move on at once. Each target is the path of the user's `static Target`
 //! (a path to anything else is a type error at the path); the kinds are the rulebook's.
 
-use super::{RetryConfig, Spans, Target};
+use super::{RetryConfig, Target};
 use crate::args::{Entry, Value};
 use crate::ctxt::Ctxt;
 use llm_retry_rules::{ErrorKind, Policy, keys, suggest};
@@ -117,9 +117,8 @@ pub fn move_on(cx: &mut Ctxt, entry: &Entry) -> Option<Vec<ErrorKind>> {
 }
 
 /// Relations: `move_on` needs `fallback`; a kind that always moves on, or that the policy
-/// retries, does not belong in `move_on`; the chain is not for streams (yet) or for a loaded
-/// policy's unknown retry set.
-pub fn checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Spans, move_on: Option<(&Entry, Vec<ErrorKind>)>) {
+/// retries, does not belong in `move_on`.
+pub fn checks(cx: &mut Ctxt, config: &mut RetryConfig, move_on: Option<(&Entry, Vec<ErrorKind>)>) {
     let Some(chain) = config.fallback.as_mut() else {
         if let Some((entry, _)) = move_on {
             cx.error_at(
@@ -129,14 +128,6 @@ pub fn checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Spans, move_on: Op
         }
         return;
     };
-    if seen.has(keys::STREAM) {
-        cx.error_at(
-            seen.key_or_site(keys::FALLBACK),
-            "a stream does not move along a `fallback` chain yet: remove `fallback` here and choose the target in the fn, or call the chain without `stream`",
-        );
-        config.fallback = None;
-        return;
-    }
     let Some((entry, kinds)) = move_on else { return };
     let retried = |k: ErrorKind| match &config.policy.on {
         Some(on) => on.contains(&Target::Kind(k)),

@@ -226,7 +226,7 @@ pub fn validate(cx: &mut Ctxt, entries: &[Entry]) -> RetryConfig {
     checks::cross_checks(cx, &config, &spans);
     checks::stream_checks(cx, &mut config, &spans);
     checks::loaded_policy_checks(cx, &config, &spans, &rules);
-    fallback::checks(cx, &mut config, &spans, move_on);
+    fallback::checks(cx, &mut config, move_on);
     config.rules = rules::validate_rules(cx, &config, &rules);
     rulebook::check(cx, &mut config);
     config

@@ -16,6 +16,14 @@ pub(crate) struct TargetParam {
     pub ty: Type,
 }
 
+/// What a fn with `fallback` and no target parameter is told.
+pub(crate) const MISSING_TARGET: &str = "a fn with `fallback` learns each attempt's target from a parameter that callers do not pass: add `target: &Target` (from `llm_retry::failover`), and call the model it names, `target.name()`";
+
+/// Whether `ty` is `&Target` (any path that ends in `Target`, behind a shared reference).
+pub(crate) fn is_target_ref(ty: &Type) -> bool {
+    matches!(ty, Type::Reference(r) if r.mutability.is_none() && is_target(&r.elem))
+}
+
 /// Whether `ty` names the failover `Target` (any path that ends in `Target`).
 fn is_target(ty: &Type) -> bool {
     match ty {
@@ -39,7 +47,7 @@ pub(crate) fn take_target(cx: &mut Ctxt, func: &mut ItemFn, shape: &Shape) -> Op
     let mut ok = true;
     for (i, input) in func.sig.inputs.iter().enumerate() {
         let FnArg::Typed(t) = input else { continue };
-        let by_ref = matches!(&*t.ty, Type::Reference(r) if is_target(&r.elem));
+        let by_ref = is_target_ref(&t.ty);
         let named_target = matches!(&*t.pat, Pat::Ident(p) if p.ident == "target");
         if by_ref {
             if found.is_some() {
@@ -71,10 +79,7 @@ pub(crate) fn take_target(cx: &mut Ctxt, func: &mut ItemFn, shape: &Shape) -> Op
         Some(_) => None,
         None => {
             if ok {
-                cx.error_at(
-                    func.sig.ident.span(),
-                    "a fn with `fallback` learns each attempt's target from a parameter that callers do not pass: add `target: &Target` (from `llm_retry::failover`), and call the model it names, `target.name()`",
-                );
+                cx.error_at(func.sig.ident.span(), MISSING_TARGET);
             }
             None
         }

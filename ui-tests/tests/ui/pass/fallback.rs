@@ -1,6 +1,7 @@
 //! `fallback = [...]`: a chain of `static Target`s (one behind a breaker, one through a module
 //! path), the target parameter anywhere in the signature and named as the user likes, `move_on`,
-//! and the call's own options beside it; callers do not pass the target.
+//! and the call's own options beside it, a stream along the chain; callers do not pass the
+//! target.
 #![deny(warnings, unused_qualifications)]
 
 use llm_retry::failover::{Breaker, Target};
@@ -18,6 +19,16 @@ async fn chat(prompt: &str, target: &Target) -> Result<String, ApiError> {
     Ok(format!("{prompt} via {}", target.name()))
 }
 
+/// A stream along the chain, its target and `Resume` both supplied.
+#[llm_retry(stream = "continue", fallback = [GPT4O, models::CLAUDE])]
+async fn stream_chat(
+    target: &Target,
+    prompt: &str,
+    resume: llm_retry::stream::Resume,
+) -> Result<futures::stream::Iter<std::vec::IntoIter<Result<String, ApiError>>>, ApiError> {
+    Ok(futures::stream::iter(vec![Ok(format!("{}{prompt} via {}", resume.text(), target.name()))]))
+}
+
 struct Client;
 
 impl Client {
@@ -30,4 +41,5 @@ impl Client {
 fn main() {
     drop(chat("hi"));
     drop(Client.ask("hi".to_owned()));
+    drop(stream_chat("hi"));
 }
