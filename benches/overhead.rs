@@ -49,6 +49,13 @@ fn bench(c: &mut Criterion) {
     case!(boxed, Box::pin, "hand_written_helper", "ready", |i| hand_written(move || ready(i)));
     // The same engine through the builder API, with no site: no stats counter.
     case!(boxed, Box::pin, "builder_no_stats", "ready", |i| llm_retry::Policy::DEFAULT.retry(move || ready(i)));
+    // The same with the endpoint's pacer: never throttled, no rate configured (past its slow
+    // start after the warm-up, so one relaxed load before the attempt and one after).
+    static PACER: llm_retry::Limiter = llm_retry::Limiter::new("bench");
+    case!(boxed, Box::pin, "builder_pacer", "ready", |i| llm_retry::Policy::DEFAULT
+        .call()
+        .limiter(&PACER)
+        .retry(move || ready(i)));
     case!(boxed, Box::pin, "backon", "ready", |i| (move || ready(i)).retry(ExponentialBuilder::default()));
     case!(boxed, Box::pin, "direct", "yield_once", yielding);
     case!(boxed, Box::pin, "llm_retry", "yield_once", annotated_yielding);

@@ -14,6 +14,8 @@ const OPEN_WINDOW: f64 = 1024.0;
 
 impl Limiter {
     /// A response that was not a throttle, while the limiter is in slow start or paces.
+    #[cold]
+    #[inline(never)]
     pub(super) fn on_response(&self) {
         let mut s = lock(&self.state);
         let t = s.secs(Instant::now());

@@ -223,6 +223,7 @@ impl Limiter {
     /// assert!(L.rate().is_some());
     /// # }
     /// ```
+    #[inline]
     pub fn record(&'static self, throttled: bool) {
         if throttled {
             self.throttled(None);
