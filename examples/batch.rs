@@ -8,17 +8,19 @@
 //! It starts the chaos LLM server in-process on 127.0.0.1 with a token-bucket rate limit
 //! (1,200 requests a minute, 4 at once) and random faults on top: 503s, 529s, connection
 //! resets, and the odd bad API key or oversized prompt. The batch retries each prompt on its
-//! own schedule; when one of them meets a 429, the shared gate holds the others instead of
-//! letting each of them discover the limit with a 429 of its own. To see the difference, run
-//! it again without the gate (each item then handles its own 429s):
+//! own schedule and paces every attempt through a `Limiter` (its own here; give it the
+//! endpoint's with `.limiter(&L)`): when one of them meets a 429, the limiter holds the others
+//! for its Retry-After and lets them go at a rate, instead of letting each of them discover the
+//! limit with a 429 of its own. To see the difference, run it again without the limiter (each
+//! item then handles its own 429s):
 //!
 //! ```sh
 //! NO_GATE=1 cargo run --example batch
 //! ```
 //!
-//! A typical run: with the gate, 197/200 succeed (the 3 failures are a 401 and two oversized
-//! prompts, never retried) in about 16 s with about 150 429s; without it, about 1,200 429s and
-//! over 100 prompts give up after 8 attempts.
+//! A typical run: with the limiter, 197/200 succeed (the 3 failures are a 401 and two oversized
+//! prompts, never retried) in about 15 s with about 15 429s; without it, about 1,100 429s and
+//! about 100 prompts give up after 8 attempts.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use llm_retry::{ApiError, ErrorKind, Policy, RetryExt, batch::Progress};
@@ -53,7 +55,7 @@ fn chaos() -> Chaos {
 
 fn draw(bar: &ProgressBar, p: &Progress) {
     bar.set_position(p.finished() as u64);
-    let gate = if p.gate_wait.is_zero() { String::new() } else { format!(", gate holds {:.0?}", p.gate_wait) };
+    let gate = if p.gate_wait.is_zero() { String::new() } else { format!(", paused {:.0?}", p.gate_wait) };
     bar.set_message(format!(
         "{} ok, {} failed, {} in flight, {} retries, {} 429s{gate}",
         p.succeeded, p.failed, p.in_flight, p.retries, p.rate_limited
@@ -78,7 +80,7 @@ async fn main() {
     let policy =
         Policy::builder().max_attempts(8).max_retry_after(Duration::from_secs(10)).build().expect("a valid policy");
     let gate = std::env::var_os("NO_GATE").is_none();
-    println!("shared rate-limit gate: {}\n", if gate { "on" } else { "off (NO_GATE)" });
+    println!("the batch's limiter: {}\n", if gate { "on" } else { "off (NO_GATE)" });
     let batch = policy
         .batch()
         .concurrency(16)
