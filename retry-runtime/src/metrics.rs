@@ -18,7 +18,9 @@
 //! | `llm_retry_cancelled_total`, `llm_retry_panicked_total` | counter | `site` |
 //! | `llm_retry_slept_milliseconds_total` | counter | `site` |
 //! | `llm_retry_delay_seconds` | histogram | `site`, `kind` |
-//! | `llm_retry_limiter_rate` | gauge (requests/s; 0 while off) | `endpoint` |
+//! | `llm_retry_limiter_rate` | gauge (requests/s; 0 while none is known) | `endpoint` |
+//! | `llm_retry_limiter_paused_seconds` | gauge (how much longer a Retry-After holds every caller) | `endpoint` |
+//! | `llm_retry_limiter_queued` | gauge (attempts waiting for the limiter) | `endpoint` |
 //! | `llm_retry_limiter_throttles_total`, `llm_retry_limiter_waits_total` | counter | `endpoint` |
 //! | `llm_retry_breaker_state` | gauge (0 closed, 1 half-open, 2 open) | `breaker` |
 //! | `llm_retry_breaker_transitions_total` | counter | `breaker`, `to` |
@@ -65,7 +67,13 @@ fn describe() {
         describe_counter!("llm_retry_panicked_total", "Calls whose body panicked");
         describe_counter!("llm_retry_slept_milliseconds_total", Unit::Milliseconds, "Time slept between attempts");
         describe_histogram!("llm_retry_delay_seconds", Unit::Seconds, "Each delay before a retry");
-        describe_gauge!("llm_retry_limiter_rate", "Client-side send rate in force (requests/s; 0 while off)");
+        describe_gauge!("llm_retry_limiter_rate", "Client-side send rate in force (requests/s; 0 while none is known)");
+        describe_gauge!(
+            "llm_retry_limiter_paused_seconds",
+            Unit::Seconds,
+            "How much longer a throttle's Retry-After holds every caller of the endpoint"
+        );
+        describe_gauge!("llm_retry_limiter_queued", "Attempts waiting for the limiter now");
         describe_counter!("llm_retry_limiter_throttles_total", "Throttles reported to the limiter");
         describe_counter!("llm_retry_limiter_waits_total", "Attempts that waited for a limiter token");
         describe_gauge!("llm_retry_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open");
@@ -110,6 +118,9 @@ pub fn export() {
         let st = limiter.stats();
         let endpoint = limiter.name();
         gauge!("llm_retry_limiter_rate", "endpoint" => endpoint).set(st.rate.unwrap_or(0.0));
+        gauge!("llm_retry_limiter_paused_seconds", "endpoint" => endpoint).set(st.paused_for.as_secs_f64());
+        #[allow(clippy::cast_precision_loss)] // a queue's length, exact in an f64 up to 2^53
+        gauge!("llm_retry_limiter_queued", "endpoint" => endpoint).set(st.queued as f64);
         counter!("llm_retry_limiter_throttles_total", "endpoint" => endpoint).absolute(st.throttles);
         counter!("llm_retry_limiter_waits_total", "endpoint" => endpoint).absolute(st.waits);
     }

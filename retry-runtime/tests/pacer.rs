@@ -307,3 +307,20 @@ async fn a_call_cut_while_it_waits_for_tokens_gives_them_back() {
     let took = t0.elapsed();
     assert!(took >= Duration::from_secs(10) && took <= Duration::from_millis(10_100), "{took:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_open_limiter_pauses_on_a_throttle_and_starts_slow_again() {
+    let l = leak(Limiter::new("pacer::reopen"));
+    // Past its slow start without a throttle: open, nothing to pace.
+    for _ in 0..1_100 {
+        l.acquire().await;
+        l.record(false);
+    }
+    assert_eq!((l.stats().window, l.rate()), (None, None));
+    l.throttled(Some(Duration::from_secs(1)));
+    let s = starts(l, 12).await;
+    assert!(s[0] >= Duration::from_secs(1), "the pause holds an open limiter's callers too: {s:?}");
+    // Then a window of 10 at a time again, refilled by responses (none here) or the floor rate.
+    assert_eq!(s.iter().filter(|t| **t < Duration::from_millis(1_500)).count(), 10, "{s:?}");
+    assert_eq!(l.stats().throttles, 1);
+}

@@ -84,6 +84,7 @@ impl Limiter {
         s.refill(t);
         let mode = self.mode.load(Relaxed);
         let mut woke = false;
+        let mut restarted = false;
         let cuts = t - s.last_cut >= HOLD;
         // Within the hold it is the same overshoot: the pause below is all it adds.
         if cuts {
@@ -94,6 +95,7 @@ impl Limiter {
                     s.capacity = s.window;
                     s.served = s.live() + s.window;
                     s.last_cut = t;
+                    restarted = true;
                     self.mode.store(COLD, Relaxed);
                 }
                 mode if mode == COLD || s.source == RateSource::None => {
@@ -127,6 +129,10 @@ impl Limiter {
         match retry_after {
             Some(h) => s.pause(t + h.min(self.config.max_pause).as_secs_f64()),
             None => s.drain(),
+        }
+        if restarted {
+            // A new slow start: its window goes once the pause is over.
+            s.served = s.live() + s.window;
         }
         if cuts && s.pause_until > s.last_cut {
             // The climb starts when attempts do, and the throttles of attempts sent before
