@@ -324,3 +324,41 @@ async fn an_open_limiter_pauses_on_a_throttle_and_starts_slow_again() {
     assert_eq!(s.iter().filter(|t| **t < Duration::from_millis(1_500)).count(), 10, "{s:?}");
     assert_eq!(l.stats().throttles, 1);
 }
+
+/// A stream's attempts go through the call's limiter like any other: its opener runs only
+/// once the pause a builder call's 429 set is over, the first-chunk timeout does not run
+/// while it queues, and its own 429 pauses the other callers.
+#[tokio::test(start_paused = true)]
+async fn stream_attempts_are_paced_by_the_calls_limiter() {
+    use futures_util::StreamExt;
+    use llm_retry_runtime::stream::StreamEvent;
+    let l = leak(Limiter::new("pacer::stream"));
+    l.throttled(Some(Duration::from_secs(2)));
+    let t0 = Instant::now();
+    let opened = Arc::new(Mutex::new(Vec::new()));
+    let seen = opened.clone();
+    let mut n = 0;
+    let stream = Policy::DEFAULT.call::<(), ApiError>().limiter(l).stream(move |_resume| {
+        n += 1;
+        let first = n == 1;
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(t0.elapsed());
+            if first {
+                return Err(ApiError::from_status(429).with_retry_after(RetryAfter::Delay(Duration::from_secs(1))));
+            }
+            Ok(futures_util::stream::iter([Ok::<_, ApiError>("hi".to_string())]))
+        }
+    });
+    let stream = stream.first_chunk_timeout(Duration::from_millis(500));
+    let events: Vec<_> = stream.collect().await;
+    assert!(events.iter().all(Result::is_ok), "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, Ok(StreamEvent::Chunk(c)) if c == "hi")), "{events:?}");
+    let opened = opened.lock().unwrap().clone();
+    // Opened when the 2 s pause ended (not cut by the 500 ms first-chunk timeout while it
+    // queued), then after its own 429's second, which paused the limiter too.
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert_eq!(opened[0], Duration::from_secs(2));
+    assert!(opened[1] >= Duration::from_secs(3), "{opened:?}");
+    assert_eq!(l.stats().throttles, 2);
+}

@@ -71,6 +71,12 @@ where
         }
     }
 
+    /// The limiter's wait before an attempt whose body the caller runs itself (a stream's
+    /// opener): `None` to go now.
+    pub(crate) fn pacer_wait(&self) -> Option<core::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>> {
+        self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens)))
+    }
+
     /// Marks the start of an attempt (for loops that run attempts themselves; see
     /// [`settle`](Self::settle)). Reads the clock on the first attempt only if a deadline,
     /// timeout or notify hook needs it.

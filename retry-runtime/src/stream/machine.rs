@@ -105,10 +105,21 @@ where
                     }
                     Step::Open
                 }
-                StateProj::Opening { fut } => match fut.poll(cx) {
-                    Poll::Ready(Ok(stream)) => Step::Opened(stream),
-                    Poll::Ready(Err(e)) => Step::Failed(e, None),
-                    Poll::Pending => Step::Pending,
+                StateProj::Opening { wait, fut } => match wait.as_mut().map(|w| w.as_mut().poll(cx)) {
+                    // Queued for the limiter: only the deadline runs meanwhile.
+                    Some(Poll::Pending) => Step::Pending,
+                    Some(Poll::Ready(())) => {
+                        *wait = None;
+                        this.core.awaiting_first = true;
+                        let limit = this.core.options.first_chunk;
+                        this.core.arm(this.timer.as_mut(), limit);
+                        continue;
+                    }
+                    None => match fut.poll(cx) {
+                        Poll::Ready(Ok(stream)) => Step::Opened(stream),
+                        Poll::Ready(Err(e)) => Step::Failed(e, None),
+                        Poll::Pending => Step::Pending,
+                    },
                 },
                 StateProj::Reading { stream } => match stream.poll_next(cx) {
                     Poll::Ready(Some(Ok(chunk))) => Step::Chunk(chunk),
@@ -143,10 +154,15 @@ where
                         }
                     }
                     let resume = core.resume();
+                    // The call's limiter paces stream attempts as it paces any other: the
+                    // opener's future is made now and first polled once the limiter lets the
+                    // attempt go; meanwhile only the deadline runs, not the first-chunk timeout.
+                    let wait = core.call.pacer_wait();
                     let fut = core.opener.open(picked, resume);
-                    this.state.set(State::Opening { fut });
-                    core.awaiting_first = true;
-                    let limit = core.options.first_chunk;
+                    let queued = wait.is_some();
+                    this.state.set(State::Opening { wait, fut });
+                    core.awaiting_first = !queued;
+                    let limit = if queued { None } else { core.options.first_chunk };
                     core.arm(this.timer.as_mut(), limit);
                     continue;
                 }

@@ -53,7 +53,7 @@ use crate::classify::Classify;
 use crate::engine::WithFallback;
 use crate::engine::{Call, Mode};
 use crate::failover::Target;
-use crate::hooks::{ControlSet, HookSet, Unpaced};
+use crate::hooks::{ControlSet, HookSet};
 use crate::timeout::Timeout;
 use core::fmt;
 use core::future::Future;
@@ -69,7 +69,8 @@ pin_project! {
     #[project = StateProj]
     enum State<Fut, S> {
         Idle,
-        Opening { #[pin] fut: Fut },
+        // `wait`: the call's limiter, before the opener's future is first polled.
+        Opening { wait: Option<core::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>>, #[pin] fut: Fut },
         Reading { #[pin] stream: S },
         Waiting,
         Done,
@@ -183,6 +184,11 @@ impl<'p, E, H, K, M> Call<'p, (), E, H, K, M> {
     /// The call's `attempt_timeout` does not apply to streams (a long answer is not a slow
     /// one): use [`RetryStream::first_chunk_timeout`] and [`RetryStream::idle_timeout`].
     ///
+    /// The call's [`limiter`](Call::limiter) paces the stream's attempts as it paces any
+    /// other call to the endpoint: each opener's future is first polled once the limiter lets
+    /// the attempt go (only the deadline runs while it waits, not the first-chunk timeout),
+    /// and each attempt's end is reported to it.
+    ///
     /// ```
     /// use llm_retry_runtime::{RetryExt, ApiError, Policy, RetryEvent};
     /// use std::time::Duration;
@@ -196,7 +202,6 @@ impl<'p, E, H, K, M> Call<'p, (), E, H, K, M> {
     /// ```
     pub fn stream<F, Fut, S, C>(self, opener: F) -> RetryStream<'p, E, H, K, M, F, Fut, S, C>
     where
-        K: Unpaced,
         F: FnMut(Resume) -> Fut,
         Fut: Future<Output = Result<S, E>>,
         S: Stream<Item = Result<C, E>>,

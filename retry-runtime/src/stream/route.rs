@@ -13,7 +13,7 @@ use super::{Resume, RetryStream, StreamChunk};
 use crate::classify::Classify;
 use crate::engine::{Call, Mode, Routed, WithFallback};
 use crate::failover::{CircuitOpen, Route, Target};
-use crate::hooks::{ControlSet, HookSet, Unpaced};
+use crate::hooks::{ControlSet, HookSet};
 use crate::timeout::Timeout;
 use core::future::Future;
 use core::ops::ControlFlow;
@@ -206,7 +206,6 @@ impl<'c, 'p, E, H, K, M> WithFallback<'c, Call<'p, (), E, H, K, M>> {
     pub fn stream<F, Fut, S, C>(self, opener: F) -> RetryStream<'p, E, H, K, M, F, Fut, S, C, Route<'c, E>>
     where
         E: From<CircuitOpen>,
-        K: Unpaced,
         F: FnMut(&'static Target, Resume) -> Fut,
         Fut: Future<Output = Result<S, E>>,
         S: Stream<Item = Result<C, E>>,
