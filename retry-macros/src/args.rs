@@ -116,11 +116,8 @@ fn entry(cx: &mut Ctxt, segment: Vec<TokenTree>) -> Option<Entry> {
                 cx.error_spanned(&tokens, format!("`{}` needs a value after `=`", key.unraw()));
                 return None;
             }
-            let value = if key.unraw() == llm_retry_rules::keys::TOKENS {
-                expression(cx, rest)
-            } else {
-                value(cx, rest)
-            };
+            let value =
+                if key.unraw() == llm_retry_rules::keys::TOKENS { expression(cx, rest) } else { value(cx, rest) };
             Some(Entry { key: Some(key.clone()), value, tokens })
         }
         [TokenTree::Ident(key), TokenTree::Group(g)] if g.delimiter() == Delimiter::Parenthesis => {

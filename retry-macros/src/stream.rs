@@ -113,7 +113,10 @@ pub fn check(cx: &mut Ctxt, config: &RetryConfig, item: TokenStream) -> Option<S
                 if config.fallback.is_some() && expand::fallback::is_target_ref(&t.ty) {
                     if target.is_some() {
                         ok = false;
-                        cx.error_spanned(&t, "a second target parameter: the attempt's target is given once; remove this one");
+                        cx.error_spanned(
+                            &t,
+                            "a second target parameter: the attempt's target is given once; remove this one",
+                        );
                     } else {
                         target = Some((*t.pat, *t.ty));
                     }

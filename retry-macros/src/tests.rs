@@ -180,7 +180,11 @@ fn tokens_misconfigurations_name_the_fix() {
     assert!(error(quote!(limiter = L, tokens = -5)).contains("fewer than zero"));
     assert!(error(quote!(limiter = L, tokens = "estimate(prompt)")).contains("without quotes"));
     assert!(error(quote!(limiter = L, tokens = 1.5)).contains("a whole number or an expression"));
-    for ok in [quote!(limiter = L, tokens = 4096), quote!(limiter = L, tokens = COST), quote!(limiter = L, tokens = self.budget(prompt) * 2)] {
+    for ok in [
+        quote!(limiter = L, tokens = 4096),
+        quote!(limiter = L, tokens = COST),
+        quote!(limiter = L, tokens = self.budget(prompt) * 2),
+    ] {
         assert!(errors(ok.clone(), chat()).is_empty(), "{ok}");
     }
 }

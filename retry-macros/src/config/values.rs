@@ -296,27 +296,43 @@ pub fn tokens(cx: &mut Ctxt, entry: &Entry) -> Option<syn::Expr> {
     match &entry.value {
         Value::Expr(e) => Some((**e).clone()),
         Value::Path(p) => Some(syn::Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path: p.clone() })),
-        Value::Lit(Lit::Int(i)) => match i.base10_parse::<u64>() {
-            Ok(0) => {
-                cx.error_spanned(&entry.value, "a call costs at least one token; remove `tokens`, or count them, like `tokens = estimate(prompt)`");
-                None
+        Value::Lit(Lit::Int(i)) => {
+            match i.base10_parse::<u64>() {
+                Ok(0) => {
+                    cx.error_spanned(&entry.value, "a call costs at least one token; remove `tokens`, or count them, like `tokens = estimate(prompt)`");
+                    None
+                }
+                Ok(_) => Some(syn::Expr::Lit(syn::ExprLit { attrs: Vec::new(), lit: Lit::Int(i.clone()) })),
+                Err(_) => {
+                    cx.error_spanned(
+                        &entry.value,
+                        format!("`tokens` is a whole number of tokens that fits a `u64`, like `{example}`"),
+                    );
+                    None
+                }
             }
-            Ok(_) => Some(syn::Expr::Lit(syn::ExprLit { attrs: Vec::new(), lit: Lit::Int(i.clone()) })),
-            Err(_) => {
-                cx.error_spanned(&entry.value, format!("`tokens` is a whole number of tokens that fits a `u64`, like `{example}`"));
-                None
-            }
-        },
+        }
         Value::Neg(..) => {
-            cx.error_spanned(&entry.value, "a call cannot cost fewer than zero tokens; count them, like `tokens = estimate(prompt)`");
+            cx.error_spanned(
+                &entry.value,
+                "a call cannot cost fewer than zero tokens; count them, like `tokens = estimate(prompt)`",
+            );
             None
         }
         Value::Lit(Lit::Str(_)) => {
-            cx.error_spanned(&entry.value, format!("`tokens` takes an expression that counts the call's tokens, without quotes, like `{example}`"));
+            cx.error_spanned(
+                &entry.value,
+                format!("`tokens` takes an expression that counts the call's tokens, without quotes, like `{example}`"),
+            );
             None
         }
         _ => {
-            cx.error_spanned(&entry.value, format!("`tokens` takes a whole number or an expression that counts the call's tokens, like `{example}`"));
+            cx.error_spanned(
+                &entry.value,
+                format!(
+                    "`tokens` takes a whole number or an expression that counts the call's tokens, like `{example}`"
+                ),
+            );
             None
         }
     }
