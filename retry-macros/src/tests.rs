@@ -56,10 +56,18 @@ macro_rules! snapshot {
     };
 }
 
+/// The endpoint's pacer paces a stream's attempts too: `limiter` (and `tokens`) with `stream`.
 #[test]
-fn a_stream_takes_no_limiter() {
-    let errs = errors(quote!(stream = "restart", limiter = OPENAI), chat());
-    assert!(errs.iter().any(|e| e.contains("not paced by a `limiter`")), "{errs:?}");
+fn a_stream_takes_a_limiter() {
+    let stream_fn = quote! {
+        async fn chat(prompt: &str) -> Result<impl Stream<Item = Result<String, ApiError>>, ApiError> {
+            open(prompt).await
+        }
+    };
+    let args = quote!(stream = "restart", limiter = OPENAI, tokens = 512);
+    assert!(errors(args.clone(), stream_fn.clone()).is_empty());
+    let out = expand(args, stream_fn).to_string();
+    assert!(out.contains(". limiter (& OPENAI) . tokens (512) . stream ("), "{out}");
 }
 
 snapshot!(expand_defaults, ());

@@ -102,7 +102,7 @@ keys! {
     IDLE_TIMEOUT = "idle_timeout", "idle_timeout = \"15s\"",
         "with `stream`: the limit between two chunks";
     LIMITER = "limiter", "limiter = OPENAI",
-        "a `static Limiter` shared by every fn that calls the endpoint: after a throttle, every attempt waits for its turn";
+        "the endpoint's pacer, a `static Limiter` shared by every fn, builder call, batch and stream that calls it: any caller's Retry-After pauses them all, and attempts are admitted at the provider's rate (from its headers, a configured rate, or learned from throttles)";
     TOKENS = "tokens", "tokens = estimate(prompt)",
         "with `limiter`: the call's cost in tokens against the limiter's tokens per minute, a `u64` expression over the fn's arguments, evaluated once per call; each attempt waits for room in the token bucket too";
     BUDGET = "budget", "budget = OPENAI_BUDGET",

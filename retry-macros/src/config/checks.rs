@@ -79,13 +79,6 @@ pub fn stream_checks(cx: &mut Ctxt, config: &mut RetryConfig, seen: &Spans) {
                 "`attempt_timeout` does not apply to a stream (a long answer is not a slow one); bound the wait for the first chunk with `first_chunk_timeout = \"30s\"` and the gaps between chunks with `idle_timeout = \"15s\"`",
             );
         }
-        if set(keys::LIMITER) {
-            config.limiter = None;
-            cx.error_at(
-                seen.key_or_site(keys::LIMITER),
-                "a stream's attempts are not paced by a `limiter` yet; remove it here, and keep it on the plain calls to the endpoint (their throttles still slow every caller down)",
-            );
-        }
         if set(keys::VALIDATE) {
             cx.error_at(
                 seen.key_or_site(keys::VALIDATE),
