@@ -362,3 +362,68 @@ async fn stream_attempts_are_paced_by_the_calls_limiter() {
     assert!(opened[1] >= Duration::from_secs(3), "{opened:?}");
     assert_eq!(l.stats().throttles, 2);
 }
+
+/// One step of the model-free property below.
+#[derive(Debug, Clone)]
+enum Op {
+    /// An attempt that waits at most this long (ms) for the limiter, then gives up.
+    Acquire(u64, u64),
+    Response,
+    Throttle(Option<u64>),
+    Observe(u64, u64, u64),
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u64..3_000, 0u64..5_000).prop_map(|(w, t)| Op::Acquire(w, t)),
+        Just(Op::Response),
+        prop::option::of(0u64..5_000).prop_map(Op::Throttle),
+        (0u64..1_000, 0u64..20, 0u64..3_000).prop_map(|(l, r, s)| Op::Observe(l, r, s)),
+        (0u64..2_000).prop_map(Op::Advance),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever the limiter is told in whatever order (responses, throttles with and without
+    /// hints, headers, attempts with and without token costs, given up at any point), it never
+    /// panics, its queue returns to rest once every waiter is gone, and an attempt behind it
+    /// waits no longer than its own limit.
+    #[test]
+    fn any_sequence_of_events_leaves_the_queue_at_rest(ops in prop::collection::vec(op(), 1..60)) {
+        tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+            let l = leak(Limiter::builder("pacer::any").tokens_per_minute(6_000.0).build().map(Limiter::from_config).unwrap());
+            let mut waiters = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Acquire(wait, tokens) => waiters.push(tokio::spawn(async move {
+                        let t0 = Instant::now();
+                        let _ = tokio::time::timeout(Duration::from_millis(wait), l.acquire_tokens(tokens)).await;
+                        t0.elapsed() <= Duration::from_millis(wait + 1)
+                    })),
+                    Op::Response => l.record(false),
+                    Op::Throttle(hint) => l.throttled(hint.map(Duration::from_millis)),
+                    Op::Observe(limit, left, reset) => {
+                        let limit = limit.to_string();
+                        let left = left.to_string();
+                        let reset = format!("{reset}ms");
+                        l.observe(&headers(&[
+                            ("x-ratelimit-limit-requests", &limit),
+                            ("x-ratelimit-remaining-requests", &left),
+                            ("x-ratelimit-reset-requests", &reset),
+                            ("x-ratelimit-remaining-tokens", &left),
+                        ]));
+                    }
+                    Op::Advance(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                }
+                tokio::task::yield_now().await;
+            }
+            for w in waiters {
+                assert!(w.await.unwrap(), "a waiter outlived its own limit");
+            }
+            assert_eq!(l.stats().queued, 0, "{:?}", l.stats());
+        });
+    }
+}

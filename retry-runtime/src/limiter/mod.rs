@@ -302,10 +302,9 @@ impl Limiter {
         let mut s = lock(&self.state);
         let t = s.secs(Instant::now());
         s.refill(t);
-        // Tickets beyond the tokens made so far are waiting (a float of whole tickets).
+        st.queued = s.waiting;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         {
-            st.queued = (s.live() - s.served).max(0.0).ceil() as u64;
             st.window = (mode == COLD).then_some(s.window.max(0.0) as u64);
         }
         if mode == GATING {

@@ -146,9 +146,13 @@ pub(super) struct State {
     /// the tickets behind it up one place and leaves those ahead alone. Once its turn comes
     /// it is folded into `served`, so this holds only drops that are still ahead.
     pub(super) dropped: Vec<f64>,
-    /// The furthest place of a ticket that went: a drain keeps no token beyond it, so the
-    /// tickets due but not gone yet wait for new ones rather than go as a herd.
-    pub(super) went_place: f64,
+    /// Tickets that went, and drops folded into `served`: together the places used so far,
+    /// the most a drain leaves made, so the tickets due but not gone yet wait for new tokens
+    /// rather than go as a herd when a pause ends.
+    pub(super) gone: f64,
+    pub(super) folded: f64,
+    /// Tickets waiting now: the queue's length.
+    pub(super) waiting: u64,
     /// When the bucket last filled; ahead of now while paused, so nothing is made until then.
     pub(super) last_refill: f64,
     /// No ticket goes before this.
@@ -203,7 +207,9 @@ impl State {
             served,
             issued: 0.0,
             dropped: Vec::new(),
-            went_place: 0.0,
+            gone: 0.0,
+            folded: 0.0,
+            waiting: 0,
             last_refill: 0.0,
             pause_until: f64::NEG_INFINITY,
             window,
@@ -248,6 +254,7 @@ impl State {
         while self.dropped.first().is_some_and(|&d| d <= self.served) {
             self.dropped.remove(0);
             self.served += 1.0;
+            self.folded += 1.0;
         }
     }
 
@@ -259,16 +266,13 @@ impl State {
     /// Nothing banked: the provider's bucket is empty, so ours is too. Tickets that were due
     /// but have not gone yet wait for new tokens too.
     pub(super) fn drain(&mut self) {
-        self.served = self.served.min(self.live()).min(self.went_place.max(0.0));
+        self.served = self.served.min(self.live()).min(self.gone + self.folded);
     }
 
-    /// Ticket `ticket` goes now.
-    fn went(&mut self, t: f64, ticket: f64) {
+    /// A ticket goes now.
+    fn went(&mut self, t: f64) {
         self.sends.add(t);
-        let place = self.place(ticket);
-        if place > self.went_place {
-            self.went_place = place;
-        }
+        self.gone += 1.0;
     }
 
     /// Holds every ticket until `until`; the first one goes then.
@@ -428,6 +432,7 @@ impl Limiter {
             if tokens > 0.0 {
                 s.tokens.made += tokens;
             }
+            s.waiting = s.waiting.saturating_sub(1);
             s.refill(t);
         }
         self.moved.notify_waiters();
@@ -444,7 +449,9 @@ impl Limiter {
         let (tokens, upto) = s.tokens.reserve(tokens);
         let due = Limiter::until(&mut s, t, ticket, upto);
         if due.is_none() {
-            s.went(t, ticket);
+            s.went(t);
+        } else {
+            s.waiting += 1;
         }
         (ticket, tokens, upto, due)
     }
@@ -461,7 +468,8 @@ impl Limiter {
         // A waiter's tokens are due once everything reserved up to its own is made.
         let due = Limiter::until(&mut s, t, ticket.number, ticket.upto);
         if due.is_none() {
-            s.went(t, ticket.number);
+            s.went(t);
+            s.waiting = s.waiting.saturating_sub(1);
         }
         due
     }
