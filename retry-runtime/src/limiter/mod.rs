@@ -1,5 +1,5 @@
 //! One pacer per endpoint: every call to a rate-limited provider (annotated fns, builder calls,
-//! batches) goes through the endpoint's [`Limiter`], so they pace together.
+//! batches, streams) goes through the endpoint's [`Limiter`], so they pace together.
 //!
 //! - **A pause.** A throttle (a [`RateLimited`](crate::ErrorKind::RateLimited) or
 //!   [`Overloaded`](crate::ErrorKind::Overloaded) failure) with a Retry-After holds every
@@ -7,9 +7,13 @@
 //! - **A rate.** Attempts are admitted from a token bucket, so that callers resume paced
 //!   after a pause, not all at once. Its rate comes from, best first: the provider's
 //!   rate-limit headers ([`observe`](Limiter::observe)); the rate the builder configures
-//!   ([`requests_per_minute`](LimiterBuilder::requests_per_minute)); learning from throttles
-//!   (AIMD: a cut by β on a throttle, at most one per 0.5 s, and a linear climb back while
-//!   nothing is throttled).
+//!   ([`requests_per_minute`](LimiterBuilder::requests_per_minute)); learning from throttles.
+//!   The first throttle sets β (0.8) times what the slow start was sending; each later one
+//!   (at most one per 0.5 s: the 429s of one overshoot count once) cuts by β from the rate in
+//!   force, or from the admitted rate if that is less; while nothing is throttled the rate
+//!   climbs back linearly in about a second, then slowly, then faster and faster (as CUBIC
+//!   does), never above twice the admitted rate. A first throttle after less than 0.5 s of
+//!   sending is a guess, and the rate then doubles every half second until the next one.
 //! - **A slow start.** Until it knows a rate, a fresh limiter admits a window of attempts
 //!   (10 by default, [`initial_window`](LimiterBuilder::initial_window)) that grows by one
 //!   per success, as TCP does: a herd released at once meets the provider a window at a time.
@@ -20,6 +24,9 @@
 //!   ([`acquire_tokens`](Limiter::acquire_tokens)) also waits for room in a token bucket; the
 //!   cost is corrected from the provider's reported usage with
 //!   [`correct_tokens`](Limiter::correct_tokens).
+//!
+//! Measured in the herd simulator (docs/PERFORMANCE.md, scenario B): 100 calls released at
+//! once against 10 requests a second make 1.05 calls each; with the provider's headers, 1.00.
 //!
 //! The state sits under a `Mutex` held for a few float operations and never across an
 //! `.await`.
