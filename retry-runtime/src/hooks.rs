@@ -223,17 +223,6 @@ impl<E, F: Fn(&E) -> bool> WhenSlot<E> for Predicate<F> {
     }
 }
 
-/// Controls that hold no limiter: what a streaming call takes. A [`Limiter`] does not pace
-/// streams, so `Call::limiter(..).stream(..)` is refused at compile time rather than
-/// compiling into a stream that silently ignores the limiter.
-#[diagnostic::on_unimplemented(
-    message = "a streaming call cannot take a `limiter`: the limiter does not pace streams",
-    label = "this call has a `.limiter(..)`",
-    note = "remove `.limiter(..)` from the call before `.stream(..)`; a `budget` and `adaptive` do apply to streams"
-)]
-pub trait Unpaced {}
-impl<B, A> Unpaced for Controls<B, (), A> {}
-
 impl<T, E, V, N, W> HookSet<T, E> for Hooks<V, N, W>
 where
     V: ValidateSlot<T, E>,

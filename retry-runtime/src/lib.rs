@@ -107,8 +107,8 @@ pub mod call {
     pub use crate::{
         engine::{Mode, Timed, Untimed},
         hooks::{
-            ControlSet, Controls, HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, Unpaced, ValidateSlot,
-            Validator, WhenSlot,
+            ControlSet, Controls, HookSet, Hooks, Notifier, NotifySlot, Predicate, SharedSlot, ValidateSlot, Validator,
+            WhenSlot,
         },
     };
 }

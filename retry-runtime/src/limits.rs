@@ -24,11 +24,13 @@ pub enum LimitError {
     InvalidRatio,
     /// A budget's burst is zero, or above 1,000,000.
     InvalidBurst,
-    /// A limiter's rate is NaN, infinite, not positive, or the floor is above the ceiling.
+    /// A limiter's rate is NaN, infinite, not positive, or the floor is above the ceiling; or
+    /// a configured requests or tokens per minute is negative, NaN or absurd.
     InvalidRate,
     /// A limiter's β is not strictly between 0 and 1.
     InvalidBeta,
-    /// A limiter's CUBIC scale constant is NaN, infinite or not positive.
+    /// A limiter's scale (the share of the pre-cut rate regained per second) is NaN, infinite
+    /// or not positive.
     InvalidScale,
     /// An adaptive multiplier is NaN, infinite, below 1 or above 100.
     InvalidMultiplier,
@@ -54,7 +56,9 @@ impl LimitError {
             LimitError::InvalidBeta => {
                 "β is the factor a throttle multiplies the rate by: strictly between 0 and 1, such as 0.7"
             }
-            LimitError::InvalidScale => "the CUBIC scale constant must be finite and above zero, such as 0.4",
+            LimitError::InvalidScale => {
+                "the scale is the share of the pre-cut rate regained per second: finite and above zero, such as 0.2"
+            }
             LimitError::InvalidMultiplier => {
                 "the largest delay multiplier must be a finite number in 1.0..=100.0, such as 3.0"
             }

@@ -453,3 +453,22 @@ proptest! {
         }
     }
 }
+
+/// The pacer's settings read from a file, and a zero rate is a mistake named at its key.
+#[test]
+fn the_pacers_settings_come_from_configuration() {
+    let c = config::from_toml_str(
+        "[limiter]\nrequests_per_minute = 500\ntokens_per_minute = 30000\ninitial_window = 4\nmax_pause = \"90s\"",
+    )
+    .unwrap();
+    let limiter = llm_retry::Limiter::from_config(c.limiter.unwrap().config("config::pacer").unwrap());
+    let stats = limiter.stats();
+    assert_eq!(stats.rate.map(|r| (r * 60.0).round()), Some(500.0), "{stats:?}");
+    assert_eq!(stats.token_rate.map(|r| (r * 60.0).round()), Some(30_000.0), "{stats:?}");
+    let e = config::from_toml_str("[limiter]\nrequests_per_minute = 0").unwrap_err();
+    assert!(e.to_string().contains("requests_per_minute") && e.to_string().contains("above zero"), "{e}");
+    let e = config::from_toml_str("[limiter]\ntokens_per_minute = -5").unwrap_err();
+    assert!(e.to_string().contains("tokens_per_minute"), "{e}");
+    let e = config::from_toml_str("[limiter]\nmax_pause = \"0s\"").unwrap_err();
+    assert!(e.to_string().contains("max_pause"), "{e}");
+}

@@ -50,7 +50,10 @@ pub struct EndpointConfig {
     pub adaptive: Option<AdaptiveSettings>,
 }
 
-/// `[limiter]`: `beta`, `scale`, `min_rate` and `max_rate` (requests per second), each
+/// `[limiter]`: the endpoint's pacer: `requests_per_minute` and `tokens_per_minute` (the
+/// provider's limits, when known), `initial_window` (the slow start's first attempts),
+/// `max_pause` (the longest Retry-After pause, a duration), and the learning's `beta`,
+/// `scale`, `min_rate` and `max_rate` (requests per second), each
 /// [`Limiter::builder`]'s default where unset, checked by [`LimiterBuilder::build`] when read.
 /// A limiter is named in code (the name is its metrics label): [`config`](Self::config)
 /// makes the settings one.
@@ -64,6 +67,10 @@ pub struct EndpointConfig {
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LimiterSettings {
+    requests_per_minute: Option<f64>,
+    tokens_per_minute: Option<f64>,
+    initial_window: Option<u32>,
+    max_pause: Option<Duration>,
     beta: Option<f64>,
     scale: Option<f64>,
     min_rate: Option<f64>,
@@ -101,6 +108,18 @@ pub struct AdaptiveSettings {
 impl LimiterSettings {
     fn builder(&self, name: &'static str) -> LimiterBuilder {
         let mut b = Limiter::builder(name);
+        if let Some(v) = self.requests_per_minute {
+            b = b.requests_per_minute(v);
+        }
+        if let Some(v) = self.tokens_per_minute {
+            b = b.tokens_per_minute(v);
+        }
+        if let Some(v) = self.initial_window {
+            b = b.initial_window(v);
+        }
+        if let Some(v) = self.max_pause {
+            b = b.max_pause(v);
+        }
         if let Some(v) = self.beta {
             b = b.beta(v);
         }
@@ -186,11 +205,11 @@ fn limit_key(e: LimitError, set: &[(&'static str, bool)]) -> &'static str {
     let candidates: &[&str] = match e {
         LimitError::InvalidRatio => &["ratio"],
         LimitError::InvalidBurst => &["burst"],
-        LimitError::InvalidRate => &["min_rate", "max_rate"],
+        LimitError::InvalidRate => &["requests_per_minute", "tokens_per_minute", "min_rate", "max_rate"],
         LimitError::InvalidBeta => &["beta"],
         LimitError::InvalidScale => &["scale"],
         LimitError::InvalidMultiplier => &["max_multiplier"],
-        LimitError::InvalidWindow => &["window"],
+        LimitError::InvalidWindow => &["window", "max_pause", "initial_window"],
     };
     candidates
         .iter()
@@ -262,9 +281,43 @@ macro_rules! section {
 section!(
     LimiterSettings,
     "a limiter's settings, like { max_rate = 50.0 }",
-    &["beta", "scale", "min_rate", "max_rate"],
+    &[
+        "requests_per_minute",
+        "tokens_per_minute",
+        "initial_window",
+        "max_pause",
+        "beta",
+        "scale",
+        "min_rate",
+        "max_rate"
+    ],
     |out, key, map| {
         let slot = match key {
+            "initial_window" => {
+                put(&mut out.initial_window, key, map.next_value::<Count>()?.0)?;
+                return Ok(true);
+            }
+            "max_pause" => {
+                put(&mut out.max_pause, key, map.next_value::<Human>()?.0)?;
+                return Ok(true);
+            }
+            "requests_per_minute" | "tokens_per_minute" => {
+                let v = map.next_value::<Number>()?.0;
+                // Zero is the builder's "not configured": written in a file, it is a mistake.
+                if v == 0.0 {
+                    let message = format!(
+                        "a configured `{key}` must be above zero; remove it to have the rate read from the provider's headers or learned"
+                    );
+                    return Err(de::Error::custom(SpecError::at(key, message)));
+                }
+                let slot = if key == "requests_per_minute" {
+                    &mut out.requests_per_minute
+                } else {
+                    &mut out.tokens_per_minute
+                };
+                put(slot, key, v)?;
+                return Ok(true);
+            }
             "beta" => &mut out.beta,
             "scale" => &mut out.scale,
             "min_rate" => &mut out.min_rate,
@@ -276,6 +329,10 @@ section!(
     },
     |s| {
         let set = [
+            ("requests_per_minute", s.requests_per_minute.is_some()),
+            ("tokens_per_minute", s.tokens_per_minute.is_some()),
+            ("initial_window", s.initial_window.is_some()),
+            ("max_pause", s.max_pause.is_some()),
             ("beta", s.beta.is_some()),
             ("scale", s.scale.is_some()),
             ("min_rate", s.min_rate.is_some()),
@@ -365,6 +422,10 @@ fn write_some<M: SerializeMap, T: Serialize>(map: &mut M, key: &str, v: Option<T
 impl Serialize for LimiterSettings {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
+        write_some(&mut map, "requests_per_minute", self.requests_per_minute)?;
+        write_some(&mut map, "tokens_per_minute", self.tokens_per_minute)?;
+        write_some(&mut map, "initial_window", self.initial_window)?;
+        write_some(&mut map, "max_pause", self.max_pause.map(written))?;
         write_some(&mut map, "beta", self.beta)?;
         write_some(&mut map, "scale", self.scale)?;
         write_some(&mut map, "min_rate", self.min_rate)?;
