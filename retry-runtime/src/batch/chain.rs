@@ -112,13 +112,7 @@ impl<'c> BatchFallback<'_, 'c> {
         Fut: Future<Output = Result<T, E>>,
         E: Classify + From<CircuitOpen>,
     {
-        let mut results = self.stream(inputs, op);
-        let mut out = Vec::with_capacity(results.progress().total.unwrap_or(0));
-        while let Some(r) = results.next().await {
-            out.push(r);
-        }
-        out.sort_unstable_by_key(|r| r.index);
-        out
+        self.stream(inputs, op).in_input_order().await
     }
 
     /// [`Batch::stream`] along the chain: each item's result as soon as it finishes.

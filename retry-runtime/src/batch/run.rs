@@ -43,13 +43,7 @@ impl Batch {
         Fut: Future<Output = Result<T, E>>,
         E: Classify,
     {
-        let mut results = self.stream(inputs, op);
-        let mut out = Vec::with_capacity(results.progress().total.unwrap_or(0));
-        while let Some(r) = results.next().await {
-            out.push(r);
-        }
-        out.sort_unstable_by_key(|r| r.index);
-        out
+        self.stream(inputs, op).in_input_order().await
     }
 
     /// Like [`run`](Self::run), but yields each item's result as soon as it finishes, for
@@ -125,6 +119,21 @@ impl<S> BatchStream<S> {
     /// ```
     pub fn progress(&self) -> Progress {
         self.shared.progress()
+    }
+}
+
+impl<S, T, E> BatchStream<S>
+where
+    S: Stream<Item = ItemResult<T, E>> + Unpin,
+{
+    /// Every item's result, in input order: what `run` returns.
+    pub(super) async fn in_input_order(mut self) -> Vec<ItemResult<T, E>> {
+        let mut out = Vec::with_capacity(self.progress().total.unwrap_or(0));
+        while let Some(r) = self.next().await {
+            out.push(r);
+        }
+        out.sort_unstable_by_key(|r| r.index);
+        out
     }
 }
 
