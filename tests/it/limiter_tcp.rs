@@ -154,7 +154,8 @@ async fn a_thousand_prompts_paced_by_the_servers_headers_meet_few_429s() {
         .run(0..N, |i| {
             let (http, url) = (&http, &url);
             async move {
-                let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("prompt {i}")}]});
+                let body =
+                    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("prompt {i}")}]});
                 let response = http.post(url).json(&body).send_observed(&PACER).await?;
                 if !response.status().is_success() {
                     return Err(ApiError::from_reqwest_response(response).await);
