@@ -10,7 +10,7 @@ pub use llm_retry_runtime::{
 };
 
 // The rest, one module per concern.
-pub use llm_retry_runtime::{backoff, batch, call, config, failover, http, limits, policy, rng, stream};
+pub use llm_retry_runtime::{backoff, batch, call, config, failover, http, limits, policy, rng, store, stream};
 
 #[cfg(feature = "metrics")]
 pub use llm_retry_runtime::metrics;

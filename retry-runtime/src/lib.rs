@@ -75,6 +75,7 @@ mod retry_ext;
 pub mod rng;
 pub mod stats;
 mod std_impls;
+pub mod store;
 pub mod stream;
 mod timeout;
 mod validate;
