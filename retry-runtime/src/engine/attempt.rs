@@ -47,7 +47,7 @@ where
         self.start_clock();
         // The limiter's wait is boxed (16 bytes here); it exists only while the limiter throttles.
         // The attempt is counted when its body can start, not while it queues.
-        let wait = self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens)));
+        let wait = self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens), || self.remaining()));
         if wait.is_none() {
             self.count_attempt();
         }
@@ -66,7 +66,7 @@ where
     /// # }
     /// ```
     pub async fn wait_for_limiter(&self) {
-        if let Some(wait) = self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens))) {
+        if let Some(wait) = self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens), || self.remaining())) {
             wait.await;
         }
     }
@@ -74,7 +74,7 @@ where
     /// The limiter's wait before an attempt whose body the caller runs itself (a stream's
     /// opener): `None` to go now.
     pub(crate) fn pacer_wait(&self) -> Option<core::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>> {
-        self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens)))
+        self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens), || self.remaining()))
     }
 
     /// Marks the start of an attempt (for loops that run attempts themselves; see

@@ -2,7 +2,7 @@
 //! limit is the rate, the remaining count caps what is banked, and "none left" with a reset
 //! pauses until it.
 
-use super::{COLD, GATING, Limiter, OPEN, RateSource, lock};
+use super::{COLD, GATING, Limiter, OPEN, RateSource, SHARED, lock};
 use crate::http::{RateLimitHeaders, Window};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
@@ -55,6 +55,19 @@ impl Limiter {
             (Some(0), Some(reset), false) => Some(reset),
             _ => None,
         };
+        if self.mode.load(Relaxed) == SHARED {
+            // The fleet's state learns it: the store applies the same rules.
+            let pause = pause_for(&req, false).or(pause_for(&tokens, false)).map(|p| p.min(self.config.max_pause));
+            self.report(crate::store::Report::Limits {
+                requests_per_second: rate,
+                tokens_per_second: token_rate,
+                remaining_requests: req.remaining,
+                remaining_tokens: tokens.remaining,
+                pause,
+                tuning: self.tuning(),
+            });
+            return;
+        }
         let mut s = lock(&self.state);
         let t = s.secs(Instant::now());
         s.refill(t);

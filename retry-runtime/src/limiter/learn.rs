@@ -2,7 +2,7 @@
 //! throttle, the linear climb back, and the pause a Retry-After sets.
 
 use super::queue::State;
-use super::{COLD, GATING, Limiter, OPEN, RateSource, lock};
+use super::{COLD, GATING, Limiter, OPEN, RateSource, SHARED, lock};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -28,7 +28,8 @@ impl Limiter {
                 s.capacity = s.window;
                 s.served = (s.served + 2.0).min(s.live() + s.capacity);
                 s.fold_drops();
-                if s.window >= OPEN_WINDOW && s.live() <= s.served {
+                // A limiter that falls back from a store stays where it can ask the store again.
+                if s.window >= OPEN_WINDOW && s.live() <= s.served && self.share.get().is_none() {
                     self.mode.store(OPEN, Relaxed);
                 }
                 drop(s);
@@ -184,7 +185,12 @@ impl Limiter {
     /// ```
     #[allow(clippy::cast_precision_loss)]
     pub fn correct_tokens(&self, declared: u64, used: u64) {
-        if self.mode.load(Relaxed) == OPEN || declared == used {
+        let mode = self.mode.load(Relaxed);
+        if mode == OPEN || declared == used {
+            return;
+        }
+        if mode == SHARED {
+            self.report(crate::store::Report::Tokens { delta: used as f64 - declared as f64 });
             return;
         }
         let mut s = lock(&self.state);

@@ -40,13 +40,16 @@ mod builder;
 mod headers;
 mod learn;
 mod queue;
+mod share;
 
 pub use builder::{LimiterBuilder, LimiterConfig};
 
 use core::fmt;
 use queue::State;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use crate::store::Mode;
+use share::Share;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -57,6 +60,8 @@ const COLD: u8 = 0;
 const OPEN: u8 = 1;
 /// A rate is in force: attempts take tickets from the paced bucket.
 const GATING: u8 = 2;
+/// A store holds the state a fleet shares ([`Limiter::share`]): attempts ask it.
+const SHARED: u8 = 3;
 
 /// A client-side pacer shared by every call site that targets one endpoint.
 ///
@@ -85,6 +90,8 @@ pub struct Limiter {
     /// Woken when a waiter gives its place back or a success refills the slow-start window,
     /// so the queue behind it moves up at once.
     moved: Notify,
+    /// The store a fleet shares this endpoint's state through, once [`share`](Self::share)d.
+    share: OnceLock<Share>,
 }
 
 /// A limiter's state at one moment.
@@ -116,6 +123,11 @@ pub struct LimiterStats {
     pub token_rate: Option<f64>,
     /// The slow-start window while the limiter is in slow start.
     pub window: Option<u64>,
+    /// Where the limiter paces: alone ([`Mode::Local`]), through the store it
+    /// [`share`](Limiter::share)s, or alone because that store cannot answer.
+    pub mode: Mode,
+    /// With a store: the fleet's size from the workers' heartbeats, last seen.
+    pub fleet: Option<u32>,
 }
 
 /// Where a limiter's rate comes from, best first.
@@ -136,6 +148,8 @@ pub enum RateSource {
     Configured,
     /// Learned from throttles.
     Learned,
+    /// The fleet's, from the store the limiter [`share`](Limiter::share)s.
+    Shared,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -204,6 +218,7 @@ impl Limiter {
             waits: AtomicU64::new(0),
             registered: AtomicBool::new(false),
             moved: Notify::const_new(),
+            share: OnceLock::new(),
         }
     }
 
@@ -242,7 +257,9 @@ impl Limiter {
     /// A response that was not a throttle, for limiters that are not `static` (a batch's own).
     #[inline]
     pub(crate) fn heard_response(&self) {
-        if self.mode.load(Relaxed) != OPEN {
+        let mode = self.mode.load(Relaxed);
+        // A store learns from throttles and headers alone: a success tells it nothing.
+        if mode != OPEN && mode != SHARED {
             self.on_response();
         }
     }
@@ -250,7 +267,11 @@ impl Limiter {
     /// A throttle, for limiters that are not `static` (a batch's own).
     pub(crate) fn heard_throttle(&self, retry_after: Option<Duration>) {
         self.throttles.fetch_add(1, Relaxed);
-        self.on_throttle(retry_after);
+        if self.mode.load(Relaxed) == SHARED {
+            self.report(crate::store::Report::Throttle { retry_after, tuning: self.tuning() });
+        } else {
+            self.on_throttle(retry_after);
+        }
     }
 
     /// Reports a throttle whose response said when to come back (`retry_after`, clamped to
@@ -285,10 +306,11 @@ impl Limiter {
     /// assert_eq!(llm_retry_runtime::Limiter::new("x").rate(), None);
     /// ```
     pub fn rate(&self) -> Option<f64> {
-        if self.mode.load(Relaxed) != GATING {
-            return None;
+        match self.mode.load(Relaxed) {
+            GATING => lock(&self.state).request_rate(),
+            SHARED => self.share_view().and_then(|l| l.rate),
+            _ => None,
         }
-        lock(&self.state).request_rate()
     }
 
     /// A snapshot of the limiter's state.
@@ -303,6 +325,15 @@ impl Limiter {
             waits: self.waits.load(Relaxed),
             ..LimiterStats::default()
         };
+        if let Some(link) = self.share_view() {
+            st.mode = link.mode;
+            st.fleet = Some(link.fleet);
+            if mode == SHARED {
+                st.rate = link.rate;
+                st.source = if link.rate.is_some() { RateSource::Shared } else { RateSource::None };
+                return st;
+            }
+        }
         if mode == OPEN {
             return st;
         }

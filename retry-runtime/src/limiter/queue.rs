@@ -3,7 +3,7 @@
 //! ([`Limiter::acquire`] and the engine's [`Limiter::wait`]).
 
 use super::builder::LimiterBuilder;
-use super::{COLD, GATING, Limiter, OPEN, RateSource, lock};
+use super::{COLD, GATING, Limiter, OPEN, RateSource, SHARED, lock};
 use core::future::Future;
 use core::future::poll_fn;
 use core::pin::{Pin, pin};
@@ -296,7 +296,7 @@ impl State {
 /// A place in a limiter's queue. Dropped before its waiter went (the attempt timed out or
 /// the call was cancelled while it queued), it gives the place back, so the waiters behind
 /// it are not held for a request that was never sent.
-struct Ticket<'a> {
+pub(super) struct Ticket<'a> {
     limiter: &'a Limiter,
     number: f64,
     /// The tokens it asked for.
@@ -328,8 +328,8 @@ impl Limiter {
     /// # }
     /// ```
     pub async fn acquire(&self) {
-        if let Some(ticket) = self.ticket(0.0) {
-            self.wait_for(ticket).await;
+        if let Some(wait) = self.wait(0.0, || None) {
+            wait.await;
         }
     }
 
@@ -354,32 +354,45 @@ impl Limiter {
     /// ```
     pub async fn acquire_tokens(&self, tokens: u64) {
         #[allow(clippy::cast_precision_loss)]
-        if let Some(ticket) = self.ticket(tokens as f64) {
-            self.wait_for(ticket).await;
+        if let Some(wait) = self.wait(tokens as f64, || None) {
+            wait.await;
         }
     }
 
     /// The engine's form of [`acquire_tokens`](Self::acquire_tokens): `None` to go now, or the
     /// wait boxed, so that an attempt's future grows by one pointer rather than by a timer.
-    /// Allocates only for an attempt that has to wait.
+    /// Allocates only for an attempt that has to wait, or asks a shared store. `remaining`
+    /// is what is left of the call's deadline: a store refuses a wait that would cross it.
     #[inline]
-    pub(crate) fn wait(&self, tokens: f64) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+    pub(crate) fn wait(
+        &self,
+        tokens: f64,
+        remaining: impl FnOnce() -> Option<Duration>,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
         // Inlined down to this load: an open limiter costs the caller nothing more.
         if self.mode.load(Relaxed) == OPEN {
             return None;
         }
-        self.wait_slow(tokens)
+        self.wait_slow(tokens, remaining)
     }
 
     #[cold]
     #[inline(never)]
-    fn wait_slow(&self, tokens: f64) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+    fn wait_slow(
+        &self,
+        tokens: f64,
+        remaining: impl FnOnce() -> Option<Duration>,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        if self.mode.load(Relaxed) == SHARED || self.store_due() {
+            let declared = if tokens.is_finite() && tokens > 0.0 { tokens } else { 0.0 };
+            return Some(Box::pin(self.admit_shared(declared, remaining())));
+        }
         let ticket = self.ticket(tokens)?;
         Some(Box::pin(self.wait_for(ticket)))
     }
 
     /// A place in the queue, unless the limiter is open or the place is due now.
-    fn ticket(&self, tokens: f64) -> Option<Ticket<'_>> {
+    pub(super) fn ticket(&self, tokens: f64) -> Option<Ticket<'_>> {
         let mode = self.mode.load(Relaxed);
         if mode != COLD && mode != GATING {
             return None;
@@ -393,7 +406,7 @@ impl Limiter {
         Some(ticket)
     }
 
-    async fn wait_for(&self, mut ticket: Ticket<'_>) {
+    pub(super) async fn wait_for(&self, mut ticket: Ticket<'_>) {
         // Tickets are served in order at the rate in force when they come up. A waiter sleeps
         // half its estimate and looks again: after a cut it sleeps on rather than going early,
         // and after a rise it oversleeps by at most half a wait (a few wake-ups per ticket).

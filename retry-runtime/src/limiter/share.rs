@@ -1,0 +1,260 @@
+//! A limiter whose state a fleet shares through a [`Store`] ([`Limiter::share`]): each
+//! attempt asks the store once and sleeps once; what responses say goes to the store; and
+//! when the store cannot answer, the limiter paces locally at the shared rate divided by the
+//! fleet's size, and tries the store again every half second.
+//!
+//! The mode is `SHARED` while the store answers. On a failure the limiter moves to local
+//! pacing (`COLD` or `GATING`, its in-memory modes) with its state set from the last shared
+//! rate, and marks the store due for a retry; the first admission after that asks the store
+//! again. Each move is logged once.
+
+use super::{COLD, GATING, Limiter, RateSource, SHARED, lock};
+use crate::store::{Admission, Ask, Mode, Report, Store, StoreError, Tuning};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long after a store failure the limiter asks the store again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// What a limiter knows of its store, shared with the tasks that send its reports.
+pub(super) struct Share {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) link: Arc<Mutex<Link>>,
+}
+
+/// The store's last word, and whether it can be asked now.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Link {
+    pub(super) mode: Mode,
+    /// While falling back: when to ask the store again.
+    retry_at: Option<Instant>,
+    /// A report sent from a task failed: the next admission falls back.
+    failed: bool,
+    /// The shared request rate last seen, and the fleet's size.
+    pub(super) rate: Option<f64>,
+    pub(super) fleet: u32,
+}
+
+/// This process's id in every fleet it joins: random, drawn once.
+fn worker() -> u64 {
+    static ID: OnceLock<u64> = OnceLock::new();
+    *ID.get_or_init(|| rand::Rng::next_u64(&mut rand::make_rng::<rand::rngs::SmallRng>()))
+}
+
+impl Limiter {
+    /// Shares this endpoint's pacing with every process that shares it through the same
+    /// store: one Retry-After pauses the fleet, and the request and token buckets (configured,
+    /// from the provider's headers, or learned from throttles) are the fleet's. Call it once
+    /// at startup; the annotated fns and builder calls that name this limiter change nothing.
+    /// Returns the store back if the limiter already shares one.
+    ///
+    /// When the store cannot answer (down, slow, paused), each process paces alone at the
+    /// shared rate divided by the fleet's size, logs the move once, and asks the store again
+    /// every half second; [`stats`](Self::stats)`().mode` says which it is doing.
+    ///
+    /// ```
+    /// use llm_retry_runtime::store::{Admission, Ask, BreakerAnswer, BreakerOp, Mode, Report, Store, StoreError, StoreFuture};
+    /// use llm_retry_runtime::Limiter;
+    /// use std::time::Duration;
+    ///
+    /// /// A store that admits at once and knows a rate of 5 requests a second.
+    /// struct Fixed;
+    /// impl Store for Fixed {
+    ///     fn admit<'a>(&'a self, _: &'a Ask<'a>) -> StoreFuture<'a, Admission> {
+    ///         Box::pin(async { Ok(Admission::Go { wait: Duration::ZERO, lease: None, rate: Some(5.0), fleet: 2 }) })
+    ///     }
+    ///     fn report<'a>(&'a self, _: &'a str, _: Report) -> StoreFuture<'a, ()> {
+    ///         Box::pin(async { Ok(()) })
+    ///     }
+    ///     fn breaker<'a>(&'a self, _: BreakerOp<'a>) -> StoreFuture<'a, BreakerAnswer> {
+    ///         Box::pin(async { Err(StoreError::Unavailable("no breakers here".into())) })
+    ///     }
+    ///     fn kind(&self) -> &'static str {
+    ///         "fixed"
+    ///     }
+    /// }
+    ///
+    /// static OPENAI: Limiter = Limiter::new("docs::share");
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// assert!(OPENAI.share(Fixed).is_ok());
+    /// OPENAI.acquire().await;
+    /// let s = OPENAI.stats();
+    /// assert_eq!((s.mode, s.rate, s.fleet), (Mode::Shared, Some(5.0), Some(2)));
+    /// # }
+    /// ```
+    pub fn share<S: Store>(&self, store: S) -> Result<(), S> {
+        let mut store = Some(store);
+        let share = self.share.get_or_init(|| {
+            let s: Arc<dyn Store> = Arc::new(store.take().expect("taken once, here"));
+            Share {
+                store: s,
+                link: Arc::new(Mutex::new(Link { mode: Mode::Shared, retry_at: None, failed: false, rate: None, fleet: 1 })),
+            }
+        });
+        if let Some(back) = store {
+            return Err(back);
+        }
+        tracing::info!(endpoint = self.name, store = share.store.kind(), "the pacer shares its state");
+        self.mode.store(SHARED, Relaxed);
+        Ok(())
+    }
+
+    /// The limiter's settings, as a store needs them.
+    pub(super) fn tuning(&self) -> Tuning {
+        let c = &self.config;
+        let mut t = Tuning::DEFAULT;
+        t.initial_rate = f64::from(c.initial_window.max(1));
+        t.beta = c.beta;
+        t.scale = c.scale;
+        t.min_rate = c.min_rate;
+        t.max_rate = c.max_rate;
+        t.requests_per_second = c.configured_rate();
+        t.tokens_per_second = c.token_rate();
+        t.max_pause = c.max_pause;
+        t
+    }
+
+    /// Where this limiter paces now, the shared rate and the fleet's size last seen.
+    pub(super) fn share_view(&self) -> Option<Link> {
+        self.share.get().map(|s| *lock(&s.link))
+    }
+
+    /// Sends what a response said to the store, from a task of its own (the report is not
+    /// the caller's to wait for). Without a tokio runtime to run it on, the report is dropped:
+    /// the next admission's answer still holds the fleet's state.
+    pub(super) fn report(&self, report: Report) {
+        let Some(share) = self.share.get() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let store = Arc::clone(&share.store);
+        let link = Arc::clone(&share.link);
+        let name = self.name;
+        rt.spawn(async move {
+            if let Err(e) = store.report(name, report).await {
+                let mut l = lock(&link);
+                if l.mode == Mode::Shared && !l.failed {
+                    l.failed = true;
+                    tracing::debug!(endpoint = name, error = %e, "a report to the store failed");
+                }
+            }
+        });
+    }
+
+    /// The shared admission: one question to the store, one sleep. Falls back to the local
+    /// queue when the store fails, or while it is due for a retry.
+    pub(super) async fn admit_shared(&self, tokens: f64, max_wait: Option<Duration>) {
+        let Some(share) = self.share.get() else { return };
+        let ask = Ask { endpoint: self.name, worker: worker(), tokens, max_wait, lease: None, tuning: self.tuning() };
+        loop {
+            let answer = if lock(&share.link).failed { Err(StoreError::Unavailable("a report failed".into())) } else { share.store.admit(&ask).await };
+            match answer {
+                Ok(Admission::Go { wait, rate, fleet, .. }) => {
+                    self.heard_store(share, rate, fleet);
+                    if !wait.is_zero() {
+                        self.waits.fetch_add(1, Relaxed);
+                        tokio::time::sleep(wait).await;
+                    }
+                    return;
+                }
+                // The deadline would pass first: the attempt waits on and the deadline, armed
+                // before this wait, cuts it. Nothing was reserved.
+                Ok(Admission::Refused { wait }) => {
+                    self.waits.fetch_add(1, Relaxed);
+                    tokio::time::sleep(wait).await;
+                    return;
+                }
+                Ok(Admission::Busy { retry_in, fleet }) => {
+                    self.heard_store(share, None, fleet);
+                    tokio::time::sleep(retry_in).await;
+                }
+                Err(e) => {
+                    self.fall_back(share, &e);
+                    if let Some(ticket) = self.ticket(tokens) {
+                        self.wait_for(ticket).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The store answered: note its rate and the fleet, and share again if this limiter had
+    /// fallen back.
+    fn heard_store(&self, share: &Share, rate: Option<f64>, fleet: u32) {
+        let mut l = lock(&share.link);
+        if rate.is_some() {
+            l.rate = rate;
+        }
+        l.fleet = fleet.max(1);
+        l.failed = false;
+        if l.mode != Mode::Shared {
+            l.mode = Mode::Shared;
+            l.retry_at = None;
+            drop(l);
+            self.mode.store(SHARED, Relaxed);
+            tracing::info!(endpoint = self.name, store = share.store.kind(), "the store answers again: the pacer shares its state");
+        }
+    }
+
+    /// The store failed: pace locally at the shared rate ÷ the fleet's size (or from a slow
+    /// start, when no rate was known), and ask the store again in [`RETRY`].
+    fn fall_back(&self, share: &Share, error: &StoreError) {
+        let mut l = lock(&share.link);
+        let now = Instant::now();
+        l.retry_at = Some(now + RETRY);
+        l.failed = false;
+        if l.mode == Mode::Fallback {
+            return;
+        }
+        l.mode = Mode::Fallback;
+        let (rate, fleet) = (l.rate, l.fleet.max(1));
+        drop(l);
+        tracing::warn!(
+            endpoint = self.name,
+            store = share.store.kind(),
+            %error,
+            fleet,
+            "the store cannot answer: the pacer paces alone at the shared rate / the fleet's size"
+        );
+        let mut s = lock(&self.state);
+        let t = s.secs(now);
+        s.refill(t);
+        match rate {
+            Some(r) => {
+                let r = r / f64::from(fleet);
+                s.w_max = r;
+                s.cut_rate = r;
+                s.last_cut = t;
+                s.probing = false;
+                s.source = RateSource::Learned;
+                self.set_rate(&mut s, t, r);
+                s.drain();
+                drop(s);
+                self.mode.store(GATING, Relaxed);
+            }
+            None => {
+                s.window = f64::from(self.config.initial_window.max(1));
+                s.capacity = s.window;
+                s.served = s.live() + s.window;
+                drop(s);
+                self.mode.store(COLD, Relaxed);
+            }
+        }
+        self.moved.notify_waiters();
+    }
+
+    /// While falling back: whether this admission should ask the store again (one does, the
+    /// others pace locally meanwhile).
+    pub(super) fn store_due(&self) -> bool {
+        let Some(share) = self.share.get() else { return false };
+        let mut l = lock(&share.link);
+        match l.retry_at {
+            Some(at) if l.mode == Mode::Fallback && Instant::now() >= at => {
+                l.retry_at = Some(Instant::now() + RETRY);
+                true
+            }
+            _ => false,
+        }
+    }
+}
