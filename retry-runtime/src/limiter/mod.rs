@@ -128,6 +128,8 @@ pub struct LimiterStats {
     pub mode: Mode,
     /// With a store: the fleet's size from the workers' heartbeats, last seen.
     pub fleet: Option<u32>,
+    /// With a store: the times it could not answer and the limiter paced alone.
+    pub fallbacks: u64,
 }
 
 /// Where a limiter's rate comes from, best first.
@@ -328,6 +330,7 @@ impl Limiter {
         if let Some(link) = self.share_view() {
             st.mode = link.mode;
             st.fleet = Some(link.fleet);
+            st.fallbacks = link.fallbacks;
             if mode == SHARED {
                 st.rate = link.rate;
                 st.source = if link.rate.is_some() { RateSource::Shared } else { RateSource::None };

@@ -35,6 +35,8 @@ pub(super) struct Link {
     /// The shared request rate last seen, and the fleet's size.
     pub(super) rate: Option<f64>,
     pub(super) fleet: u32,
+    /// Times the limiter fell back to local pacing.
+    pub(super) fallbacks: u64,
 }
 
 /// This process's id in every fleet it joins: random, drawn once.
@@ -90,7 +92,7 @@ impl Limiter {
             let s: Arc<dyn Store> = Arc::new(store.take().expect("taken once, here"));
             Share {
                 store: s,
-                link: Arc::new(Mutex::new(Link { mode: Mode::Shared, retry_at: None, failed: false, rate: None, fleet: 1 })),
+                link: Arc::new(Mutex::new(Link { mode: Mode::Shared, retry_at: None, failed: false, rate: None, fleet: 1, fallbacks: 0 })),
             }
         });
         if let Some(back) = store {
@@ -208,6 +210,7 @@ impl Limiter {
             return;
         }
         l.mode = Mode::Fallback;
+        l.fallbacks += 1;
         let (rate, fleet) = (l.rate, l.fleet.max(1));
         drop(l);
         tracing::warn!(
