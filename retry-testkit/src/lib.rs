@@ -12,6 +12,8 @@
 //! [`ChaosServerBuilder::rate_limit_tokens`]) that speaks OpenAI's or Anthropic's rate-limit headers
 //! ([`RateHeaders`]). It records every request
 //! ([`ChaosServer::requests`]), never the credentials.
+//! [`redis_server::RedisServer`] runs a real `redis-server` (killed, paused and restarted on demand) for
+//! the tests and examples of the Redis store.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -53,6 +55,7 @@ mod limiter;
 mod persona;
 mod rate_headers;
 mod record;
+pub mod redis_server;
 mod refused;
 mod responses;
 mod server;
