@@ -301,18 +301,21 @@ local function admit(now)
   local send = math.max(now, s.pause, s.tat)
   -- Tokens, when a token rate is known: the bucket is full at ttat and holds a minute's
   -- worth, so `cost` tokens are there at ttat' - TOKEN_WINDOW.
-  local full = s.ttat
+  local full, token_send = s.ttat, now
   if s.trate > 0 and tokens > 0 then
     local cost = math.min(tokens, s.trate * TOKEN_WINDOW / SECOND)
     full = math.max(s.ttat, now) + cost / s.trate * SECOND
-    send = math.max(send, full - TOKEN_WINDOW)
+    token_send = full - TOKEN_WINDOW
   end
-  local wait = send - now
+  local wait = math.max(send, token_send) - now
   if max_wait >= 0 and wait > max_wait then
     -- Nothing reserved: the attempt gives up, and those behind it are not pushed back.
     return { 1, math.floor(wait) }
   end
 
+  -- Two buckets, each with its own schedule: an attempt that waits for tokens does not
+  -- push back the request slots of those behind it (a token correction may let them go
+  -- first).
   s.tat = send + SECOND / rate
   s.ttat = full
   if s.ss == 0 then s.ss = now end

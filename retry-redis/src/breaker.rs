@@ -78,7 +78,8 @@ mod tests {
     #[test]
     fn steps_are_sent_in_the_scripts_order() {
         let rules = BreakerRules::DEFAULT;
-        let (name, a) = args(&BreakerOp::Record { breaker: "b", rules, outcome: Outcome::Neutral, probe: true }).unwrap();
+        let (name, a) =
+            args(&BreakerOp::Record { breaker: "b", rules, outcome: Outcome::Neutral, probe: true }).unwrap();
         assert_eq!(name, "b");
         assert_eq!(a, ["record", "5", "0.5", "20", "60000000", "30000000", "900000000", "2", "1"]);
         let (_, a) = args(&BreakerOp::Trip { breaker: "b", rules, wait: Duration::MAX }).unwrap();
@@ -108,8 +109,14 @@ mod tests {
                 changed: false
             })
         );
-        for hostile in [&[3, 0, 0, 0, 0, 0][..], &[0, 2, 0, 0, 0, 0], &[0, 0, 1, 0, 0, 0], &[0, 1, 0, 1, 5, 0], &[1, 0, 0, 1, -5, 0], &[0, 1, 0, 0, 0]]
-        {
+        for hostile in [
+            &[3, 0, 0, 0, 0, 0][..],
+            &[0, 2, 0, 0, 0, 0],
+            &[0, 0, 1, 0, 0, 0],
+            &[0, 1, 0, 1, 5, 0],
+            &[1, 0, 0, 1, -5, 0],
+            &[0, 1, 0, 0, 0],
+        ] {
             assert!(matches!(answer(&ints(hostile)), Err(StoreError::BadReply(_))), "{hostile:?}");
         }
     }

@@ -9,8 +9,9 @@
 //! | `{<prefix>:<endpoint>}:w` | sorted set | workers' heartbeats, scored by last seen |
 //! | `{<prefix>:b:<breaker>}` | hash | a breaker's state |
 //!
-//! Names are escaped (`%`, `{`, `}`, and control characters become `%XX`), so that no name can
-//! close the hash tag early and put a key in another slot, and no two names share a key.
+//! Names are escaped (`%`, `{`, `}`, control characters and non-ASCII bytes become `%XX`), so
+//! that no name can close the hash tag early and put a key in another slot, and no two names
+//! share a key.
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
@@ -104,6 +105,7 @@ mod tests {
         // `%` is escaped too, so an escaped-looking name does not meet the name it looks like.
         assert_ne!(keys.pacer("%7B").state, keys.pacer("{").state);
         assert_ne!(keys.pacer("a\nb").state, keys.pacer("a b").state);
-        assert_eq!(keys.pacer("línea ☃").state, "{llm-retry:línea ☃}:p");
+        // Non-ASCII bytes are escaped as well (the encoder always does): keys stay ASCII.
+        assert_eq!(keys.pacer("línea").state, "{llm-retry:l%C3%ADnea}:p");
     }
 }

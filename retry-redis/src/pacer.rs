@@ -169,7 +169,22 @@ mod tests {
         };
         assert_eq!(
             admit_args(&ask),
-            ["admit", "42", "0", "250000", "30000000", "4", "10", "0.8", "0.2", "0.5", "1000000", "100", "0", "120000000"]
+            [
+                "admit",
+                "42",
+                "0",
+                "250000",
+                "30000000",
+                "4",
+                "10",
+                "0.8",
+                "0.2",
+                "0.5",
+                "1000000",
+                "100",
+                "0",
+                "120000000"
+            ]
         );
         let none = Ask { max_wait: None, lease: None, tokens: 12.5, ..ask };
         assert_eq!(admit_args(&none)[2..5], ["12.5", "-1", "0"]);
@@ -193,7 +208,10 @@ mod tests {
         let ReportCall::Script(args) = report_call(&limits).unwrap() else { panic!("a script call") };
         assert_eq!(args[..5], ["limits", "0", "2000", "500", "-1"]);
         assert_eq!(report_call(&Report::Tokens { delta: f64::NAN }), Ok(ReportCall::Nothing));
-        assert_eq!(report_call(&Report::Tokens { delta: -3.0 }), Ok(ReportCall::Script(vec!["tokens".into(), "-3".into()])));
+        assert_eq!(
+            report_call(&Report::Tokens { delta: -3.0 }),
+            Ok(ReportCall::Script(vec!["tokens".into(), "-3".into()]))
+        );
         assert_eq!(report_call(&Report::Release { lease: 9 }), Ok(ReportCall::Release(9)));
     }
 
@@ -212,7 +230,8 @@ mod tests {
             admission(&ints(&[2, 1_000, 3])),
             Ok(Admission::Busy { retry_in: Duration::from_millis(1), fleet: 3 })
         );
-        for hostile in [&[0, 1, 2][..], &[1, 2, 3], &[3, 0], &[0, -1, 0, 0, 1], &[0, 0, 0, 0, i64::MAX], &[1, i64::MAX]] {
+        for hostile in [&[0, 1, 2][..], &[1, 2, 3], &[3, 0], &[0, -1, 0, 0, 1], &[0, 0, 0, 0, i64::MAX], &[1, i64::MAX]]
+        {
             assert!(matches!(admission(&ints(hostile)), Err(StoreError::BadReply(_))), "{hostile:?}");
         }
         assert!(admission(&Value::Nil).is_err());

@@ -236,7 +236,8 @@ impl RedisStoreBuilder {
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(RECONNECT_MIN_DELAY)
             .set_max_delay(RECONNECT_MAX_DELAY);
-        let conn = match tokio::time::timeout(self.connect_timeout, ConnectionManager::new_with_config(client, config)).await
+        let conn = match tokio::time::timeout(self.connect_timeout, ConnectionManager::new_with_config(client, config))
+            .await
         {
             Err(_) => return Err(StoreError::Timeout),
             Ok(r) => r.map_err(|e| from_redis(&e, &secrets))?,
