@@ -62,6 +62,36 @@ pub fn assert_spaced(first: &Timed, later: &Timed, expected: Duration) {
     );
 }
 
+/// A report's or any call's window: the server ran it between these local instants.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub from: Instant,
+    pub to: Instant,
+}
+
+impl Window {
+    /// Runs `f`, and says when.
+    pub async fn of<T>(f: impl Future<Output = T>) -> (T, Window) {
+        let from = Instant::now();
+        let out = f.await;
+        (out, Window { from, to: Instant::now() })
+    }
+
+    /// How long before `later` this ran, at least and at most.
+    pub fn before(&self, later: &Window) -> (Duration, Duration) {
+        (later.from.saturating_duration_since(self.to), later.to.saturating_duration_since(self.from))
+    }
+}
+
+/// `t` was meant to go `after` past a moment of `w`, within a millisecond.
+pub fn assert_after(t: &Timed, w: &Window, after: Duration) {
+    let slack = Duration::from_millis(1);
+    assert!(
+        t.latest + slack >= w.from + after && t.earliest <= w.to + after + slack,
+        "meant to go {after:?} after {w:?}: {t:?}"
+    );
+}
+
 pub fn go_rate(a: Admission) -> Option<f64> {
     match a {
         Admission::Go { rate, .. } => rate,
