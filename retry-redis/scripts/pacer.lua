@@ -283,10 +283,10 @@ local function admit(now)
   local tu = tuning(7)
 
   local fleet = heartbeat(worker, now)
-  if lease_ttl > 0 and max_in_flight > 0 then
-    -- A dead worker's leases expire.
+  if lease_ttl > 0 then
+    -- A dead worker's leases expire (and uncapped leases do not pile up).
     redis.call('ZREMRANGEBYSCORE', LEASES, '-inf', now)
-    if redis.call('ZCARD', LEASES) >= max_in_flight then
+    if max_in_flight > 0 and redis.call('ZCARD', LEASES) >= max_in_flight then
       local first = redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')
       local retry_in = clamp(num(first[2], now + BUSY_RETRY) - now, 1000, BUSY_RETRY)
       return { 2, math.floor(retry_in), fleet }

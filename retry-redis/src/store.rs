@@ -287,8 +287,8 @@ impl Store for RedisStore {
                 }
                 ReportCall::Release(lease) => {
                     let mut conn = self.inner.conn.clone();
-                    let cmd = redis::cmd("ZREM").arg(&keys.leases).arg(lease).to_owned();
-                    match self.bounded(async move { conn.send_packed_command(&cmd).await }).await? {
+                    let zrem = redis::cmd("ZREM").arg(&keys.leases).arg(lease).to_owned();
+                    match self.bounded(async move { zrem.query_async::<Value>(&mut conn).await }).await? {
                         // 1 removed, 0 already gone (expired): either way it is released.
                         Value::Int(0 | 1) => Ok(()),
                         _ => Err(crate::reply::bad("ZREM's answer")),

@@ -167,6 +167,14 @@ async fn leases_cap_what_is_in_flight() {
     lease(store.admit(&leased).await.unwrap());
     lease(store.admit(&leased).await.unwrap());
     assert!(matches!(store.admit(&leased).await.unwrap(), Admission::Busy { .. }));
+    // Without a cap, leases are taken and never refused, and the expired ones do not pile up.
+    let uncapped = llm_retry_runtime::store::Ask { lease: Some(50 * MS), ..ask("free", 1, configured(100_000.0)) };
+    for _ in 0..3 {
+        lease(store.admit(&uncapped).await.unwrap());
+    }
+    tokio::time::sleep(60 * MS).await;
+    lease(store.admit(&uncapped).await.unwrap());
+    assert_eq!(server.command(&["ZCARD", "{llm-retry:free}:l"]).unwrap(), "1");
 }
 
 #[tokio::test]
