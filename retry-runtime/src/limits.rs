@@ -9,7 +9,7 @@ pub use crate::adaptive::AdaptiveBuilder;
 pub use crate::budget::{BudgetBuilder, BudgetStats};
 #[cfg(feature = "reqwest")]
 pub use crate::integrations::SendObserved;
-pub use crate::limiter::{LimiterBuilder, LimiterConfig, LimiterStats, RateSource};
+pub use crate::limiter::{InFlight, LimiterBuilder, LimiterConfig, LimiterStats, RateSource};
 
 /// A bad argument to one of the per-endpoint builders. Returned by `build`; never a panic.
 ///
@@ -36,6 +36,8 @@ pub enum LimitError {
     InvalidMultiplier,
     /// A window of zero, or longer than a day.
     InvalidWindow,
+    /// A limiter's `max_in_flight` of zero.
+    InvalidInFlight,
 }
 
 impl LimitError {
@@ -63,6 +65,9 @@ impl LimitError {
                 "the largest delay multiplier must be a finite number in 1.0..=100.0, such as 3.0"
             }
             LimitError::InvalidWindow => "a window must be above zero and at most a day, such as 300 s",
+            LimitError::InvalidInFlight => {
+                "max_in_flight caps the requests in flight at once: at least 1, such as 16 (leave it out for no cap)"
+            }
         }
     }
 }

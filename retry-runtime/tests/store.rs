@@ -5,7 +5,9 @@
 //! retry-redis/tests, and the fleet's in retry-redis/tests/fleet.rs.)
 
 use llm_retry_runtime::limits::RateSource;
-use llm_retry_runtime::store::{Admission, Ask, BreakerAnswer, BreakerOp, Mode, Report, Store, StoreError, StoreFuture};
+use llm_retry_runtime::store::{
+    Admission, Ask, BreakerAnswer, BreakerOp, Mode, Report, Store, StoreError, StoreFuture,
+};
 use llm_retry_runtime::{ApiError, ErrorKind, Limiter, Policy, RetryExt};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};

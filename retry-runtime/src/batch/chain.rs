@@ -184,12 +184,11 @@ where
         };
         last = Some(target);
         attempts = attempts.saturating_add(1);
-        if let Some(limiter) = s.pacer() {
-            limiter.acquire().await;
-        }
+        let slot = s.enter().await;
         let flight = s.flying(&mut call);
         let result = op(target, input.clone()).await;
         s.landed(flight, &result);
+        drop(slot);
         match call.settle_routed(&mut route, result, None) {
             Routed::End(out) => break out,
             Routed::Retry(plan) => {

@@ -7,6 +7,7 @@ use super::{Batch, BatchBuilder, ItemResult, Progress};
 use crate::call::Call;
 use crate::classify::Classify;
 use crate::failover::Target;
+use crate::limiter::InFlight;
 use crate::stats::Site;
 use crate::{ErrorKind, Limiter, Policy, RetryExt};
 use core::fmt;
@@ -219,6 +220,15 @@ impl Shared {
         }
     }
 
+    /// Waits for the run's limiter (if any); the place in flight it returns (a capped
+    /// limiter's) is the attempt's until it lands.
+    pub(super) async fn enter(&self) -> InFlight<'_> {
+        match self.pacer() {
+            Some(limiter) => limiter.enter().await,
+            None => InFlight::NONE,
+        }
+    }
+
     /// The limiter every attempt waits for first, if the run has one.
     pub(super) fn pacer(&self) -> Option<&Limiter> {
         self.pacer.as_ref().map(Pacer::get)
@@ -344,12 +354,11 @@ where
     let mut rate_limited = 0u32;
     let outcome = loop {
         attempts = attempts.saturating_add(1);
-        if let Some(limiter) = s.pacer() {
-            limiter.acquire().await;
-        }
+        let slot = s.enter().await;
         let flight = s.flying(&mut call);
         let result = op(input.clone()).await;
         s.landed(flight, &result);
+        drop(slot);
         match call.settle(result, None) {
             ControlFlow::Break(out) => break out,
             ControlFlow::Continue(plan) => {

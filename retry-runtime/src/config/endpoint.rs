@@ -52,7 +52,8 @@ pub struct EndpointConfig {
 
 /// `[limiter]`: the endpoint's pacer: `requests_per_minute` and `tokens_per_minute` (the
 /// provider's limits, when known), `initial_window` (the slow start's first attempts),
-/// `max_pause` (the longest Retry-After pause, a duration), and the learning's `beta`,
+/// `max_pause` (the longest Retry-After pause, a duration), `max_in_flight` (the bulkhead's
+/// cap on requests in flight), and the learning's `beta`,
 /// `scale`, `min_rate` and `max_rate` (requests per second), each
 /// [`Limiter::builder`]'s default where unset, checked by [`LimiterBuilder::build`] when read.
 /// A limiter is named in code (the name is its metrics label): [`config`](Self::config)
@@ -71,6 +72,7 @@ pub struct LimiterSettings {
     tokens_per_minute: Option<f64>,
     initial_window: Option<u32>,
     max_pause: Option<Duration>,
+    max_in_flight: Option<u32>,
     beta: Option<f64>,
     scale: Option<f64>,
     min_rate: Option<f64>,
@@ -119,6 +121,9 @@ impl LimiterSettings {
         }
         if let Some(v) = self.max_pause {
             b = b.max_pause(v);
+        }
+        if let Some(v) = self.max_in_flight {
+            b = b.max_in_flight(v);
         }
         if let Some(v) = self.beta {
             b = b.beta(v);
@@ -210,6 +215,7 @@ fn limit_key(e: LimitError, set: &[(&'static str, bool)]) -> &'static str {
         LimitError::InvalidScale => &["scale"],
         LimitError::InvalidMultiplier => &["max_multiplier"],
         LimitError::InvalidWindow => &["window", "max_pause", "initial_window"],
+        LimitError::InvalidInFlight => &["max_in_flight"],
     };
     candidates
         .iter()
@@ -286,6 +292,7 @@ section!(
         "tokens_per_minute",
         "initial_window",
         "max_pause",
+        "max_in_flight",
         "beta",
         "scale",
         "min_rate",
@@ -295,6 +302,10 @@ section!(
         let slot = match key {
             "initial_window" => {
                 put(&mut out.initial_window, key, map.next_value::<Count>()?.0)?;
+                return Ok(true);
+            }
+            "max_in_flight" => {
+                put(&mut out.max_in_flight, key, map.next_value::<Count>()?.0)?;
                 return Ok(true);
             }
             "max_pause" => {
@@ -333,6 +344,7 @@ section!(
             ("tokens_per_minute", s.tokens_per_minute.is_some()),
             ("initial_window", s.initial_window.is_some()),
             ("max_pause", s.max_pause.is_some()),
+            ("max_in_flight", s.max_in_flight.is_some()),
             ("beta", s.beta.is_some()),
             ("scale", s.scale.is_some()),
             ("min_rate", s.min_rate.is_some()),
@@ -426,6 +438,7 @@ impl Serialize for LimiterSettings {
         write_some(&mut map, "tokens_per_minute", self.tokens_per_minute)?;
         write_some(&mut map, "initial_window", self.initial_window)?;
         write_some(&mut map, "max_pause", self.max_pause.map(written))?;
+        write_some(&mut map, "max_in_flight", self.max_in_flight)?;
         write_some(&mut map, "beta", self.beta)?;
         write_some(&mut map, "scale", self.scale)?;
         write_some(&mut map, "min_rate", self.min_rate)?;

@@ -7,6 +7,7 @@ use super::mode::Mode;
 use super::settle::Sent;
 use crate::classify::Classify;
 use crate::hooks::{ControlSet, HookSet};
+use crate::limiter::InFlight;
 use crate::timeout::Timeout;
 use core::future::Future;
 use core::ops::ControlFlow;
@@ -51,24 +52,34 @@ where
         if wait.is_none() {
             self.count_attempt();
         }
-        Attempt { call: self, step: Step::Running { wait, run: M::run(fut) } }
+        Attempt { call: self, step: Step::Running { wait, slot: InFlight::NONE, run: M::run(fut) } }
     }
 
     /// Waits for the [`limiter`](Self::limiter)'s token, if the call has one (for loops that
     /// run attempts themselves: call it after [`start_attempt`](Self::start_attempt)).
-    /// Returns at once after one relaxed load while the endpoint has never throttled.
+    /// Returns at once after one relaxed load while the endpoint has never throttled. Hold
+    /// what it returns until the attempt ends: with a
+    /// [`max_in_flight`](crate::limits::LimiterBuilder::max_in_flight) cap it is the attempt's
+    /// place in flight.
     ///
     /// ```
     /// use llm_retry_runtime::RetryExt;
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let call = llm_retry_runtime::Policy::DEFAULT.call::<(), std::io::Error>();
-    /// call.wait_for_limiter().await;
+    /// let _slot = call.wait_for_limiter().await;
     /// # }
     /// ```
-    pub async fn wait_for_limiter(&self) {
-        if let Some(wait) = self.controls.limiter().and_then(|l| l.wait(f64::from(self.guard.tokens), || self.remaining())) {
+    pub async fn wait_for_limiter(&self) -> InFlight<'static> {
+        let limiter = self.controls.limiter();
+        if let Some(wait) = limiter.and_then(|l| l.wait(f64::from(self.guard.tokens), || self.remaining())) {
             wait.await;
         }
+        InFlight::of(limiter)
+    }
+
+    /// The place in flight an attempt holds once its limiter's wait is over.
+    pub(crate) fn in_flight(&self) -> InFlight<'static> {
+        InFlight::of(self.controls.limiter())
     }
 
     /// The limiter's wait before an attempt whose body the caller runs itself (a stream's
@@ -151,7 +162,13 @@ pin_project! {
 pin_project! {
     #[project = StepProj]
     enum Step<R> {
-        Running { wait: Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>, #[pin] run: R },
+        Running {
+            wait: Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>,
+            // The attempt's place in flight (a capped limiter's): given back when the step
+            // moves on, or the attempt is dropped.
+            slot: InFlight<'static>,
+            #[pin] run: R,
+        },
         Sleeping { #[pin] sleep: Sleep },
         Done,
     }
@@ -173,7 +190,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut step = this.step;
-        if let StepProj::Running { wait, mut run } = step.as_mut().project()
+        if let StepProj::Running { wait, mut run, .. } = step.as_mut().project()
             && (!K::LIMITS || wait.is_none())
         {
             this.call.mode.arm(run.as_mut(), this.call.started);
@@ -240,7 +257,7 @@ where
 {
     loop {
         match step.as_mut().project() {
-            StepProj::Running { wait, mut run } => {
+            StepProj::Running { wait, slot, mut run } => {
                 // Armed before the limiter's wait: the deadline and the attempt timeout
                 // bound the time an attempt queues as well as the time it runs.
                 call.mode.arm(run.as_mut(), call.started);
@@ -248,6 +265,7 @@ where
                     Some(w) => match w.as_mut().poll(cx) {
                         Poll::Ready(()) => {
                             *wait = None;
+                            *slot = call.in_flight();
                             call.count_attempt();
                             (ready!(run.poll(cx)), Sent::Yes)
                         }

@@ -231,7 +231,8 @@ where
         F: Future<Output = Result<T, E>>,
     {
         self.start_clock();
-        self.wait_for_limiter().await;
+        // Held until the attempt is settled: its place in flight, with a capped limiter.
+        let _slot = self.wait_for_limiter().await;
         if self.guard.phase == Phase::Fresh {
             self.guard.phase = Phase::First;
         }

@@ -32,6 +32,10 @@ pub struct LimiterBuilder {
     pub(super) tokens_per_minute: f64,
     pub(super) initial_window: u32,
     pub(super) max_pause: Duration,
+    /// The bulkhead's cap on attempts in flight; 0 for none.
+    pub(super) max_in_flight: u32,
+    /// Whether `max_in_flight` was given (a given 0 is an error, not "no cap").
+    pub(super) in_flight_given: bool,
 }
 
 /// A validated limiter configuration, from [`LimiterBuilder::build`].
@@ -59,6 +63,8 @@ impl LimiterBuilder {
             tokens_per_minute: 0.0,
             initial_window: 10,
             max_pause: MAX_PAUSE,
+            max_in_flight: 0,
+            in_flight_given: false,
         }
     }
 
@@ -169,6 +175,23 @@ impl LimiterBuilder {
         self
     }
 
+    /// A bulkhead: at most `attempts` requests in flight to the endpoint at once (default: no
+    /// cap), in `1..`. An attempt holds its place from the moment the limiter lets it go until
+    /// it ends, whatever ends it; the next waiter takes it then. A limiter that
+    /// [`share`](super::Limiter::share)s its state caps the fleet, with leases in the store that
+    /// expire if their worker dies.
+    ///
+    /// ```
+    /// use llm_retry_runtime::{Limiter, limits::LimitError};
+    /// assert!(Limiter::builder("x").max_in_flight(8).build().is_ok());
+    /// assert_eq!(Limiter::builder("x").max_in_flight(0).build().unwrap_err(), LimitError::InvalidInFlight);
+    /// ```
+    pub const fn max_in_flight(mut self, attempts: u32) -> Self {
+        self.max_in_flight = attempts;
+        self.in_flight_given = true;
+        self
+    }
+
     /// The validated configuration (for [`Limiter::from_config`]), or why the arguments are
     /// wrong.
     ///
@@ -196,6 +219,9 @@ impl LimiterBuilder {
         }
         if self.max_pause.is_zero() || self.max_pause.as_secs() > 86_400 {
             return Err(LimitError::InvalidWindow);
+        }
+        if self.in_flight_given && self.max_in_flight == 0 {
+            return Err(LimitError::InvalidInFlight);
         }
         Ok(LimiterConfig(self))
     }

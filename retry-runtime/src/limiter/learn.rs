@@ -29,7 +29,9 @@ impl Limiter {
                 s.served = (s.served + 2.0).min(s.live() + s.capacity);
                 s.fold_drops();
                 // A limiter that falls back from a store stays where it can ask the store again.
-                if s.window >= OPEN_WINDOW && s.live() <= s.served && self.share.get().is_none() {
+                // A capped one too: every attempt takes a place in flight.
+                let may_open = self.share.get().is_none() && self.config.max_in_flight == 0;
+                if s.window >= OPEN_WINDOW && s.live() <= s.served && may_open {
                     self.mode.store(OPEN, Relaxed);
                 }
                 drop(s);

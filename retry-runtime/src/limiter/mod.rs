@@ -37,18 +37,20 @@
 //! the [`LimiterBuilder`] and its validation.
 
 mod builder;
+mod bulkhead;
 mod headers;
 mod learn;
 mod queue;
 mod share;
 
 pub use builder::{LimiterBuilder, LimiterConfig};
+pub use bulkhead::InFlight;
 
+use crate::store::Mode;
 use core::fmt;
 use queue::State;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
-use crate::store::Mode;
 use share::Share;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -92,6 +94,10 @@ pub struct Limiter {
     moved: Notify,
     /// The store a fleet shares this endpoint's state through, once [`share`](Self::share)d.
     share: OnceLock<Share>,
+    /// Attempts of this process holding a place in flight (see `bulkhead`), and the waiters
+    /// for one.
+    in_flight: AtomicU32,
+    room: Notify,
 }
 
 /// A limiter's state at one moment.
@@ -130,6 +136,9 @@ pub struct LimiterStats {
     pub fleet: Option<u32>,
     /// With a store: the times it could not answer and the limiter paced alone.
     pub fallbacks: u64,
+    /// Attempts of this process holding a place in flight, with
+    /// [`max_in_flight`](LimiterBuilder::max_in_flight).
+    pub in_flight: u32,
 }
 
 /// Where a limiter's rate comes from, best first.
@@ -204,7 +213,9 @@ impl Limiter {
     }
 
     const fn with(b: LimiterBuilder) -> Limiter {
-        let mode = if b.configured_rate().is_some() || (b.token_rate().is_some() && b.initial_window == 0) {
+        // A capped limiter is never open: each attempt takes a place in flight.
+        let unpaced_gate = (b.token_rate().is_some() || b.max_in_flight > 0) && b.initial_window == 0;
+        let mode = if b.configured_rate().is_some() || unpaced_gate {
             GATING
         } else if b.initial_window == 0 {
             OPEN
@@ -221,6 +232,8 @@ impl Limiter {
             registered: AtomicBool::new(false),
             moved: Notify::const_new(),
             share: OnceLock::new(),
+            in_flight: AtomicU32::new(0),
+            room: Notify::const_new(),
         }
     }
 
@@ -323,6 +336,7 @@ impl Limiter {
     pub fn stats(&self) -> LimiterStats {
         let mode = self.mode.load(Relaxed);
         let mut st = LimiterStats {
+            in_flight: self.in_flight.load(Relaxed),
             throttles: self.throttles.load(Relaxed),
             waits: self.waits.load(Relaxed),
             ..LimiterStats::default()

@@ -182,7 +182,7 @@ impl State {
         let (fill_rate, capacity, served, source) = match b.configured_rate() {
             // Tokens known, requests not, no slow start: tickets go unpaced, the token bucket
             // paces. (With a slow start, its window paces requests until a rate is known.)
-            None if b.token_rate().is_some() && b.initial_window == 0 => {
+            None if (b.token_rate().is_some() || b.max_in_flight > 0) && b.initial_window == 0 => {
                 (b.max_rate, b.max_rate, b.max_rate, RateSource::None)
             }
             Some(r) => {
@@ -387,8 +387,22 @@ impl Limiter {
             let declared = if tokens.is_finite() && tokens > 0.0 { tokens } else { 0.0 };
             return Some(Box::pin(self.admit_shared(declared, remaining())));
         }
+        if self.config.max_in_flight > 0 {
+            return Some(Box::pin(self.local_wait(tokens)));
+        }
         let ticket = self.ticket(tokens)?;
         Some(Box::pin(self.wait_for(ticket)))
+    }
+
+    /// The in-process wait: a place in flight first (with a cap), then the pace.
+    pub(super) async fn local_wait(&self, tokens: f64) {
+        let place = if self.config.max_in_flight > 0 { Some(self.take_place(self.local_cap()).await) } else { None };
+        if let Some(ticket) = self.ticket(tokens) {
+            self.wait_for(ticket).await;
+        }
+        if let Some(p) = place {
+            p.hand_over();
+        }
     }
 
     /// A place in the queue, unless the limiter is open or the place is due now.

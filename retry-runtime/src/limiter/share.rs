@@ -8,6 +8,7 @@
 //! rate, and marks the store due for a retry; the first admission after that asks the store
 //! again. Each move is logged once.
 
+use super::bulkhead::Taking;
 use super::{COLD, GATING, Limiter, RateSource, SHARED, lock};
 use crate::store::{Admission, Ask, Mode, Report, Store, StoreError, Tuning};
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,11 +18,18 @@ use tokio::time::Instant;
 
 /// How long after a store failure the limiter asks the store again.
 const RETRY: Duration = Duration::from_millis(500);
+/// The longest an in-flight lease lives if its worker never gives it back (it died).
+const LEASE: Duration = Duration::from_secs(120);
+/// How much longer than its attempt's deadline a lease lives.
+const LEASE_SLACK: Duration = Duration::from_secs(5);
 
 /// What a limiter knows of its store, shared with the tasks that send its reports.
 pub(super) struct Share {
     pub(super) store: Arc<dyn Store>,
     pub(super) link: Arc<Mutex<Link>>,
+    /// The in-flight leases this process holds (any one of them is given back when one of
+    /// its attempts ends: they are alike).
+    leases: Mutex<Vec<u64>>,
 }
 
 /// The store's last word, and whether it can be asked now.
@@ -92,7 +100,15 @@ impl Limiter {
             let s: Arc<dyn Store> = Arc::new(store.take().expect("taken once, here"));
             Share {
                 store: s,
-                link: Arc::new(Mutex::new(Link { mode: Mode::Shared, retry_at: None, failed: false, rate: None, fleet: 1, fallbacks: 0 })),
+                leases: Mutex::new(Vec::new()),
+                link: Arc::new(Mutex::new(Link {
+                    mode: Mode::Shared,
+                    retry_at: None,
+                    failed: false,
+                    rate: None,
+                    fleet: 1,
+                    fallbacks: 0,
+                })),
             }
         });
         if let Some(back) = store {
@@ -147,15 +163,36 @@ impl Limiter {
     /// queue when the store fails, or while it is due for a retry.
     pub(super) async fn admit_shared(&self, tokens: f64, max_wait: Option<Duration>) {
         let Some(share) = self.share.get() else { return };
-        let ask = Ask { endpoint: self.name, worker: worker(), tokens, max_wait, lease: None, tuning: self.tuning() };
+        let cap = self.config.max_in_flight;
+        let mut tuning = self.tuning();
+        let mut lease = None;
+        if cap > 0 {
+            tuning.max_in_flight = Some(cap);
+            // A lease outlives its attempt (bounded by the deadline when there is one), and
+            // expires if this worker dies with it.
+            lease = Some(max_wait.map_or(LEASE, |w| w.saturating_add(LEASE_SLACK)).min(LEASE));
+        }
+        let ask = Ask { endpoint: self.name, worker: worker(), tokens, max_wait, lease, tuning };
         loop {
-            let answer = if lock(&share.link).failed { Err(StoreError::Unavailable("a report failed".into())) } else { share.store.admit(&ask).await };
+            let answer = if lock(&share.link).failed {
+                Err(StoreError::Unavailable("a report failed".into()))
+            } else {
+                share.store.admit(&ask).await
+            };
             match answer {
-                Ok(Admission::Go { wait, rate, fleet, .. }) => {
+                Ok(Admission::Go { wait, rate, fleet, lease }) => {
                     self.heard_store(share, rate, fleet);
+                    // Held from here: given back if this wait is cancelled.
+                    let place = lease.map(|id| {
+                        lock(&share.leases).push(id);
+                        Taking::counted(self)
+                    });
                     if !wait.is_zero() {
                         self.waits.fetch_add(1, Relaxed);
                         tokio::time::sleep(wait).await;
+                    }
+                    if let Some(p) = place {
+                        p.hand_over();
                     }
                     return;
                 }
@@ -172,9 +209,7 @@ impl Limiter {
                 }
                 Err(e) => {
                     self.fall_back(share, &e);
-                    if let Some(ticket) = self.ticket(tokens) {
-                        self.wait_for(ticket).await;
-                    }
+                    self.local_wait(tokens).await;
                     return;
                 }
             }
@@ -195,7 +230,11 @@ impl Limiter {
             l.retry_at = None;
             drop(l);
             self.mode.store(SHARED, Relaxed);
-            tracing::info!(endpoint = self.name, store = share.store.kind(), "the store answers again: the pacer shares its state");
+            tracing::info!(
+                endpoint = self.name,
+                store = share.store.kind(),
+                "the store answers again: the pacer shares its state"
+            );
         }
     }
 
@@ -245,6 +284,14 @@ impl Limiter {
             }
         }
         self.moved.notify_waiters();
+    }
+
+    /// An attempt holding a place ended: one of this process's leases goes back to the store,
+    /// if it holds any.
+    pub(super) fn release_lease(&self) {
+        let Some(share) = self.share.get() else { return };
+        let Some(lease) = lock(&share.leases).pop() else { return };
+        self.report(Report::Release { lease });
     }
 
     /// While falling back: whether this admission should ask the store again (one does, the

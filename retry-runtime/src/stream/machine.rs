@@ -6,6 +6,7 @@ use super::{Core, Opener, RetryStream, State, StateProj, StreamChunk, StreamEven
 use crate::classify::Classify;
 use crate::engine::{Mode, Routed};
 use crate::hooks::{ControlSet, HookSet};
+use crate::limiter::InFlight;
 use crate::timeout::Timeout;
 use core::future::Future;
 use core::pin::Pin;
@@ -110,6 +111,7 @@ where
                     Some(Poll::Pending) => Step::Pending,
                     Some(Poll::Ready(())) => {
                         *wait = None;
+                        this.core.slot = this.core.call.in_flight();
                         this.core.awaiting_first = true;
                         let limit = this.core.options.first_chunk;
                         this.core.arm(this.timer.as_mut(), limit);
@@ -198,8 +200,9 @@ where
                     core.route.settle(&mut core.call, Ok(()), None)
                 }
             };
-            // The attempt is over: drop its connection before anything else.
+            // The attempt is over: drop its connection before anything else, then its place.
             this.state.set(State::Done);
+            core.slot = InFlight::NONE;
             this.timer.set(None);
             core.cause = None;
             let (attempt, kind, status, delay) = match outcome {

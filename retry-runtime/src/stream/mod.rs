@@ -54,6 +54,7 @@ use crate::engine::WithFallback;
 use crate::engine::{Call, Mode};
 use crate::failover::Target;
 use crate::hooks::{ControlSet, HookSet};
+use crate::limiter::InFlight;
 use crate::timeout::Timeout;
 use core::fmt;
 use core::future::Future;
@@ -103,6 +104,9 @@ struct Core<'p, E, H, K, M, F, C, R> {
     pending: VecDeque<StreamEvent<C>>,
     /// The error to yield once `pending` is drained.
     error: Option<E>,
+    /// The open attempt's place in flight (a capped limiter's), from the limiter's wait to the
+    /// attempt's end.
+    slot: InFlight<'static>,
 }
 
 pin_project! {
@@ -231,6 +235,7 @@ impl<'p, E, H, K, M, F, Fut, S, C, R> RetryStream<'p, E, H, K, M, F, Fut, S, C, 
                 next: None,
                 pending: VecDeque::new(),
                 error: None,
+                slot: InFlight::NONE,
             },
             state: State::Idle,
             timer: None,
