@@ -167,12 +167,22 @@ local function young(s, t, rate)
   return rate / (1 - math.exp(-span / TAU))
 end
 
+-- The smoothed rates are read as of the last admission, not decayed to t: a spell with no
+-- admissions at all (a pause, a store outage, throttle reports that Redis runs only once it
+-- answers again) says nothing about the rate the provider takes, and must not read as zero.
+local function as_of(s, t)
+  if s.sa > 0 then return math.min(t, s.sa) end
+  return t
+end
+
 local function sent(s, t)
+  t = as_of(s, t)
   return young(s, t, decayed(s.sv, s.sa, t))
 end
 
 -- What the provider admitted: admissions less throttles.
 local function admitted(s, t)
+  t = as_of(s, t)
   return math.max(young(s, t, decayed(s.sv, s.sa, t) - decayed(s.hv, s.ha, t)), 0)
 end
 
@@ -182,9 +192,12 @@ local function settled(s)
 end
 
 -- The learned rate at t (learn.rs's `climb`): back linearly from the cut to the rate that was
--- throttled, then beyond it slowly, faster the longer nothing is throttled; never above twice
--- the admitted rate. A guess (a cut while probing) doubles every half second instead.
-local function climb(s, t, tu)
+-- throttled, then beyond it slowly, faster the longer nothing is throttled; past the rate that
+-- was throttled, never above twice what the provider admitted (as measured `now`: a slot
+-- reserved ahead of time must not see the smoothing decay to the future, nor a quiet spell,
+-- such as a pause or a store outage, hold the rate below the one last throttled). A guess (a
+-- cut while probing) doubles every half second instead.
+local function climb(s, t, tu, now)
   local since = math.max(t - s.cut_at, 0) / SECOND
   if s.probing == 1 then
     return s.cut_rate * math.exp(math.min(since, 60) * 2 * math.log(2))
@@ -199,18 +212,18 @@ local function climb(s, t, tu)
     r = s.w_max + slope * (0.1 * x + 0.25 * x * x * x)
   end
   if settled(s) then
-    r = math.min(r, math.max(2 * admitted(s, t), s.cut_rate))
+    r = math.min(r, math.max(2 * admitted(s, math.min(t, now)), s.w_max))
   end
   return r
 end
 
 -- The request rate in force at t, and whether it is known (rather than probed).
-local function rate_at(s, t, tu)
+local function rate_at(s, t, tu, now)
   local r
   if s.src == 1 or s.src == 2 then
     r = s.rate
   elseif s.src == 3 then
-    r = climb(s, t, tu)
+    r = climb(s, t, tu, now)
   else
     -- Probing: doubling every half second from the fleet's first admission.
     local since = 0
@@ -296,7 +309,7 @@ local function admit(now)
   local s = load(now)
   configure(s, now, tu)
   if s.t0 == 0 then s.t0 = now end
-  local rate, known = rate_at(s, now, tu)
+  local rate, known = rate_at(s, now, tu, now)
   -- Requests: strict spacing at the rate (a burst of 1), behind any pause.
   local send = math.max(now, s.pause, s.tat)
   -- Tokens, when a token rate is known: the bucket is full at ttat and holds a minute's
@@ -316,10 +329,19 @@ local function admit(now)
   -- Two buckets, each with its own schedule: an attempt that waits for tokens does not
   -- push back the request slots of those behind it (a token correction may let them go
   -- first).
-  s.tat = send + SECOND / rate
+  -- The next slot is one interval on at the rate in force at this slot's own time, not now:
+  -- a rate that climbs (probing, or back after a cut) spaces the slots reserved ahead of
+  -- time as it will be then, so a queue made while the rate was low does not hold it low.
+  s.tat = send + SECOND / rate_at(s, send, tu, now)
   s.ttat = full
   if s.ss == 0 then s.ss = now end
-  s.sv = decayed(s.sv, s.sa, now) + SECOND / TAU
+  if s.sa > 0 and now - s.sa > TAU then
+    -- No admission for a while (a pause, an outage of this store while the workers paced
+    -- alone): the spell says nothing of the rate the fleet sends at, so it does not decay.
+    s.sv = s.sv + SECOND / TAU
+  else
+    s.sv = decayed(s.sv, s.sa, now) + SECOND / TAU
+  end
   s.sa = now
   s.sn = s.sn + 1
   save(s, now)
@@ -371,7 +393,7 @@ local function throttle(now)
     else
       -- From the rate in force, or from what was admitted if less, but never below beta of
       -- the rate in force: the admitted rate lags a rate that was climbing.
-      local r = rate_at(s, now, tu)
+      local r = rate_at(s, now, tu, now)
       local base = r
       if settled(s) then
         base = math.max(math.min(r, admitted(s, now)), tu.beta * r)

@@ -348,3 +348,46 @@ async fn the_round_trip_of_one_admission() {
     println!("one admission's round trip over 1,000 asks on loopback: median {median:?}, p99 {p99:?}");
     assert!(median < 5 * MS, "median {median:?}");
 }
+
+#[tokio::test]
+async fn slots_reserved_ahead_follow_the_probe_as_it_climbs() {
+    let Some(server) = server("slots_reserved_ahead_follow_the_probe_as_it_climbs") else { return };
+    let store = store(&server).await;
+    // Probing from 10/s, doubling every half second: 40 callers asking at once. Spaced at the
+    // rate of the moment they asked, the last would wait 4 s; spaced at the rate in force at
+    // each slot's own time, the 40 slots take the integral of 10 * 4^t: about 1.36 s.
+    let mut tuning = Tuning::DEFAULT;
+    tuning.initial_rate = 10.0;
+    let mut last = Duration::ZERO;
+    for _ in 0..40 {
+        last = store.admit(&ask("e", 1, tuning)).await.unwrap().wait();
+    }
+    assert!(last > Duration::from_millis(1_200) && last < Duration::from_millis(1_450), "{last:?}");
+}
+
+#[tokio::test]
+async fn a_spell_without_admissions_does_not_read_as_a_rate_of_zero() {
+    let Some(server) = server("a_spell_without_admissions_does_not_read_as_a_rate_of_zero") else { return };
+    let store = store(&server).await;
+    let tuning = Tuning::DEFAULT;
+    store.admit(&ask("e", 1, tuning)).await.unwrap();
+    // The fleet sent 100 a second until five seconds ago (smoothed over more than a second),
+    // then nothing reached this store: it was down, or everyone was paused.
+    let key = "{llm-retry:e}:p";
+    let now_us = {
+        let t = server.command(&["TIME"]).unwrap();
+        let mut parts = t.split_whitespace().map(|p| p.parse::<u64>().unwrap());
+        parts.next().unwrap() * 1_000_000 + parts.next().unwrap()
+    };
+    let sa = (now_us - 5_000_000).to_string();
+    let ss = (now_us - 20_000_000).to_string();
+    server.command(&["HSET", key, "sv", "100", "sa", &sa, "ss", &ss, "sn", "2000"]).unwrap();
+    // A throttle reported late (Redis ran it once it answered again) cuts from what the fleet
+    // was sending, not from the smoothing decayed over the silence to nothing.
+    store.report("e", Report::Throttle { retry_after: None, tuning }).await.unwrap();
+    let learned = go_rate(store.admit(&ask("e", 1, tuning)).await.unwrap()).unwrap();
+    assert!((75.0..=101.0).contains(&learned), "cut from about 100/s: {learned}");
+    // And the first admission after the silence keeps the smoothed rate, plus itself.
+    let sv: f64 = server.command(&["HGET", key, "sv"]).unwrap().trim().parse().unwrap();
+    assert!(sv > 100.0, "{sv}");
+}
