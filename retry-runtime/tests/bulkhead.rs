@@ -76,9 +76,10 @@ async fn calls_never_exceed_the_cap_and_queue_for_a_place() {
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_call_gives_its_place_back() {
     let l = capped("bulkhead::cancel", 1);
-    let hung = tokio::spawn(async move {
-        Policy::DEFAULT.call::<(), ApiError>().limiter(l).retry(std::future::pending).await
-    });
+    let hung =
+        tokio::spawn(
+            async move { Policy::DEFAULT.call::<(), ApiError>().limiter(l).retry(std::future::pending).await },
+        );
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(l.stats().in_flight, 1);
     hung.abort();

@@ -27,6 +27,7 @@ mod e2e_async_openai;
 mod e2e_reqwest;
 mod expand_lints;
 mod failover_tcp;
+mod fleet;
 mod limiter_tcp;
 mod providers_e2e;
 mod simulation_smoke;

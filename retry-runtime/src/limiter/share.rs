@@ -123,7 +123,7 @@ impl Limiter {
     pub(super) fn tuning(&self) -> Tuning {
         let c = &self.config;
         let mut t = Tuning::DEFAULT;
-        t.initial_rate = f64::from(c.initial_window.max(1));
+        t.initial_rate = 4.0 * f64::from(c.initial_window.max(1));
         t.beta = c.beta;
         t.scale = c.scale;
         t.min_rate = c.min_rate;

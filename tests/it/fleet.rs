@@ -1,0 +1,130 @@
+//! A fleet of worker processes sharing one endpoint's pacer through a real redis-server, over
+//! real TCP against the chaos server (issue #16): 1,000 prompts, 32 in flight across the
+//! fleet, 6,000 requests a minute with a burst of 8. The workers are this test binary run
+//! again (`fleet::worker_entry`, with its spec in the environment); the run itself is
+//! examples/fleet/run.rs, the same code `cargo run --example fleet` prints its table with.
+//!
+//! Each test starts its own redis-server on a free port in a temp dir and stops it. Without
+//! `redis-server` installed the tests say they were skipped, unless `LLM_RETRY_REQUIRE_REDIS=1`
+//! (CI sets it), which makes that a failure. The fleet runs take one at a time (a lock), since
+//! makespans against the floor are what they measure.
+
+#[path = "../../examples/fleet/run.rs"]
+mod run;
+
+use llm_retry_testkit::redis_server::RedisServer;
+use run::{DEADLINE, Fault, FleetResult, Setup};
+use std::process::Command;
+use std::time::Duration;
+
+/// The worker: does nothing in a normal test run; in a worker process, its whole life.
+#[test]
+fn worker_entry() {
+    let Ok(json) = std::env::var(run::SPEC) else { return };
+    let spec = serde_json::from_str(&json).expect("the coordinator writes a valid spec");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+    rt.block_on(run::worker(spec));
+}
+
+fn worker() -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("the test binary's path"));
+    c.args(["fleet::worker_entry", "--exact", "--nocapture", "--test-threads=1", "-q"]);
+    c
+}
+
+/// One fleet run at a time in this process.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn redis(test: &str) -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(Some(server)) => Some(server),
+        Ok(None) => {
+            println!("{test}: skipped, redis-server is not installed (apt-get install -y redis-server)");
+            None
+        }
+        Err(e) => panic!("{test}: {e}"),
+    }
+}
+
+async fn fleet(setup: Setup, server: &mut RedisServer) -> FleetResult {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let r = run::run(setup, Some(server), None, &worker).await.expect("the fleet runs");
+    println!(
+        "P = {}, headers {}, fault {:?}: {:.3} calls per prompt, {} 429s, makespan {:.2?} = {:.3} × floor, {}/{} ok, {} fallbacks, modes {:?}",
+        setup.workers,
+        setup.headers,
+        setup.fault,
+        r.calls_per_prompt(),
+        r.throttled,
+        r.makespan,
+        r.over_floor(),
+        r.ok,
+        r.ok + r.failed,
+        r.fallbacks,
+        r.modes
+    );
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_fleet_makes_one_call_per_prompt_at_the_floor_at_every_size() {
+    let Some(mut server) = redis("fleet: shared") else { return };
+    for p in [1, 4, 8] {
+        let r = fleet(Setup::fleet(p, true), &mut server).await;
+        assert_eq!((r.ok, r.failed), (1_000, 0), "P = {p}: every prompt succeeds");
+        assert!(r.calls_per_prompt() <= 1.05, "P = {p}: {:.3} calls per prompt", r.calls_per_prompt());
+        assert!(r.over_floor() <= 1.10, "P = {p}: makespan {:.3} × the floor", r.over_floor());
+        assert_eq!(r.fallbacks, 0, "P = {p}: redis answered all along");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_providers_headers_a_shared_fleet_wastes_almost_no_call() {
+    let Some(mut server) = redis("fleet: headers") else { return };
+    for p in [1, 4, 8] {
+        let r = fleet(Setup { headers: true, ..Setup::fleet(p, true) }, &mut server).await;
+        assert_eq!((r.ok, r.failed), (1_000, 0), "P = {p}: every prompt succeeds");
+        assert!(r.calls_per_prompt() <= 1.01, "P = {p}: {:.3} calls per prompt", r.calls_per_prompt());
+    }
+}
+
+/// A fault one second into a run of 4 workers: every prompt still succeeds, no call waits
+/// past its deadline, and every worker shares again by the end.
+async fn survives(fault: Fault, falls_back: bool) {
+    let Some(mut server) = redis(&format!("fleet: {fault:?}")) else { return };
+    let r = fleet(Setup { prompts: 600, fault: Some(fault), ..Setup::fleet(4, true) }, &mut server).await;
+    assert_eq!((r.ok, r.failed), (600, 0), "{fault:?}: every prompt succeeds");
+    assert!(r.longest < DEADLINE, "{fault:?}: no call waits past its deadline: {:?}", r.longest);
+    assert!(r.modes.iter().all(|m| m == "shared"), "{fault:?}: back to sharing: {:?}", r.modes);
+    if falls_back {
+        assert!(r.fallbacks >= 1, "{fault:?}: the workers paced alone for a while");
+    } else {
+        assert_eq!(r.fallbacks, 0, "{fault:?}: reloading the script is not a failure");
+    }
+    assert!(r.calls_per_prompt() <= 1.25, "{fault:?}: {:.3} calls per prompt", r.calls_per_prompt());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted() {
+    survives(Fault::Kill, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_for_two_seconds() {
+    survives(Fault::Stop, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_script_flush() {
+    survives(Fault::Flush, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_client_pause() {
+    survives(Fault::Pause, true).await;
+}
+
+#[test]
+fn the_floor_is_n_over_c() {
+    assert_eq!(Setup::fleet(4, true).floor(), Duration::from_secs(10));
+}
