@@ -70,6 +70,9 @@ pub enum Cause {
     ProbeSucceeded,
     /// The probe failed: a new cooldown.
     ProbeFailed,
+    /// The fleet's shared state moved it (another worker's failures, probe or trip, through
+    /// the store the breaker [`share`](super::Breaker::share)s).
+    Fleet,
 }
 
 impl Cause {
@@ -86,6 +89,7 @@ impl Cause {
             Cause::CooldownOver => "cooldown over",
             Cause::ProbeSucceeded => "probe succeeded",
             Cause::ProbeFailed => "probe failed",
+            Cause::Fleet => "the fleet's shared state",
         }
     }
 }
@@ -249,6 +253,31 @@ impl Machine {
             return None;
         }
         Some(self.open(now, wait, from, Cause::RetryAfter))
+    }
+
+    /// The fleet's state, from a store, over this process's: open until `until`, half-open
+    /// (the fleet's probe decides; a call here must claim it from the store), or closed.
+    pub(crate) fn mirror(&mut self, to: BreakerState, until: Option<Instant>) -> Option<Transition> {
+        let from = self.state();
+        let t = |to| Some(Transition { from, to, cause: Cause::Fleet });
+        match (to, until) {
+            (BreakerState::Open, Some(until)) => {
+                if matches!(self.state, State::Open { until: mine } if mine >= until) {
+                    return None;
+                }
+                *self = Machine { state: State::Open { until }, ..Machine::new() };
+                t(BreakerState::Open)
+            }
+            (BreakerState::Closed, _) if from != BreakerState::Closed => {
+                *self = Machine::new();
+                t(BreakerState::Closed)
+            }
+            (BreakerState::HalfOpen, _) if from == BreakerState::Open => {
+                self.state = State::HalfOpen { probing: false };
+                t(BreakerState::HalfOpen)
+            }
+            _ => None,
+        }
     }
 
     /// The probe was dropped before it settled: the next call may probe.

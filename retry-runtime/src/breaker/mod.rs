@@ -11,6 +11,7 @@
 
 mod machine;
 mod settings;
+mod share;
 
 pub use machine::{BreakerState, Cause};
 pub use settings::{BreakerBuilder, BreakerError};
@@ -20,6 +21,7 @@ use machine::{Admit, Machine, Transition};
 use settings::Settings;
 
 use crate::events;
+use crate::store::Mode;
 use core::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
@@ -62,6 +64,9 @@ pub struct Breaker {
     closed: AtomicU64,
     refused: AtomicU64,
     probes: AtomicU64,
+    /// Whether a store holds its state ([`share`](Self::share)); the store is in `share`'s
+    /// registry.
+    shared: AtomicBool,
 }
 
 /// A breaker's counters at one moment.
@@ -83,6 +88,9 @@ pub struct BreakerStats {
     pub refused: u64,
     /// Probes it let through.
     pub probes: u64,
+    /// Where its state lives: this process ([`Mode::Local`]), the store it
+    /// [`share`](Breaker::share)s, or this process because that store cannot answer.
+    pub mode: Mode,
 }
 
 impl Breaker {
@@ -119,6 +127,7 @@ impl Breaker {
             closed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             probes: AtomicU64::new(0),
+            shared: AtomicBool::new(false),
         }
     }
 
@@ -173,6 +182,7 @@ impl Breaker {
             closed: self.closed.load(Relaxed),
             refused: self.refused.load(Relaxed),
             probes: self.probes.load(Relaxed),
+            mode: self.mode(),
         }
     }
 
@@ -199,9 +209,20 @@ impl Breaker {
         drop(m);
         match admit {
             Admit::Yes => Ok(Permit { breaker: Some(self), clean: false, probe: false }),
-            Admit::Probe => {
+            Admit::Probe if self.may_probe() => {
                 self.probes.fetch_add(1, Relaxed);
                 Ok(Permit { breaker: Some(self), clean: false, probe: true })
+            }
+            Admit::Probe => {
+                // Shared: the fleet's one probe is not this process's (yet). The probe the
+                // local machine handed out goes back; the call is refused as a half-open
+                // breaker with its probe in flight refuses.
+                let mut m = self.lock();
+                m.release();
+                self.changed(&m, None);
+                drop(m);
+                self.refused.fetch_add(1, Relaxed);
+                Err(Refused { breaker: self.name, until: None })
             }
             Admit::No(until) => {
                 self.refused.fetch_add(1, Relaxed);
@@ -216,28 +237,41 @@ impl Breaker {
     }
 
     fn record(&'static self, verdict: Verdict, probe: bool) {
+        if !self.record_shared(verdict, probe) {
+            self.record_here(verdict, probe);
+        }
+    }
+
+    /// An outcome counted by this process's machine (not shared, or the store failed).
+    fn record_here(&'static self, verdict: Verdict, probe: bool) {
         let mut m = self.lock();
         let t = m.record(&self.s, Instant::now(), verdict, probe);
         self.changed(&m, t);
     }
 
-    /// A 429 or 529 asked for `wait`, over the policy's cap: open for that long.
+    /// A 429 or 529 asked for `wait`, over the policy's cap: open for that long (here at
+    /// once, and in the fleet's store when shared).
     pub(crate) fn trip(&'static self, wait: Duration) {
         let mut m = self.lock();
         let t = m.trip(&self.s, Instant::now(), wait);
         self.changed(&m, t);
+        drop(m);
+        self.trip_shared(wait);
     }
 
     fn release(&'static self) {
         let mut m = self.lock();
         m.release();
         self.changed(&m, None);
+        drop(m);
+        self.release_shared();
     }
 
     /// Called under the lock after each change: the fast word, the counters, the event.
     fn changed(&'static self, m: &Machine, t: Option<Transition>) {
         let word = match m.state() {
-            BreakerState::Closed if m.is_clean() => CLEAN,
+            // Shared, never clean: every outcome goes to the store.
+            BreakerState::Closed if m.is_clean() && !self.is_shared() => CLEAN,
             BreakerState::Closed => COUNTING,
             BreakerState::Open => OPEN,
             BreakerState::HalfOpen => HALF_OPEN,
