@@ -33,6 +33,7 @@ use crate::breaker::{BreakerState, moved_breakers};
 use crate::limiter::armed_limiters;
 use crate::outcome::GiveUp;
 use crate::stats::{Site, stats};
+use crate::store::Mode;
 use metrics::{Key, Level, Metadata, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use std::sync::Once;
 use std::time::Duration;
@@ -76,10 +77,20 @@ fn describe() {
         describe_gauge!("llm_retry_limiter_queued", "Attempts waiting for the limiter now");
         describe_counter!("llm_retry_limiter_throttles_total", "Throttles reported to the limiter");
         describe_counter!("llm_retry_limiter_waits_total", "Attempts that waited for a limiter token");
+        describe_gauge!(
+            "llm_retry_limiter_mode",
+            "Where the limiter paces: 0 alone, 1 through its shared store, 2 alone because the store cannot answer"
+        );
+        describe_counter!("llm_retry_limiter_fallbacks_total", "Times the limiter's shared store could not answer");
+        describe_gauge!("llm_retry_limiter_in_flight", "Attempts holding a place in flight (max_in_flight)");
         describe_gauge!("llm_retry_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open");
         describe_counter!("llm_retry_breaker_transitions_total", "Circuit breaker transitions, by state entered");
         describe_counter!("llm_retry_breaker_refused_total", "Calls a circuit breaker refused");
         describe_counter!("llm_retry_breaker_probes_total", "Half-open probes a circuit breaker let through");
+        describe_gauge!(
+            "llm_retry_breaker_mode",
+            "Where the breaker's state lives: 0 this process, 1 its shared store, 2 this process because the store cannot answer"
+        );
     });
 }
 
@@ -123,6 +134,11 @@ pub fn export() {
         gauge!("llm_retry_limiter_queued", "endpoint" => endpoint).set(st.queued as f64);
         counter!("llm_retry_limiter_throttles_total", "endpoint" => endpoint).absolute(st.throttles);
         counter!("llm_retry_limiter_waits_total", "endpoint" => endpoint).absolute(st.waits);
+        // Where the endpoint paces: 0 alone, 1 through its shared store, 2 alone because that
+        // store cannot answer.
+        gauge!("llm_retry_limiter_mode", "endpoint" => endpoint).set(mode_value(st.mode));
+        counter!("llm_retry_limiter_fallbacks_total", "endpoint" => endpoint).absolute(st.fallbacks);
+        gauge!("llm_retry_limiter_in_flight", "endpoint" => endpoint).set(f64::from(st.in_flight));
     }
     for breaker in moved_breakers() {
         let name = breaker.name();
@@ -138,6 +154,16 @@ pub fn export() {
         }
         counter!("llm_retry_breaker_refused_total", "breaker" => name).absolute(st.refused);
         counter!("llm_retry_breaker_probes_total", "breaker" => name).absolute(st.probes);
+        gauge!("llm_retry_breaker_mode", "breaker" => name).set(mode_value(st.mode));
+    }
+}
+
+/// A store mode as a gauge's value.
+fn mode_value(mode: Mode) -> f64 {
+    match mode {
+        Mode::Local => 0.0,
+        Mode::Shared => 1.0,
+        Mode::Fallback => 2.0,
     }
 }
 

@@ -71,6 +71,10 @@ fn every_figure_reaches_the_recorder() {
     // its pause and its queue.
     assert!(text.contains("llm_retry_limiter_paused_seconds{endpoint=\"metrics-endpoint\"}"), "{text}");
     assert!(text.contains("llm_retry_limiter_queued{endpoint=\"metrics-endpoint\"} 0"), "{text}");
+    // Never shared: it paces alone, and nothing is in flight at the end.
+    assert!(text.contains("llm_retry_limiter_mode{endpoint=\"metrics-endpoint\"} 0"), "{text}");
+    assert!(text.contains("llm_retry_limiter_fallbacks_total{endpoint=\"metrics-endpoint\"} 0"), "{text}");
+    assert!(text.contains("llm_retry_limiter_in_flight{endpoint=\"metrics-endpoint\"} 0"), "{text}");
     let rate = text.lines().find_map(|l| l.strip_prefix("llm_retry_limiter_rate{endpoint=\"metrics-endpoint\"} "));
     assert!(rate.and_then(|r| r.parse::<f64>().ok()).is_some_and(|r| r > 0.0), "limiter rate: {rate:?} in\n{text}");
     assert!(text.contains("llm_retry_slept_milliseconds_total{site=\"metrics::chat\"}"));

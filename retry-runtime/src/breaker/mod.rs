@@ -286,6 +286,11 @@ impl Breaker {
         .fetch_add(1, Relaxed);
         let open_for = m.open_until().map(|u| u.saturating_duration_since(Instant::now()));
         events::breaker_moved(self.name, t.from, t.to, t.cause, open_for);
+        self.register();
+    }
+
+    /// Listed for the metrics export, once.
+    fn register(&'static self) {
         if !self.registered.swap(true, Relaxed) {
             registry().push(self);
         }

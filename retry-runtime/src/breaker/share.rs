@@ -109,6 +109,9 @@ impl Breaker {
         // A shared breaker is never "clean": every outcome goes to the store.
         let m = self.lock();
         self.changed(&m, None);
+        drop(m);
+        // Its mode is worth exporting from the start.
+        self.register();
         Ok(())
     }
 

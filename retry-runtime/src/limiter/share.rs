@@ -94,7 +94,7 @@ impl Limiter {
     /// assert_eq!((s.mode, s.rate, s.fleet), (Mode::Shared, Some(5.0), Some(2)));
     /// # }
     /// ```
-    pub fn share<S: Store>(&self, store: S) -> Result<(), S> {
+    pub fn share<S: Store>(&'static self, store: S) -> Result<(), S> {
         let mut store = Some(store);
         let share = self.share.get_or_init(|| {
             let s: Arc<dyn Store> = Arc::new(store.take().expect("taken once, here"));
@@ -116,6 +116,8 @@ impl Limiter {
         }
         tracing::info!(endpoint = self.name, store = share.store.kind(), "the pacer shares its state");
         self.mode.store(SHARED, Relaxed);
+        // Its mode is worth exporting from the start.
+        self.register();
         Ok(())
     }
 
