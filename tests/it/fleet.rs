@@ -77,7 +77,8 @@ async fn a_shared_fleet_makes_one_call_per_prompt_at_the_floor_at_every_size() {
         assert_eq!((r.ok, r.failed), (1_000, 0), "P = {p}: every prompt succeeds");
         assert!(r.calls_per_prompt() <= 1.05, "P = {p}: {:.3} calls per prompt", r.calls_per_prompt());
         assert!(r.over_floor() <= 1.10, "P = {p}: makespan {:.3} × the floor", r.over_floor());
-        assert_eq!(r.fallbacks, 0, "P = {p}: redis answered all along");
+        // (A fallback may happen: a loaded machine can keep Redis past the 25 ms timeout.)
+        assert!(r.modes.iter().all(|m| m == "shared"), "P = {p}: sharing at the end: {:?}", r.modes);
     }
 }
 

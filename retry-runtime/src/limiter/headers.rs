@@ -1,12 +1,69 @@
 //! What a limiter makes of the provider's rate-limit headers ([`Limiter::observe`]): the
-//! limit is the rate, the remaining count caps what is banked, and "none left" with a reset
-//! pauses until it.
+//! limit is the rate, the remaining count (brought up to now by the [`SendLog`]) is what may
+//! go at once, and "none left" with a reset pauses until it.
 
 use super::{COLD, GATING, Limiter, OPEN, RateSource, SHARED, lock};
 use crate::http::{RateLimitHeaders, Window};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 use tokio::time::Instant;
+
+/// The most sends a [`SendLog`] remembers: at 10 requests a second, 25 s of them.
+const LOG: usize = 256;
+
+/// When this process's last requests went (the tickets that went), oldest first.
+///
+/// A response's `remaining` counts the provider's bucket when its request arrived, a service
+/// time ago, and which of the requests in flight it answers is unknown. Had it answered the
+/// send at `t_k`, the bucket now is `remaining` at `t_k`, refilled at the limit's rate (up to
+/// the bucket's size) and less a token for each send after it; the least of that over every
+/// logged send is what the bucket surely holds now, if this process is its only client. One
+/// pass computes it: refilling and spending are monotone, so the least of the candidates is
+/// carried forward as one number.
+#[derive(Debug)]
+pub(super) struct SendLog {
+    times: VecDeque<f64>,
+    /// Whether every request the limiter let go is in `times`: none went unpaced (while the
+    /// limiter was open) and none was forgotten. Only then can `remaining` raise what goes at
+    /// once: the request it answers is surely among the candidates.
+    complete: bool,
+}
+
+impl SendLog {
+    pub(super) const NEW: SendLog = SendLog { times: VecDeque::new(), complete: true };
+
+    pub(super) fn push(&mut self, t: f64) {
+        if self.times.len() == LOG {
+            self.times.pop_front();
+            self.complete = false;
+        }
+        self.times.push_back(t);
+    }
+
+    /// Requests went without tickets (the limiter was open): the log no longer holds them all.
+    pub(super) fn lose(&mut self) {
+        self.complete = false;
+    }
+
+    /// What the provider's bucket surely holds at `now`, by a response that found `left` in
+    /// it (after its own request), for a bucket of `size` filled at `rate`; `None` with no send
+    /// logged.
+    fn bank(&self, now: f64, left: f64, rate: f64, size: f64) -> Option<f64> {
+        let mut times = self.times.iter();
+        let mut at = *times.next()?;
+        let mut least = left;
+        for &t in times {
+            let filled = (least + (t - at).max(0.0) * rate).min(size);
+            // A send that found less than a token was refused and took none.
+            let after = if filled >= 1.0 { filled - 1.0 } else { filled };
+            // The candidates so far, or this send's own response.
+            least = after.min(left);
+            at = t;
+        }
+        Some((least + (now - at).max(0.0) * rate).min(size))
+    }
+}
 
 impl Limiter {
     /// Reads a response's rate-limit headers (OpenAI's `x-ratelimit-*`, Anthropic's
@@ -91,12 +148,38 @@ impl Limiter {
                 gate = true;
             }
         }
+        if mode == OPEN {
+            // Its requests went without tickets: the log does not date them.
+            s.log.lose();
+        }
+        let before = s.served;
         #[allow(clippy::cast_precision_loss)]
-        if let Some(left) = req.remaining {
-            if left == 0 || mode == GATING || gate {
+        match (req.remaining, rate) {
+            (Some(left), Some(rate)) => {
+                // What may go at once: what the provider's bucket surely holds now, at most
+                // what ours holds (a second's worth). Only a complete log, of a process that
+                // shares the provider with no fleet, may raise it.
+                let left = left as f64;
+                let size = req.reset.map_or(s.capacity, |r| left + rate * r.as_secs_f64());
+                let bank = s.log.bank(t, left, rate, size).unwrap_or(left);
+                let allowed = s.gone + s.folded + bank.min(s.capacity);
+                let raise = s.log.complete && self.share.get().is_none();
+                if std::env::var("SIM_TRACE").is_ok() {
+                    eprintln!(
+                        "hdr t {t:.4} left {left} size {size} bank {bank:.3} gone {} served {:.3} -> {allowed:.3} log {}",
+                        s.gone,
+                        s.served,
+                        s.log.times.len()
+                    );
+                }
+                s.served = if raise { allowed } else { s.served.min(allowed) };
+            }
+            (Some(left), None) if left == 0 || mode == GATING || gate => {
                 s.served = s.served.min(s.live() + left as f64);
             }
+            _ => {}
         }
+        let raised = s.served > before;
         #[allow(clippy::cast_precision_loss)]
         if let Some(left) = tokens.remaining {
             if s.tokens.rate > 0.0 {
@@ -121,8 +204,9 @@ impl Limiter {
         if gate || pause.is_some() {
             self.register();
         }
-        if gate && mode != GATING {
-            // The slow start's waiters slept on its floor rate: they look again.
+        if (gate && mode != GATING) || raised {
+            // The slow start's waiters slept on its floor rate, or more may go at once: they
+            // look again.
             self.moved.notify_waiters();
         }
     }

@@ -32,6 +32,8 @@ impl Limiter {
                 // A capped one too: every attempt takes a place in flight.
                 let may_open = self.share.get().is_none() && self.config.max_in_flight == 0;
                 if s.window >= OPEN_WINDOW && s.live() <= s.served && may_open {
+                    // From now on requests go without tickets, and the log misses them.
+                    s.log.lose();
                     self.mode.store(OPEN, Relaxed);
                 }
                 drop(s);
@@ -93,7 +95,9 @@ impl Limiter {
         if cuts {
             match mode {
                 OPEN => {
-                    // No rate to cut: start slow again, a window of attempts at a time.
+                    // No rate to cut: start slow again, a window of attempts at a time. The
+                    // requests sent while open went without tickets, so the log misses them.
+                    s.log.lose();
                     s.window = f64::from(self.config.initial_window.max(1));
                     s.capacity = s.window;
                     s.served = s.live() + s.window;

@@ -3,6 +3,7 @@
 //! ([`Limiter::acquire`] and the engine's [`Limiter::wait`]).
 
 use super::builder::LimiterBuilder;
+use super::headers::SendLog;
 use super::{COLD, GATING, Limiter, OPEN, RateSource, SHARED, lock};
 use core::future::Future;
 use core::future::poll_fn;
@@ -164,6 +165,8 @@ pub(super) struct State {
     pub(super) sends: Ewma,
     /// Admitted (not throttled) responses, smoothed.
     pub(super) admitted: Ewma,
+    /// When the last tickets went, to date the provider's `remaining` (see `headers`).
+    pub(super) log: SendLog,
     /// Whether the learned rate is still a guess (from a slow start cut short): it then climbs
     /// as a slow start does, doubling every half second, until the next throttle.
     pub(super) probing: bool,
@@ -216,6 +219,7 @@ impl State {
             source,
             sends: Ewma::NEW,
             admitted: Ewma::NEW,
+            log: SendLog::NEW,
             probing: false,
             w_max: fill_rate,
             cut_rate: fill_rate,
@@ -272,6 +276,7 @@ impl State {
     /// A ticket goes now.
     fn went(&mut self, t: f64) {
         self.sends.add(t);
+        self.log.push(t);
         self.gone += 1.0;
     }
 

@@ -45,6 +45,8 @@ pub(super) struct Link {
     pub(super) fleet: u32,
     /// Times the limiter fell back to local pacing.
     pub(super) fallbacks: u64,
+    /// When this process last met a throttle.
+    throttled_at: Option<Instant>,
 }
 
 /// This process's id in every fleet it joins: random, drawn once.
@@ -108,6 +110,7 @@ impl Limiter {
                     rate: None,
                     fleet: 1,
                     fallbacks: 0,
+                    throttled_at: None,
                 })),
             }
         });
@@ -176,6 +179,7 @@ impl Limiter {
         }
         let ask = Ask { endpoint: self.name, worker: worker(), tokens, max_wait, lease, tuning };
         loop {
+            let asked = Instant::now();
             let answer = if lock(&share.link).failed {
                 Err(StoreError::Unavailable("a report failed".into()))
             } else {
@@ -192,6 +196,14 @@ impl Limiter {
                     if !wait.is_zero() {
                         self.waits.fetch_add(1, Relaxed);
                         tokio::time::sleep(wait).await;
+                        if self.throttled_since(share, asked) {
+                            // A throttle this process met while this attempt slept: its slot
+                            // was reserved at the rate before the cut (and maybe into the
+                            // fleet's pause), and would add to the overshoot. The one case an
+                            // attempt asks again (its lease goes back first).
+                            drop(place);
+                            continue;
+                        }
                     }
                     if let Some(p) = place {
                         p.hand_over();
@@ -216,6 +228,19 @@ impl Limiter {
                 }
             }
         }
+    }
+
+    /// A throttle met by this process while shared: noted, so that the attempts of this
+    /// process that reserved their slots before it ask again when they wake.
+    pub(super) fn note_throttle(&self) {
+        if let Some(share) = self.share.get() {
+            lock(&share.link).throttled_at = Some(Instant::now());
+        }
+    }
+
+    /// Whether this process met a throttle since `asked`.
+    fn throttled_since(&self, share: &Share, asked: Instant) -> bool {
+        lock(&share.link).throttled_at.is_some_and(|at| at >= asked)
     }
 
     /// The store answered: note its rate and the fleet, and share again if this limiter had
