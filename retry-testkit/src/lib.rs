@@ -55,6 +55,7 @@ mod limiter;
 mod persona;
 mod rate_headers;
 mod record;
+pub mod redis_cluster;
 pub mod redis_server;
 mod refused;
 mod responses;

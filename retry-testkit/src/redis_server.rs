@@ -41,6 +41,25 @@ const READY_WITHIN: Duration = Duration::from_secs(5);
 /// How long one administrative command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A TLS server's files, in PEM: its certificate and private key, and the CA certificate that
+/// signed it (which clients are told to trust). See [`RedisServer::start_tls`].
+///
+/// ```
+/// use llm_retry_testkit::redis_server::Tls;
+/// let dir = std::path::Path::new("/tmp/certs");
+/// let tls = Tls { cert: dir.join("redis.crt"), key: dir.join("redis.key"), ca: dir.join("ca.crt") };
+/// # let _ = tls;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// The CA certificate that signed [`Tls::cert`].
+    pub ca: PathBuf,
+}
+
 /// A `redis-server` child process on `127.0.0.1`, with no persistence, in a directory of its
 /// own. Dropping it kills the process and removes the directory.
 ///
@@ -52,6 +71,10 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RedisServer {
     binary: PathBuf,
     port: u16,
+    /// TLS beside the plain port, on this port with these files.
+    tls: Option<(u16, Tls)>,
+    /// The cluster bus port, in cluster mode (for [`crate::redis_cluster`]).
+    bus_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
     stopped: bool,
@@ -73,6 +96,30 @@ impl RedisServer {
     /// }
     /// ```
     pub fn start() -> Result<Option<RedisServer>, String> {
+        RedisServer::start_with(None, false)
+    }
+
+    /// Starts a server that also listens with TLS on a port of its own ([`RedisServer::tls_url`]),
+    /// with the certificate and key of `tls`; clients need no certificate of their own. The plain
+    /// port stays open, for [`RedisServer::command`]. Skips and fails as [`RedisServer::start`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisServer::start`]; also when the files cannot be read or redis-server was built
+    /// without TLS.
+    ///
+    /// ```no_run
+    /// use llm_retry_testkit::redis_server::{RedisServer, Tls};
+    /// let dir = std::path::Path::new("/tmp/certs");
+    /// let tls = Tls { cert: dir.join("redis.crt"), key: dir.join("redis.key"), ca: dir.join("ca.crt") };
+    /// let server = RedisServer::start_tls(&tls).unwrap().expect("installed");
+    /// assert!(server.tls_url().unwrap().starts_with("rediss://127.0.0.1:"));
+    /// ```
+    pub fn start_tls(tls: &Tls) -> Result<Option<RedisServer>, String> {
+        RedisServer::start_with(Some(tls), false)
+    }
+
+    pub(crate) fn start_with(tls: Option<&Tls>, cluster: bool) -> Result<Option<RedisServer>, String> {
         let Some(binary) = find_on_path("redis-server") else {
             return if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
                 Err(format!(
@@ -88,9 +135,16 @@ impl RedisServer {
         // a few ports.
         let mut last = String::new();
         for _ in 0..5 {
-            let port = free_port()?;
-            let mut server =
-                RedisServer { binary: binary.clone(), port, dir: dir.clone(), child: None, stopped: false };
+            let [port, tls_port, bus_port] = free_ports()?;
+            let mut server = RedisServer {
+                binary: binary.clone(),
+                port,
+                tls: tls.map(|tls| (tls_port, tls.clone())),
+                bus_port: cluster.then_some(bus_port),
+                dir: dir.clone(),
+                child: None,
+                stopped: false,
+            };
             match server.spawn_and_wait() {
                 Ok(()) => return Ok(Some(server)),
                 Err(e) => {
@@ -113,6 +167,16 @@ impl RedisServer {
     /// ```
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://127.0.0.1:<TLS port>`, when started with [`RedisServer::start_tls`].
+    ///
+    /// ```no_run
+    /// # let server = llm_retry_testkit::redis_server::RedisServer::start().unwrap().unwrap();
+    /// assert_eq!(server.tls_url(), None);
+    /// ```
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls.as_ref().map(|(port, _)| format!("rediss://127.0.0.1:{port}"))
     }
 
     /// The port it listens on.
@@ -237,7 +301,17 @@ impl RedisServer {
         command_at(self.addr(), args, COMMAND_TIMEOUT)
     }
 
-    fn addr(&self) -> SocketAddr {
+    /// The port a cluster tells clients: the TLS port when the nodes talk TLS.
+    pub(crate) fn client_port(&self) -> u16 {
+        self.tls.as_ref().map_or(self.port, |(port, _)| *port)
+    }
+
+    /// The cluster bus port, in cluster mode.
+    pub(crate) fn bus_port(&self) -> Option<u16> {
+        self.bus_port
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
@@ -251,6 +325,7 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
+            .args(self.extra_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -275,6 +350,30 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// TLS beside the plain port (clients need no certificate), and cluster mode with its bus
+    /// on a port of its own (the default, the port + 10000, may be taken or out of range).
+    fn extra_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some((port, tls)) = &self.tls {
+            args.extend(["--tls-port".to_owned(), port.to_string()]);
+            for (name, path) in
+                [("--tls-cert-file", &tls.cert), ("--tls-key-file", &tls.key), ("--tls-ca-cert-file", &tls.ca)]
+            {
+                args.extend([name.to_owned(), path.display().to_string()]);
+            }
+            args.extend(["--tls-auth-clients".to_owned(), "no".to_owned()]);
+        }
+        if let Some(bus) = self.bus_port {
+            args.extend(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"].map(str::to_owned));
+            args.extend(["--cluster-port".to_owned(), bus.to_string()]);
+            if self.tls.is_some() {
+                // Nodes talk TLS to each other, and tell TLS clients their TLS ports.
+                args.extend(["--tls-cluster".to_owned(), "yes".to_owned()]);
+            }
+        }
+        args
     }
 
     fn signal(&self, signal: &str) -> Result<(), String> {
@@ -337,9 +436,14 @@ fn is_executable(p: &Path) -> bool {
     p.is_file()
 }
 
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("no free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}"))
+/// `N` distinct free ports: every listener is held until all are found.
+fn free_ports<const N: usize>() -> Result<[u16; N], String> {
+    let no = |e: std::io::Error| format!("no free port: {e}");
+    let listeners =
+        (0..N).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(no)).collect::<Result<Vec<_>, _>>()?;
+    let ports =
+        listeners.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(no)).collect::<Result<Vec<_>, _>>()?;
+    ports.try_into().map_err(|_| "no free port".to_owned())
 }
 
 fn fresh_dir() -> Result<PathBuf, String> {
@@ -358,7 +462,7 @@ fn log_tail(log: &Path) -> String {
 }
 
 /// One command over a fresh connection.
-fn command_at(addr: SocketAddr, args: &[&str], timeout: Duration) -> Result<String, String> {
+pub(crate) fn command_at(addr: SocketAddr, args: &[&str], timeout: Duration) -> Result<String, String> {
     let io = |e: std::io::Error| format!("{addr}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
