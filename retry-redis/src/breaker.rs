@@ -5,7 +5,7 @@ use crate::reply::{self, bad, to_micros};
 use llm_retry_runtime::store::{BreakerAnswer, BreakerOp, BreakerRules, Outcome, SharedBreakerState, StoreError};
 use redis::Value;
 
-/// The breaker script, loaded once per process and by EVALSHA after that.
+/// The breaker script, run by EVALSHA (by EVAL when a server lacks it).
 pub(crate) const SOURCE: &str = include_str!("../scripts/breaker.lua");
 
 /// The breaker's name and the script's arguments for one step.

@@ -10,17 +10,18 @@ pub(crate) struct Secrets {
 }
 
 impl Secrets {
-    pub(crate) fn new(url: &str, info: Option<&redis::ConnectionInfo>) -> Secrets {
-        let mut words = vec![url.to_owned()];
+    /// A URL's secrets (a cluster's store adds each of its seed nodes' URLs).
+    pub(crate) fn add(&mut self, url: &str, info: Option<&redis::ConnectionInfo>) {
+        self.words.push(url.to_owned());
         if let Some(info) = info {
             let r = info.redis_settings();
-            words.extend(r.password().map(str::to_owned));
-            words.extend(r.username().map(str::to_owned));
+            self.words.extend(r.password().map(str::to_owned));
+            self.words.extend(r.username().map(str::to_owned));
         }
         // Longest first, so that a password holding the username is replaced whole.
-        words.retain(|w| !w.is_empty());
-        words.sort_by_key(|w| core::cmp::Reverse(w.len()));
-        Secrets { words }
+        self.words.retain(|w| !w.is_empty());
+        self.words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        self.words.dedup();
     }
 
     /// `text` with every secret replaced by `***`.
@@ -64,10 +65,13 @@ mod tests {
     fn credentials_are_redacted() {
         let url = "redis://fleet:hunter2@127.0.0.1:6379/0";
         let info = url.into_connection_info().unwrap();
-        let s = Secrets::new(url, Some(&info));
+        let mut s = Secrets::default();
+        s.add(url, Some(&info));
+        s.add("redis://:other-pw@10.0.0.2", None);
         let said = s.redact(&format!("could not reach {url}: user fleet, password hunter2"));
         assert!(!said.contains("hunter2") && !said.contains("fleet"), "{said}");
         assert!(format!("{s:?}").find("hunter2").is_none());
+        assert!(!s.redact("redis://:other-pw@10.0.0.2 refused").contains("other-pw"));
         let e = RedisError::from((ErrorKind::AuthenticationFailed, "auth failed", "hunter2 refused".to_owned()));
         let mapped = from_redis(&e, &s).to_string();
         assert!(!mapped.contains("hunter2"), "{mapped}");

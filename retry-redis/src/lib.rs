@@ -39,6 +39,30 @@
 //! as long as the longest lease), so a dead fleet leaves nothing that holds the next one. A
 //! corrupted hash (garbage in its fields, or a key of the wrong type) counts as no state.
 //!
+//! # Redis Cluster and managed Redis
+//!
+//! [`RedisStore::builder_cluster`] takes the URLs of some of a cluster's nodes (a managed
+//! service's configuration endpoint is one): the store learns the slot map, sends each call to
+//! the node that serves its hash tag, and follows MOVED replies and topology changes. An
+//! endpoint's state lives whole on one node; a node that is down or stopped fails its own
+//! endpoints' calls within the command timeout (and the runtime paces them locally), never the
+//! other nodes' endpoints.
+//!
+//! `rediss://` URLs (TLS, which managed services require) need the `tls` feature: rustls,
+//! trusting the system's root certificates, Mozilla's with `tls-webpki-roots`, or a private
+//! CA given to `RedisStoreBuilder::tls_root_certificates`. The server's name must match its
+//! certificate. If the process has not installed a rustls crypto provider, connecting with TLS
+//! installs aws-lc-rs.
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), llm_retry_runtime::store::StoreError> {
+//! // With the `tls` feature:
+//! let store = llm_retry_redis::RedisStore::builder_cluster(["rediss://:token@clustercfg.my-cache.example.com:6379"])
+//!     .connect()
+//!     .await?;
+//! # let _ = store; Ok(()) }
+//! ```
+//!
 //! # Minimum Rust version
 //!
 //! 1.88 (the `redis` crate's), above the 1.85 of the rest of `llm-retry`.
@@ -46,6 +70,7 @@
 #![warn(missing_docs)]
 
 mod breaker;
+mod connection;
 mod error;
 mod keys;
 mod pacer;

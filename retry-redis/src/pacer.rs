@@ -10,7 +10,7 @@ use llm_retry_runtime::store::{Admission, Ask, Report, StoreError, Tuning};
 use redis::Value;
 use std::time::Duration;
 
-/// The pacer script, loaded once per process and by EVALSHA after that.
+/// The pacer script, run by EVALSHA (by EVAL when a server lacks it).
 pub(crate) const SOURCE: &str = include_str!("../scripts/pacer.lua");
 
 /// What a report asks of the store.

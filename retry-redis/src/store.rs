@@ -1,38 +1,36 @@
 //! [`RedisStore`]: the connection, its timeouts, and the [`Store`] implementation.
 
+use crate::connection::{Connection, Servers, Settings};
 use crate::error::{Secrets, from_redis};
 use crate::keys::Keys;
 use crate::pacer::ReportCall;
 use crate::{breaker, pacer};
 use core::fmt;
 use llm_retry_runtime::store::{Admission, Ask, BreakerAnswer, BreakerOp, Report, Store, StoreError, StoreFuture};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, Script, Value};
+use redis::{Cmd, ErrorKind, Script, ServerErrorKind, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How many times a reconnection is tried again before the next command tries anew, and the
-/// delays between tries: a server that restarts is found again within a fraction of a second,
-/// and one that stays down costs one connection attempt per command, not a storm.
-const RECONNECT_RETRIES: usize = 2;
-const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(10);
-const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(100);
-
-/// A Redis server (or a cluster-compatible one: each call touches one slot) where a fleet's
-/// pacers and breakers share their state.
+/// A Redis server, or a Redis Cluster, where a fleet's pacers and breakers share their state.
 ///
-/// Every call is one round trip (one `EVALSHA`; the script is loaded again by itself after
-/// a `SCRIPT FLUSH` or a restart), bounded by the command timeout (25 ms unless set) and
-/// never retried inside: it answers or fails with [`StoreError::Timeout`],
-/// [`StoreError::Unavailable`] or [`StoreError::BadReply`], and the runtime paces locally
-/// meanwhile. Reconnecting is the connection's own job, in the background.
+/// Every call is one round trip (one `EVALSHA`; after a `SCRIPT FLUSH`, a restart or a
+/// failover the server lacks the script, and that call runs it with `EVAL` instead, which
+/// caches it again), bounded by the command timeout (25 ms unless set) and never retried
+/// inside: it answers or fails with [`StoreError::Timeout`], [`StoreError::Unavailable`] or
+/// [`StoreError::BadReply`], and the runtime paces locally meanwhile. Reconnecting is the
+/// connection's own job, in the background.
 ///
-/// Cheap to clone: clones share one multiplexed connection, so one store serves every
-/// limiter and breaker of a process. Create it inside the Tokio runtime that uses it: its
-/// connection's task lives there.
+/// In a cluster ([`RedisStore::builder_cluster`]) every call goes to the one node that serves
+/// its endpoint's (or breaker's) hash tag: each endpoint's state lives whole on one node, and
+/// endpoints spread over the nodes. A node that is down fails the calls of its own endpoints
+/// only.
 ///
-/// Its `Debug` shows the server's host, port and database, never the URL's username or
-/// password; no error carries them either.
+/// Cheap to clone: clones share one multiplexed connection (one per node in a cluster), so
+/// one store serves every limiter and breaker of a process. Create it inside the Tokio
+/// runtime that uses it: its connection's task lives there.
+///
+/// Its `Debug` shows the servers' hosts, ports and database, never the URLs' usernames or
+/// passwords; no error carries them either.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), llm_retry_runtime::store::StoreError> {
@@ -52,15 +50,34 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Connection,
     command_timeout: Duration,
     keys: Keys,
     prefix: String,
-    /// `host:port/db`: what `Debug` and the logs show.
+    /// `host:port/db` (or the cluster's seeds): what `Debug` and the logs show.
     target: String,
     secrets: Secrets,
-    pacer: Script,
-    breaker: Script,
+    pacer: Lua,
+    breaker: Lua,
+}
+
+/// A script: its SHA1 for `EVALSHA`, and its source for `EVAL` when a server lacks it.
+struct Lua {
+    source: &'static str,
+    sha: Script,
+}
+
+impl Lua {
+    fn new(source: &'static str) -> Lua {
+        Lua { source, sha: Script::new(source) }
+    }
+
+    /// `EVALSHA <sha>` (or `EVAL <source>`) `<numkeys> <keys> <args>`.
+    fn call(&self, by_source: bool, keys: &[&str], args: &[String]) -> Cmd {
+        let mut cmd = redis::cmd(if by_source { "EVAL" } else { "EVALSHA" });
+        cmd.arg(if by_source { self.source } else { self.sha.get_hash() }).arg(keys.len()).arg(keys).arg(args);
+        cmd
+    }
 }
 
 /// Settings for a [`RedisStore`]: see [`RedisStore::builder`].
@@ -75,10 +92,12 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    servers: Servers,
     command_timeout: Duration,
     connect_timeout: Duration,
     prefix: String,
+    #[cfg(feature = "tls")]
+    root_certificates: Option<Vec<u8>>,
 }
 
 impl RedisStore {
@@ -91,7 +110,8 @@ impl RedisStore {
     pub const DEFAULT_PREFIX: &'static str = "llm-retry";
 
     /// Connects with the defaults: a 25 ms command timeout and the `llm-retry` key prefix.
-    /// `url` is a `redis://[user:password@]host[:port][/db]` URL (or `redis+unix://`).
+    /// `url` is a `redis://[user:password@]host[:port][/db]` URL (or `redis+unix://`, or with
+    /// the `tls` feature `rediss://`).
     ///
     /// # Errors
     ///
@@ -122,12 +142,32 @@ impl RedisStore {
     /// # }
     /// ```
     pub fn builder(url: &str) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.to_owned(),
-            command_timeout: RedisStore::DEFAULT_COMMAND_TIMEOUT,
-            connect_timeout: RedisStore::DEFAULT_CONNECT_TIMEOUT,
-            prefix: RedisStore::DEFAULT_PREFIX.to_owned(),
-        }
+        RedisStoreBuilder::new(Servers::One(url.to_owned()))
+    }
+
+    /// A builder for a Redis Cluster, from the URLs of some of its nodes (one is enough; more
+    /// let the store start while one of them is down): the store learns the slot map from
+    /// them, connects to every master, and follows the cluster as its topology changes.
+    ///
+    /// The URLs share one username and password (the cluster's), and are all `redis://` or
+    /// all `rediss://` (the `tls` feature). A managed service's "configuration endpoint" is one
+    /// such URL. Each call goes to the node that serves its endpoint's (or breaker's) slot.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = llm_retry_redis::RedisStore::builder_cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .prefix("my-app")
+    ///     .connect()
+    ///     .await
+    ///     .expect("redis cluster");
+    /// # }
+    /// ```
+    pub fn builder_cluster<I>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        RedisStoreBuilder::new(Servers::Cluster(nodes.into_iter().map(|n| n.as_ref().to_owned()).collect()))
     }
 
     /// The command timeout in force.
@@ -142,17 +182,23 @@ impl RedisStore {
         self.inner.command_timeout
     }
 
-    /// One script call, bounded by the command timeout.
-    async fn eval(&self, script: &Script, keys: &[&str], args: &[String]) -> Result<Value, StoreError> {
-        let mut call = script.prepare_invoke();
-        for key in keys {
-            call.key(*key);
-        }
-        for arg in args {
-            call.arg(arg.as_str());
-        }
-        let mut conn = self.inner.conn.clone();
-        self.bounded(async move { call.invoke_async::<Value>(&mut conn).await }).await
+    /// One script call, bounded by the command timeout: `EVALSHA`, or `EVAL` when the server
+    /// lacks the script. `EVAL` goes to the same node as `EVALSHA` (by the first key) and caches
+    /// the script there; `SCRIPT LOAD` (what `Script::invoke_async` sends) goes to every node of
+    /// a cluster, and fails while one of them is down: a node's death would fail calls for
+    /// endpoints on the nodes still up. (Redis 7.4 may evict what EVAL cached when clients
+    /// EVAL hundreds of other scripts: the next call here sends it again.)
+    async fn eval(&self, lua: &Lua, keys: &[&str], args: &[String]) -> Result<Value, StoreError> {
+        let conn = &self.inner.conn;
+        self.bounded(async move {
+            match conn.query(&lua.call(false, keys, args)).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    conn.query(&lua.call(true, keys, args)).await
+                }
+                other => other,
+            }
+        })
+        .await
     }
 
     async fn bounded<F>(&self, command: F) -> Result<Value, StoreError>
@@ -171,6 +217,17 @@ impl RedisStore {
 }
 
 impl RedisStoreBuilder {
+    fn new(servers: Servers) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            servers,
+            command_timeout: RedisStore::DEFAULT_COMMAND_TIMEOUT,
+            connect_timeout: RedisStore::DEFAULT_CONNECT_TIMEOUT,
+            prefix: RedisStore::DEFAULT_PREFIX.to_owned(),
+            #[cfg(feature = "tls")]
+            root_certificates: None,
+        }
+    }
+
     /// How long one call may take, from sending to the answer (25 ms unless set; at least
     /// 1 ms). Past it the call fails with [`StoreError::Timeout`].
     ///
@@ -210,6 +267,32 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Trusts these CA certificates (PEM, one or more) instead of the system's, for a server
+    /// or cluster whose certificate a private CA signed. The URLs must be `rediss://`. Needs
+    /// the `tls` feature.
+    ///
+    /// Without it, `rediss://` trusts the system's root certificates (or, with the
+    /// `tls-webpki-roots` feature, Mozilla's, compiled in), which is what managed services'
+    /// certificates chain to. The server's name (or IP address) must match its certificate;
+    /// `rediss://...#insecure` is refused.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ca = std::fs::read("/etc/redis/ca.crt").expect("the CA");
+    /// let store = llm_retry_redis::RedisStore::builder("rediss://:password@redis.internal:6380")
+    ///     .tls_root_certificates(ca)
+    ///     .connect()
+    ///     .await
+    ///     .expect("redis over TLS");
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
     /// Connects.
     ///
     /// # Errors
@@ -223,48 +306,29 @@ impl RedisStoreBuilder {
     /// # }
     /// ```
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let info = self.url.as_str().into_connection_info().map_err(|e| {
-            let secrets = Secrets::new(&self.url, None);
-            StoreError::Unavailable(format!("the Redis URL could not be read: {}", secrets.redact(&e.to_string())))
-        })?;
-        let secrets = Secrets::new(&self.url, Some(&info));
-        let target = target(&info);
-        let client = redis::Client::open(info).map_err(|e| from_redis(&e, &secrets))?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(self.command_timeout))
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_number_of_retries(RECONNECT_RETRIES)
-            .set_min_delay(RECONNECT_MIN_DELAY)
-            .set_max_delay(RECONNECT_MAX_DELAY);
-        let conn = match tokio::time::timeout(self.connect_timeout, ConnectionManager::new_with_config(client, config))
-            .await
-        {
-            Err(_) => return Err(StoreError::Timeout),
-            Ok(r) => r.map_err(|e| from_redis(&e, &secrets))?,
+        #[cfg(feature = "tls")]
+        let root_certificates = self.root_certificates.as_deref();
+        #[cfg(not(feature = "tls"))]
+        let root_certificates = None;
+        let settings = Settings {
+            command_timeout: self.command_timeout,
+            connect_timeout: self.connect_timeout,
+            root_certificates,
         };
-        tracing::debug!(target: "llm_retry::store", store = "redis", server = %target, "connected");
+        let connected = self.servers.connect(&settings).await?;
+        tracing::debug!(target: "llm_retry::store", store = "redis", server = %connected.target, "connected");
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                conn,
+                conn: connected.conn,
                 command_timeout: self.command_timeout,
                 keys: Keys::new(&self.prefix),
                 prefix: self.prefix,
-                target,
-                secrets,
-                pacer: Script::new(pacer::SOURCE),
-                breaker: Script::new(breaker::SOURCE),
+                target: connected.target,
+                secrets: connected.secrets,
+                pacer: Lua::new(pacer::SOURCE),
+                breaker: Lua::new(breaker::SOURCE),
             }),
         })
-    }
-}
-
-/// `host:port/db`, or the socket's path: what may be shown of where the server is.
-fn target(info: &redis::ConnectionInfo) -> String {
-    let db = info.redis_settings().db();
-    match info.addr() {
-        a @ (ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. }) => format!("{a}/{db}"),
-        ConnectionAddr::Unix(path) => format!("{}/{db}", path.display()),
-        _ => format!("?/{db}"),
     }
 }
 
@@ -286,9 +350,8 @@ impl Store for RedisStore {
                     pacer::acknowledged(&reply)
                 }
                 ReportCall::Release(lease) => {
-                    let mut conn = self.inner.conn.clone();
                     let zrem = redis::cmd("ZREM").arg(&keys.leases).arg(lease).to_owned();
-                    match self.bounded(async move { zrem.query_async::<Value>(&mut conn).await }).await? {
+                    match self.bounded(self.inner.conn.query(&zrem)).await? {
                         // 1 removed, 0 already gone (expired): either way it is released.
                         Value::Int(0 | 1) => Ok(()),
                         _ => Err(crate::reply::bad("ZREM's answer")),
@@ -325,16 +388,15 @@ impl fmt::Debug for RedisStore {
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold credentials: only where it points is shown.
-        let server = match self.url.as_str().into_connection_info() {
-            Ok(info) => target(&info),
-            Err(_) => "(an unreadable URL)".to_owned(),
-        };
-        f.debug_struct("RedisStoreBuilder")
-            .field("server", &server)
+        // The URLs may hold credentials: only where they point is shown.
+        let mut shown = f.debug_struct("RedisStoreBuilder");
+        shown
+            .field("server", &self.servers.describe())
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
+            .field("connect_timeout", &self.connect_timeout);
+        #[cfg(feature = "tls")]
+        shown.field("tls_root_certificates", &self.root_certificates.as_ref().map(|_| "(set)"));
+        shown.finish()
     }
 }
