@@ -55,8 +55,9 @@ impl SendLog {
         let mut least = left;
         for &t in times {
             let filled = (least + (t - at).max(0.0) * rate).min(size);
-            // A send that found less than a token was refused and took none.
-            let after = if filled >= 1.0 { filled - 1.0 } else { filled };
+            // Each send took a token: one that found less than a whole one (refused, or just
+            // short in floating point) leaves none, which is the least it can leave.
+            let after = (filled - 1.0).max(0.0);
             // The candidates so far, or this send's own response.
             least = after.min(left);
             at = t;
@@ -69,8 +70,14 @@ impl Limiter {
     /// Reads a response's rate-limit headers (OpenAI's `x-ratelimit-*`, Anthropic's
     /// `anthropic-ratelimit-*`, see [`RateLimitHeaders`]) and paces by them: the requests
     /// limit becomes the rate (never above a configured one), the tokens limit the token
-    /// rate, a remaining count caps what may go at once, and nothing remaining with a reset
+    /// rate, a remaining count sets what may go at once, and nothing remaining with a reset
     /// holds every caller until the reset (at most [`max_pause`](super::LimiterBuilder::max_pause)).
+    /// A remaining count is as old as its request: it is brought up to now by the requests
+    /// this process sent since (whichever of them it answers, the least the bucket can hold).
+    /// It may raise what goes at once only while this process's own requests explain what the
+    /// provider holds: every one of them was paced (so is remembered), none met a throttle,
+    /// and the limiter paces alone, not through a fleet's [`share`](Self::share)d store.
+    /// Otherwise it only lowers it.
     /// Call it on every response, successes included; the reqwest integration's
     /// `send_observed` does. Headers that are missing, garbage or contradictory change
     /// nothing; "nothing remaining" without a reset or a limit only empties the bucket, and
@@ -164,14 +171,6 @@ impl Limiter {
                 let bank = s.log.bank(t, left, rate, size).unwrap_or(left);
                 let allowed = s.gone + s.folded + bank.min(s.capacity);
                 let raise = s.log.complete && self.share.get().is_none();
-                if std::env::var("SIM_TRACE").is_ok() {
-                    eprintln!(
-                        "hdr t {t:.4} left {left} size {size} bank {bank:.3} gone {} served {:.3} -> {allowed:.3} log {}",
-                        s.gone,
-                        s.served,
-                        s.log.times.len()
-                    );
-                }
                 s.served = if raise { allowed } else { s.served.min(allowed) };
             }
             (Some(left), None) if left == 0 || mode == GATING || gate => {
@@ -209,5 +208,90 @@ impl Limiter {
             // look again.
             self.moved.notify_waiters();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SendLog;
+    use crate::Limiter;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::time::Duration;
+
+    fn log(times: &[f64]) -> SendLog {
+        let mut log = SendLog::NEW;
+        for &t in times {
+            log.push(t);
+        }
+        log
+    }
+
+    #[test]
+    fn remaining_is_brought_up_to_now_by_the_sends_since() {
+        // Ten sent at once into a bucket of 10 made at 10 a second. The first response, 0.93 s
+        // later, found 3 left: whichever of the ten it answers, the ten emptied the bucket,
+        // which has made 9.3 since.
+        let bank = log(&[0.0; 10]).bank(0.93, 3.0, 10.0, 10.0);
+        assert!(bank.is_some_and(|b| (b - 9.3).abs() < 1e-9), "{bank:?}");
+        // A 9 left counted before a burst of nine sent at 1 s counts the burst once: the bucket
+        // refilled to 10 by then, the burst left 1, and 50 ms made half a token more.
+        let mut times = vec![0.0];
+        times.extend([1.0; 9]);
+        let bank = log(&times).bank(1.05, 9.0, 10.0, 10.0);
+        assert!(bank.is_some_and(|b| (b - 1.5).abs() < 1e-9), "{bank:?}");
+        // Nothing sent: nothing to date it by.
+        assert_eq!(log(&[]).bank(1.0, 3.0, 10.0, 10.0), None);
+    }
+
+    #[test]
+    fn a_full_log_forgets_its_oldest_send_and_is_no_longer_complete() {
+        let mut l = log(&[0.0; super::LOG]);
+        assert!(l.complete);
+        l.push(1.0);
+        assert!(!l.complete);
+        assert_eq!(l.times.len(), super::LOG);
+    }
+
+    /// Thirty callers of a fresh limiter, then a second later (after `before`) its first
+    /// response's headers: 600 a minute, 3 remaining, 700 ms to full. How many have gone 1 ms
+    /// after the headers.
+    async fn gone_after_headers(l: &'static Limiter, before: impl FnOnce()) -> usize {
+        let gone = Arc::new(AtomicUsize::new(0));
+        for _ in 0..30 {
+            let gone = gone.clone();
+            tokio::spawn(async move {
+                l.acquire().await;
+                gone.fetch_add(1, Relaxed);
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(gone.load(Relaxed), 10, "the slow start's window");
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        before();
+        let mut h = http::HeaderMap::new();
+        h.insert("x-ratelimit-limit-requests", http::HeaderValue::from_static("600"));
+        h.insert("x-ratelimit-remaining-requests", http::HeaderValue::from_static("3"));
+        h.insert("x-ratelimit-reset-requests", http::HeaderValue::from_static("700ms"));
+        l.observe(&h);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        gone.load(Relaxed)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_headers_let_go_what_the_provider_made_while_the_slow_start_held() {
+        static L: Limiter = Limiter::new("headers::catch_up");
+        // The ten of the window emptied the provider's bucket a second ago, and it has refilled
+        // since: ten more go at once, not one a tenth of a second from now.
+        assert_eq!(gone_after_headers(&L, || {}).await, 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_throttle_remaining_only_lowers_what_goes() {
+        static L: Limiter = Limiter::new("headers::throttled");
+        // A throttle says the provider holds less than this process's sends explain: the same
+        // headers no longer let a burst go.
+        let gone = gone_after_headers(&L, || L.record(true)).await;
+        assert!(gone <= 11, "{gone}");
     }
 }

@@ -87,6 +87,9 @@ impl Limiter {
         let mut s = lock(&self.state);
         let t = s.secs(Instant::now());
         s.refill(t);
+        // The provider held less than this process's own sends explain (another client, or a
+        // limit the headers do not show): its `remaining` may only lower what goes from now.
+        s.log.lose();
         let mode = self.mode.load(Relaxed);
         let mut woke = false;
         let mut restarted = false;
@@ -95,9 +98,7 @@ impl Limiter {
         if cuts {
             match mode {
                 OPEN => {
-                    // No rate to cut: start slow again, a window of attempts at a time. The
-                    // requests sent while open went without tickets, so the log misses them.
-                    s.log.lose();
+                    // No rate to cut: start slow again, a window of attempts at a time.
                     s.window = f64::from(self.config.initial_window.max(1));
                     s.capacity = s.window;
                     s.served = s.live() + s.window;
