@@ -96,6 +96,8 @@ pub fn occ_report(runs: &[(Job, Out, f64)], plan: &Plan, dir: &Path) -> Result<S
 struct LlmCell {
     calls_per_task: f64,
     over_floor: f64,
+    /// The makespan over the oracle's (the same seed's): what no client can beat.
+    over_oracle: f64,
     p50: f64,
     p99: f64,
     throttled: f64,
@@ -103,21 +105,26 @@ struct LlmCell {
 }
 
 fn llm_cell(runs: &[(Job, Out, f64)], s: LlmStrategy, cfg: LlmConfig) -> LlmCell {
-    let rs: Vec<LlmRun> = runs
-        .iter()
-        .filter_map(|r| match r {
-            (Job::Llm(js, jc, _), Out::Llm(o), _) if *js == s && *jc == cfg => Some(*o),
+    let of = |s: LlmStrategy| {
+        runs.iter().filter_map(move |r| match r {
+            (Job::Llm(js, jc, seed), Out::Llm(o), _) if *js == s && *jc == cfg => Some((*seed, *o)),
             _ => None,
         })
-        .collect();
+    };
+    let rs: Vec<(u64, LlmRun)> = of(s).collect();
+    let oracle: Vec<(u64, LlmRun)> = of(LlmStrategy::Oracle).collect();
     let n = cfg.tasks as f64;
     LlmCell {
-        calls_per_task: sim::mean(rs.iter().map(|r| r.calls as f64 / n)),
-        over_floor: sim::mean(rs.iter().map(|r| r.makespan / r.floor)),
-        p50: sim::mean(rs.iter().map(|r| r.p50)),
-        p99: sim::mean(rs.iter().map(|r| r.p99)),
-        throttled: sim::mean(rs.iter().map(|r| r.throttled as f64)),
-        abandoned: sim::mean(rs.iter().map(|r| r.abandoned as f64)),
+        calls_per_task: sim::mean(rs.iter().map(|(_, r)| r.calls as f64 / n)),
+        over_floor: sim::mean(rs.iter().map(|(_, r)| r.makespan / r.floor)),
+        over_oracle: sim::mean(
+            rs.iter()
+                .filter_map(|(seed, r)| oracle.iter().find(|(s, _)| s == seed).map(|(_, o)| r.makespan / o.makespan)),
+        ),
+        p50: sim::mean(rs.iter().map(|(_, r)| r.p50)),
+        p99: sim::mean(rs.iter().map(|(_, r)| r.p99)),
+        throttled: sim::mean(rs.iter().map(|(_, r)| r.throttled as f64)),
+        abandoned: sim::mean(rs.iter().map(|(_, r)| r.abandoned as f64)),
     }
 }
 
@@ -145,7 +152,16 @@ pub fn llm_report(runs: &[(Job, Out, f64)], plan: &Plan, dir: &Path) -> Result<S
             k_name(cfg.concurrency),
             cfg.hint.name(),
         );
-        let mut t = Table::new(["strategy", "calls/task", "makespan ÷ floor", "p50 s", "p99 s", "429s", "abandoned"]);
+        let mut t = Table::new([
+            "strategy",
+            "calls/task",
+            "makespan ÷ floor",
+            "÷ oracle",
+            "p50 s",
+            "p99 s",
+            "429s",
+            "abandoned",
+        ]);
         let mut series = Vec::new();
         for s in LlmStrategy::ALL.into_iter().filter(|s| s.runs_on(&cfg)) {
             let c = llm_cell(runs, s, cfg);
@@ -153,6 +169,7 @@ pub fn llm_report(runs: &[(Job, Out, f64)], plan: &Plan, dir: &Path) -> Result<S
                 s.name().to_string(),
                 format!("{:.2}", c.calls_per_task),
                 format!("{:.2}", c.over_floor),
+                format!("{:.3}", c.over_oracle),
                 format!("{:.1}", c.p50),
                 format!("{:.1}", c.p99),
                 format!("{:.0}", c.throttled),

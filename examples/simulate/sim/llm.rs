@@ -6,8 +6,9 @@ use super::provider::{LlmConfig, Provider, Throttled};
 use super::{build, paused, quantile};
 use futures::stream::{self, StreamExt};
 use llm_retry::{Backoff, Budget, Jitter, Limiter, Policy, RetryExt, call::DelaySource};
+use std::cell::Cell;
 use std::ops::ControlFlow;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tokio::time::{Instant, sleep};
 
 /// Client strategies against the provider.
@@ -47,11 +48,16 @@ pub enum LlmStrategy {
     /// Each call declares its tokens and the limiter observes the headers, which give it both
     /// rates (token-bound variant only).
     HeadersTokens,
+    /// Not a product: a client that knows the provider's buckets exactly (their rates, their
+    /// size, that they start full) and sends each request at the instant its token (and its
+    /// prompt's tokens) is made. It measures what any client can reach: the makespan floor
+    /// counts the median service time, not the service times of the last requests.
+    Oracle,
 }
 
 impl LlmStrategy {
     /// Every strategy, in table order.
-    pub const ALL: [LlmStrategy; 15] = [
+    pub const ALL: [LlmStrategy; 16] = [
         LlmStrategy::NoBackoff,
         LlmStrategy::Exponential,
         LlmStrategy::Full,
@@ -67,6 +73,7 @@ impl LlmStrategy {
         LlmStrategy::Headers,
         LlmStrategy::Tokens,
         LlmStrategy::HeadersTokens,
+        LlmStrategy::Oracle,
     ];
 
     /// Whether the strategy runs on `cfg`: the token strategies on the token-bound variant
@@ -78,7 +85,8 @@ impl LlmStrategy {
             | LlmStrategy::Batch
             | LlmStrategy::Limiter
             | LlmStrategy::Mixed
-            | LlmStrategy::Headers => true,
+            | LlmStrategy::Headers
+            | LlmStrategy::Oracle => true,
             _ => cfg.tokens.is_none(),
         }
     }
@@ -101,6 +109,7 @@ impl LlmStrategy {
             LlmStrategy::Headers => "pacer + headers",
             LlmStrategy::Tokens => "pacer + tokens (configured)",
             LlmStrategy::HeadersTokens => "pacer + tokens + headers",
+            LlmStrategy::Oracle => "oracle (knows the buckets)",
         }
     }
 
@@ -127,7 +136,8 @@ impl LlmStrategy {
             | LlmStrategy::Mixed
             | LlmStrategy::Headers
             | LlmStrategy::Tokens
-            | LlmStrategy::HeadersTokens => build(unlimited),
+            | LlmStrategy::HeadersTokens
+            | LlmStrategy::Oracle => build(unlimited),
         }
     }
 }
@@ -159,6 +169,7 @@ async fn llm_call(
     task: usize,
     limiter: &'static Limiter,
     budget: &'static Budget,
+    oracle: &Oracle,
 ) -> Result<(), Throttled> {
     let attempt = || provider.request(task, None);
     let tokens = provider.sizes.get(task).copied().unwrap_or(0);
@@ -189,7 +200,65 @@ async fn llm_call(
             policy.call().limiter(limiter).tokens(tokens).retry(|| provider.request(task, Some(limiter))).await
         }
         LlmStrategy::Budget => policy.call().budget(budget).retry(attempt).await,
+        LlmStrategy::Oracle => {
+            // Its slot is taken when the task starts, so slots go in the order tasks ask.
+            let slot = oracle.slot(tokens);
+            policy
+                .call()
+                .retry(|| async move {
+                    // A timer due now would still wait for the next tick.
+                    if Instant::now() < slot {
+                        tokio::time::sleep_until(slot).await;
+                    }
+                    provider.request(task, None).await
+                })
+                .await
+        }
         _ => policy.call().retry(attempt).await,
+    }
+}
+
+/// The oracle's schedule: a replica of the provider's buckets (full at t = 0), which takes
+/// each request's token (and, token-bound, its prompt's tokens) in the order the tasks ask, at
+/// the first tick of tokio's 1 ms timer when they are there.
+struct Oracle {
+    cfg: LlmConfig,
+    start: Instant,
+    /// The replica: when it last took a request (seconds from the start), the request tokens
+    /// and the prompt tokens left then.
+    at: Cell<f64>,
+    requests: Cell<f64>,
+    room: Cell<f64>,
+}
+
+impl Oracle {
+    fn new(cfg: LlmConfig, start: Instant) -> Oracle {
+        let room = cfg.tokens.map_or(0.0, |t| t.per_minute);
+        Oracle { cfg, start, at: Cell::new(0.0), requests: Cell::new(cfg.burst), room: Cell::new(room) }
+    }
+
+    /// When the next request (of `cost` tokens) may go, and takes its tokens from the replica.
+    fn slot(&self, cost: u64) -> Instant {
+        let from = self.at.get().max(self.start.elapsed().as_secs_f64());
+        let token_rate = self.cfg.tokens.map_or(1.0, |t| t.per_minute / 60.0);
+        let fill = |at: f64| {
+            let dt = at - self.at.get();
+            let requests = (self.requests.get() + dt * self.cfg.rate).min(self.cfg.burst);
+            let room = self.cfg.tokens.map_or(0.0, |t| (self.room.get() + dt * token_rate).min(t.per_minute));
+            (requests, room)
+        };
+        let cost = if self.cfg.tokens.is_some() { cost as f64 } else { 0.0 };
+        let (requests, room) = fill(from);
+        let wait = ((1.0 - requests) / self.cfg.rate).max((cost - room) / token_rate).max(0.0);
+        // The first whole millisecond at or after it (a rounding error of the sums aside): the
+        // provider lets in a request that comes as its token is made.
+        let ms = ((from + wait) * 1000.0 - 1e-6).ceil().max(0.0) as u64;
+        let at = ms as f64 / 1000.0;
+        let (requests, room) = fill(at);
+        self.at.set(at);
+        self.requests.set(requests - 1.0);
+        self.room.set(room - cost);
+        self.start + Duration::from_millis(ms)
     }
 }
 
@@ -215,6 +284,7 @@ pub fn llm_run(strategy: LlmStrategy, cfg: LlmConfig, seed: u64) -> LlmRun {
         let provider = Provider::new(cfg, seed);
         let k = cfg.concurrency.unwrap_or(cfg.tasks).max(1);
         let start = Instant::now();
+        let oracle = &Oracle::new(cfg, start);
         let mut done = Vec::with_capacity(cfg.tasks);
         let mut abandoned = 0;
         let mut finish = |ok: bool| {
@@ -236,7 +306,7 @@ pub fn llm_run(strategy: LlmStrategy, cfg: LlmConfig, seed: u64) -> LlmRun {
             let batched =
                 batch.stream((0..cfg.tasks).step_by(2), |task| provider.request(task, None)).map(|r| r.is_ok());
             let single = stream::iter((1..cfg.tasks).step_by(2))
-                .map(|task| llm_call(strategy, policy, provider, task, limiter, budget))
+                .map(|task| llm_call(strategy, policy, provider, task, limiter, budget, oracle))
                 .buffer_unordered(half)
                 .map(|r| r.is_ok());
             let mut results = stream::select(batched, single);
@@ -245,7 +315,7 @@ pub fn llm_run(strategy: LlmStrategy, cfg: LlmConfig, seed: u64) -> LlmRun {
             }
         } else {
             let mut results = stream::iter(0..cfg.tasks)
-                .map(|task| llm_call(strategy, policy, provider, task, limiter, budget))
+                .map(|task| llm_call(strategy, policy, provider, task, limiter, budget, oracle))
                 .buffer_unordered(k);
             while let Some(r) = results.next().await {
                 finish(r.is_ok());

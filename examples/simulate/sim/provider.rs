@@ -80,6 +80,10 @@ impl TokenModel {
     pub const DEFAULT: TokenModel = TokenModel { per_minute: 60_000.0, median: 500.0, sigma: 0.8 };
 }
 
+/// How far below a token (or a prompt's tokens) the provider's float sums may fall and still
+/// count as there: a billionth of one, a tenth of a nanosecond at 10 requests a second.
+const EXACT: f64 = 1e-9;
+
 /// How long a 429 takes to come back.
 pub const THROTTLE_LATENCY: Duration = Duration::from_millis(50);
 
@@ -191,10 +195,14 @@ impl Provider {
             None => (0.0, 0.0, 1.0),
         };
         self.refilled.set(now);
-        if tokens >= 1.0 && room >= cost {
-            self.tokens.set(tokens - 1.0);
-            self.room.set(room - cost);
-            let headers = self.headers(tokens - 1.0, room - cost);
+        // A provider counts exactly; these sums of float products can fall a hair short of a
+        // token that is there (0.18 + 0.082 × 10 = 0.9999999999999998), so a request that
+        // comes as its token is made is let in.
+        if tokens >= 1.0 - EXACT && room >= cost - EXACT {
+            let (tokens, room) = ((tokens - 1.0).max(0.0), (room - cost).max(0.0));
+            self.tokens.set(tokens);
+            self.room.set(room);
+            let headers = self.headers(tokens, room);
             let s = self.service.sample(&mut *self.rng.borrow_mut());
             sleep(Duration::from_secs_f64(s)).await;
             if let Some(l) = observe {
