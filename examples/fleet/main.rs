@@ -80,9 +80,9 @@ async fn main() {
         fault.map_or(String::new(), |f| format!(", Redis hurt one second in: {f:?}"))
     );
     println!(
-        "| workers P | pacer | calls per prompt | 429s | makespan ÷ floor | ok | longest call | fallbacks | modes at the end |"
+        "| workers P | pacer | calls per prompt | 429s | makespan ÷ floor | ok | longest call | fallbacks | shared again after | modes at the end |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for p in sizes {
         // A fault only means something to a shared fleet.
         let modes: &[bool] = if fault.is_some() { &[true] } else { &[false, true] };
@@ -90,7 +90,7 @@ async fn main() {
             let setup = Setup { headers, fault, ..Setup::fleet(p, shared) };
             match run::run(setup, private.as_mut(), external.as_deref(), &me).await {
                 Ok(r) => println!(
-                    "| {p} | {} | {:.3} | {} | {:.3} | {}/{} | {:.1?} | {} | {} |",
+                    "| {p} | {} | {:.3} | {} | {:.3} | {}/{} | {:.1?} | {} | {} | {} |",
                     if shared { "shared (Redis)" } else { "per process" },
                     r.calls_per_prompt(),
                     r.throttled,
@@ -99,6 +99,7 @@ async fn main() {
                     r.ok + r.failed,
                     r.longest,
                     r.fallbacks,
+                    r.rejoined_after.map_or("-".to_string(), |d| format!("{d:.1?}")),
                     summary(&r.modes),
                 ),
                 Err(e) => println!("| {p} | {shared} | failed: {e} |"),

@@ -94,6 +94,8 @@ pub struct WorkerReport {
     /// Times the pacer fell back to local pacing, and its mode at the end.
     pub fallbacks: u64,
     pub mode: String,
+    /// When it last went back to sharing after a fallback, if it fell back.
+    pub rejoined_unix_ms: Option<u64>,
 }
 
 /// What a fleet run did, counted by the server.
@@ -108,6 +110,9 @@ pub struct FleetResult {
     pub longest: Duration,
     pub fallbacks: u64,
     pub modes: Vec<String>,
+    /// With a fault that stops Redis answering: how long after it answered again the last
+    /// worker that had fallen back shared again (within 50 ms, the workers' watch interval).
+    pub rejoined_after: Option<Duration>,
 }
 
 impl FleetResult {
@@ -160,10 +165,12 @@ pub async fn run(
             .map_err(|e| format!("cannot start a worker: {e}"))?;
         children.push(child);
     }
+    // When Redis answers again after the fault.
+    let mut healed = None;
     if let (Some(fault), Some(redis)) = (setup.fault, redis) {
         let at = Duration::from_millis(start.saturating_sub(unix_ms()) + 1_000);
         tokio::time::sleep(at).await;
-        hurt(redis, fault).await?;
+        healed = Some(hurt(redis, fault).await?);
     }
     // Read every worker's report, each bounded in time.
     let readers: Vec<_> = children
@@ -216,29 +223,37 @@ pub async fn run(
         longest: Duration::from_millis(reports.iter().map(|r| r.longest_ms).max().unwrap_or(0)),
         fallbacks: reports.iter().map(|r| r.fallbacks).sum(),
         modes: reports.iter().map(|r| r.mode.clone()).collect(),
+        rejoined_after: healed.and_then(|h| {
+            let last = reports.iter().filter_map(|r| r.rejoined_unix_ms).max()?;
+            Some(Duration::from_millis(last.saturating_sub(h)))
+        }),
     })
 }
 
-async fn hurt(redis: &mut RedisServer, fault: Fault) -> Result<(), String> {
+/// Does `fault` to Redis; returns when (unix ms) Redis answers again.
+async fn hurt(redis: &mut RedisServer, fault: Fault) -> Result<u64, String> {
     match fault {
         Fault::Kill => {
             redis.kill()?;
             tokio::time::sleep(Duration::from_secs(1)).await;
             redis.restart()?;
+            Ok(unix_ms())
         }
         Fault::Stop => {
             redis.pause()?;
             tokio::time::sleep(Duration::from_secs(2)).await;
             redis.resume()?;
+            Ok(unix_ms())
         }
         Fault::Flush => {
             redis.command(&["SCRIPT", "FLUSH"])?;
+            Ok(unix_ms())
         }
         Fault::Pause => {
             redis.command(&["CLIENT", "PAUSE", "2000"])?;
+            Ok(unix_ms() + 2_000)
         }
     }
-    Ok(())
 }
 
 /// The endpoint every worker calls: one static, shared through Redis when the spec says so.
@@ -273,6 +288,25 @@ pub async fn worker(spec: Spec) {
             Err(e) => eprintln!("worker: cannot reach redis ({e}); pacing alone"),
         }
     }
+    // Watches the pacer's mode: when it goes back to sharing after a fallback.
+    let rejoined = std::sync::Arc::new(std::sync::Mutex::new(None::<u64>));
+    let watch = {
+        let rejoined = std::sync::Arc::clone(&rejoined);
+        tokio::spawn(async move {
+            let mut alone = false;
+            loop {
+                match CHAOS.stats().mode {
+                    llm_retry::store::Mode::Fallback => alone = true,
+                    llm_retry::store::Mode::Shared if alone => {
+                        alone = false;
+                        *rejoined.lock().expect("not poisoned") = Some(unix_ms());
+                    }
+                    _ => {}
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
     let wait = spec.start_unix_ms.saturating_sub(unix_ms());
     tokio::time::sleep(Duration::from_millis(wait)).await;
     let http = reqwest::Client::new();
@@ -293,7 +327,9 @@ pub async fn worker(spec: Spec) {
         .buffer_unordered(spec.concurrency)
         .collect()
         .await;
+    watch.abort();
     let stats = CHAOS.stats();
+    let rejoined_unix_ms = *rejoined.lock().expect("not poisoned");
     let report = WorkerReport {
         ok: results.iter().filter(|r| r.0).count(),
         failed: results.iter().filter(|r| !r.0).count(),
@@ -301,6 +337,7 @@ pub async fn worker(spec: Spec) {
         longest_ms: results.iter().map(|r| r.1.as_millis() as u64).max().unwrap_or(0),
         fallbacks: stats.fallbacks,
         mode: stats.mode.name().to_string(),
+        rejoined_unix_ms,
     };
     println!("{MARK}{}", serde_json::to_string(&report).expect("a report serializes"));
 }

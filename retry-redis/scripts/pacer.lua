@@ -444,6 +444,23 @@ local function limits(now)
   return { 0 }
 end
 
+-- ARGV: 'abandon', slots. Slots a worker reserved and will not use (its attempts ask again
+-- after a throttle it met): the schedule takes them back, at the rate in force, never to before
+-- now or the pause. Slots of other workers after them may then share a moment with new ones:
+-- over the window the fleet still sends at the rate, rather than leave the gaps unused.
+local function abandon(now)
+  local slots = clamp(num(ARGV[2], 0), 0, 1e6)
+  local tu = tuning(3)
+  local s = load(now)
+  if slots == 0 or s.tat <= now then
+    return { 0 }
+  end
+  local rate = rate_at(s, now, tu, now)
+  s.tat = math.max(s.tat - slots * SECOND / rate, now, s.pause)
+  save(s, now)
+  return { 0 }
+end
+
 -- ARGV: 'tokens', delta (used minus declared). The attempts behind pay for (or get back)
 -- the difference.
 local function tokens(now)
@@ -473,5 +490,7 @@ elseif op == 'limits' then
   return limits(now)
 elseif op == 'tokens' then
   return tokens(now)
+elseif op == 'abandon' then
+  return abandon(now)
 end
 return redis.error_reply('llm-retry pacer: unknown operation')

@@ -74,6 +74,12 @@ pub(crate) fn report_call(report: &Report) -> Result<ReportCall, StoreError> {
             ReportCall::Script(vec!["tokens".to_owned(), delta.to_string()])
         }
         Report::Tokens { .. } => ReportCall::Nothing,
+        Report::Abandon { slots, tuning } if slots > 0 => {
+            let mut args = vec!["abandon".to_owned(), slots.to_string()];
+            push_tuning(&mut args, &tuning);
+            ReportCall::Script(args)
+        }
+        Report::Abandon { .. } => ReportCall::Nothing,
         Report::Release { lease } => ReportCall::Release(lease),
         _ => return Err(StoreError::Unavailable("a report this store does not know".to_owned())),
     })

@@ -391,3 +391,22 @@ async fn a_spell_without_admissions_does_not_read_as_a_rate_of_zero() {
     let sv: f64 = server.command(&["HGET", key, "sv"]).unwrap().trim().parse().unwrap();
     assert!(sv > 100.0, "{sv}");
 }
+
+#[tokio::test]
+async fn abandoned_slots_go_back_to_the_schedule() {
+    let Some(server) = server("abandoned_slots_go_back_to_the_schedule") else { return };
+    let store = store(&server).await;
+    let tuning = configured(100.0);
+    // Five slots, 10 ms apart: the next would be 50 ms after the first.
+    let first = timed(&store, &ask("e", 1, tuning)).await;
+    for _ in 0..4 {
+        store.admit(&ask("e", 1, tuning)).await.unwrap();
+    }
+    // Three of them will not be used: the next goes 20 ms after the first, not 50.
+    store.report("e", Report::Abandon { slots: 3, tuning }).await.unwrap();
+    let next = timed(&store, &ask("e", 1, tuning)).await;
+    assert_spaced(&first, &next, 20 * MS);
+    // Never before now: giving back more than are ahead leaves the next one due at once.
+    store.report("e", Report::Abandon { slots: 1_000, tuning }).await.unwrap();
+    assert_eq!(store.admit(&ask("e", 1, tuning)).await.unwrap().wait(), Duration::ZERO);
+}

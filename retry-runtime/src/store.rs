@@ -272,6 +272,16 @@ pub enum Report {
         /// Used minus declared.
         delta: f64,
     },
+    /// Slots this process reserved and will not use: its attempts that were sleeping on them
+    /// when it met a throttle ask again instead (their slots were spaced at the rate before
+    /// the cut). The schedule takes them back, so that the attempts behind are not held
+    /// behind slots no one uses. Sent just before the [`Report::Throttle`].
+    Abandon {
+        /// How many slots.
+        slots: u32,
+        /// The limiter's settings (the slots go back at the rate in force).
+        tuning: Tuning,
+    },
     /// An attempt holding an in-flight lease ended.
     Release {
         /// The lease from [`Admission::Go`].

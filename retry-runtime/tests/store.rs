@@ -184,3 +184,30 @@ async fn a_failed_report_moves_the_next_admission_to_local_pacing() {
     assert_eq!(l.stats().mode, Mode::Fallback);
     assert_eq!(ApiError::from_status(429).kind(), ErrorKind::RateLimited);
 }
+
+#[tokio::test(start_paused = true)]
+async fn attempts_sleeping_through_a_throttle_give_their_slots_back_and_ask_again() {
+    let (l, store) = shared("store::abandon");
+    store.0.wait_ms.store(500, SeqCst);
+    let sleepers: Vec<_> = (0..3).map(|_| tokio::spawn(async move { l.acquire().await })).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.0.asks.lock().unwrap().len(), 3);
+    // A throttle this process meets while they sleep: their slots, spaced at the rate before
+    // the cut, go back first; then the throttle.
+    l.throttled(Some(Duration::from_millis(50)));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    {
+        let reports = store.0.reports.lock().unwrap();
+        assert!(matches!(reports[0], Report::Abandon { slots: 3, .. }), "{reports:?}");
+        assert!(matches!(reports[1], Report::Throttle { .. }), "{reports:?}");
+    }
+    // Each asks again when it wakes, and sleeps its new answer.
+    store.0.wait_ms.store(0, SeqCst);
+    for s in sleepers {
+        s.await.unwrap();
+    }
+    assert_eq!(store.0.asks.lock().unwrap().len(), 6);
+    // An attempt that asked after the throttle does not ask twice.
+    l.acquire().await;
+    assert_eq!(store.0.asks.lock().unwrap().len(), 7);
+}

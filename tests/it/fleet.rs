@@ -53,7 +53,7 @@ async fn fleet(setup: Setup, server: &mut RedisServer) -> FleetResult {
     let _one = if setup.fault.is_none() { Some(ONE_AT_A_TIME.lock().await) } else { None };
     let r = run::run(setup, Some(server), None, &worker).await.expect("the fleet runs");
     println!(
-        "P = {}, headers {}, fault {:?}: {:.3} calls per prompt, {} 429s, makespan {:.2?} = {:.3} × floor, {}/{} ok, {} fallbacks, modes {:?}",
+        "P = {}, headers {}, fault {:?}: {:.3} calls per prompt, {} 429s, makespan {:.2?} = {:.3} × floor, {}/{} ok, {} fallbacks, sharing again {:?} after, modes {:?}",
         setup.workers,
         setup.headers,
         setup.fault,
@@ -64,6 +64,7 @@ async fn fleet(setup: Setup, server: &mut RedisServer) -> FleetResult {
         r.ok,
         r.ok + r.failed,
         r.fallbacks,
+        r.rejoined_after,
         r.modes
     );
     r
@@ -102,6 +103,8 @@ async fn survives(fault: Fault, falls_back: bool) {
     assert!(r.modes.iter().all(|m| m == "shared"), "{fault:?}: back to sharing: {:?}", r.modes);
     if falls_back {
         assert!(r.fallbacks >= 1, "{fault:?}: the workers paced alone for a while");
+        let back = r.rejoined_after.expect("the workers that fell back shared again");
+        assert!(back <= Duration::from_secs(2), "{fault:?}: sharing again {back:?} after Redis answers");
     } else {
         assert_eq!(r.fallbacks, 0, "{fault:?}: reloading the script is not a failure");
     }

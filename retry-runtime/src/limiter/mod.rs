@@ -283,8 +283,7 @@ impl Limiter {
     pub(crate) fn heard_throttle(&self, retry_after: Option<Duration>) {
         self.throttles.fetch_add(1, Relaxed);
         if self.mode.load(Relaxed) == SHARED {
-            self.note_throttle();
-            self.report(crate::store::Report::Throttle { retry_after, tuning: self.tuning() });
+            self.shared_throttle(retry_after);
         } else {
             self.on_throttle(retry_after);
         }

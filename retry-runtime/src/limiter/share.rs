@@ -47,6 +47,26 @@ pub(super) struct Link {
     pub(super) fallbacks: u64,
     /// When this process last met a throttle.
     throttled_at: Option<Instant>,
+    /// Attempts of this process sleeping on a slot the store granted.
+    sleeping: u32,
+}
+
+/// An attempt sleeping on its slot, counted while it sleeps (a cancelled sleep included).
+struct Sleeper<'a>(&'a Mutex<Link>);
+
+impl<'a> Sleeper<'a> {
+    fn new(link: &'a Mutex<Link>) -> Sleeper<'a> {
+        let mut l = lock(link);
+        l.sleeping = l.sleeping.saturating_add(1);
+        Sleeper(link)
+    }
+}
+
+impl Drop for Sleeper<'_> {
+    fn drop(&mut self) {
+        let mut l = lock(self.0);
+        l.sleeping = l.sleeping.saturating_sub(1);
+    }
 }
 
 /// This process's id in every fleet it joins: random, drawn once.
@@ -111,6 +131,7 @@ impl Limiter {
                     fleet: 1,
                     fallbacks: 0,
                     throttled_at: None,
+                    sleeping: 0,
                 })),
             }
         });
@@ -148,20 +169,43 @@ impl Limiter {
     /// the caller's to wait for). Without a tokio runtime to run it on, the report is dropped:
     /// the next admission's answer still holds the fleet's state.
     pub(super) fn report(&self, report: Report) {
+        self.reports([Some(report), None]);
+    }
+
+    /// [`report`](Self::report) for two reports in order, from one task.
+    pub(super) fn reports(&self, reports: [Option<Report>; 2]) {
         let Some(share) = self.share.get() else { return };
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
         let store = Arc::clone(&share.store);
         let link = Arc::clone(&share.link);
         let name = self.name;
         rt.spawn(async move {
-            if let Err(e) = store.report(name, report).await {
-                let mut l = lock(&link);
-                if l.mode == Mode::Shared && !l.failed {
-                    l.failed = true;
-                    tracing::debug!(endpoint = name, error = %e, "a report to the store failed");
+            for report in reports.into_iter().flatten() {
+                if let Err(e) = store.report(name, report).await {
+                    let mut l = lock(&link);
+                    if l.mode == Mode::Shared && !l.failed {
+                        l.failed = true;
+                        tracing::debug!(endpoint = name, error = %e, "a report to the store failed");
+                    }
+                    return;
                 }
             }
         });
+    }
+
+    /// A throttle met while shared: this process's attempts sleeping on slots reserved
+    /// before it will ask again when they wake (see `admit_shared`), so their slots go back
+    /// to the store first, then the throttle.
+    pub(super) fn shared_throttle(&self, retry_after: Option<Duration>) {
+        let Some(share) = self.share.get() else { return };
+        let tuning = self.tuning();
+        let slots = {
+            let mut l = lock(&share.link);
+            l.throttled_at = Some(Instant::now());
+            l.sleeping
+        };
+        let abandon = (slots > 0).then_some(Report::Abandon { slots, tuning });
+        self.reports([abandon, Some(Report::Throttle { retry_after, tuning })]);
     }
 
     /// The shared admission: one question to the store, one sleep. Falls back to the local
@@ -195,7 +239,9 @@ impl Limiter {
                     });
                     if !wait.is_zero() {
                         self.waits.fetch_add(1, Relaxed);
+                        let sleeper = Sleeper::new(&share.link);
                         tokio::time::sleep(wait).await;
+                        drop(sleeper);
                         if self.throttled_since(share, asked) {
                             // A throttle this process met while this attempt slept: its slot
                             // was reserved at the rate before the cut (and maybe into the
@@ -227,14 +273,6 @@ impl Limiter {
                     return;
                 }
             }
-        }
-    }
-
-    /// A throttle met by this process while shared: noted, so that the attempts of this
-    /// process that reserved their slots before it ask again when they wake.
-    pub(super) fn note_throttle(&self) {
-        if let Some(share) = self.share.get() {
-            lock(&share.link).throttled_at = Some(Instant::now());
         }
     }
 
