@@ -20,29 +20,11 @@
 
 local KEY = KEYS[1]
 
-local SECOND = 1000000
 local CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 -- How long the hash outlives its last write, at least (milliseconds).
 local TTL = 600000
--- A stored time further ahead than this is corruption (the store caps durations at a week).
-local MAX_AHEAD = 8 * 24 * 3600 * SECOND
 
 local FIELDS = { 'st', 'upto', 'claim', 'cons', 'ws', 'wc', 'wf' }
-
--- A number from an argument or a field; anything else (garbage, NaN, infinities) is
--- `default`: a corrupted hash is a closed breaker, never an error on every call.
-local function num(x, default)
-  local v = tonumber(x)
-  if v == nil or v ~= v or v == math.huge or v == -math.huge then
-    return default
-  end
-  return v
-end
-
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * SECOND + tonumber(t[2])
-end
 
 if redis.call('TYPE', KEY).ok ~= 'hash' then
   -- Not a breaker's hash (corruption, or someone else's key): no state.

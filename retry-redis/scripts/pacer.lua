@@ -29,7 +29,6 @@
 
 local STATE, LEASES, COUNTER, WORKERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
-local SECOND = 1000000
 -- The shortest time between two cuts: the throttles of one overshoot count once.
 local HOLD = SECOND / 2
 -- The smoothed rates' time constant, as the in-memory limiter's.
@@ -44,24 +43,12 @@ local BUSY_RETRY = 25000
 -- nothing behind that would hold the next one.
 local STATE_TTL = 600000
 local WORKERS_TTL = 60000
--- A stored time further ahead than this is corruption, not a queue: the store caps every
--- duration it sends at a week.
-local MAX_AHEAD = 8 * 24 * 3600 * SECOND
 -- The largest integer a reply carries exactly.
 local MAX_EXACT = 2 ^ 53
 
 local FIELDS = { 'src', 'rate', 'tat', 'pause', 't0', 'cut_at', 'cut_rate', 'w_max', 'probing',
   'sv', 'sa', 'sn', 'ss', 'hv', 'ha', 'trate', 'ttat' }
 
--- A number from an argument or a field. Anything else (missing, garbage, NaN, infinities)
--- is `default`: a corrupted hash is no state, never an error on every call.
-local function num(x, default)
-  local v = tonumber(x)
-  if v == nil or v ~= v or v == math.huge or v == -math.huge then
-    return default
-  end
-  return v
-end
 
 local function clamp(x, lo, hi)
   if x ~= x or x < lo then
@@ -73,10 +60,6 @@ local function clamp(x, lo, hi)
   return x
 end
 
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * SECOND + tonumber(t[2])
-end
 
 -- A key of the wrong type (corruption, or someone else's key) would fail every call: drop it.
 local function expect_type(key, kind)

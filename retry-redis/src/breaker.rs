@@ -6,7 +6,7 @@ use llm_retry_runtime::store::{BreakerAnswer, BreakerOp, BreakerRules, Outcome, 
 use redis::Value;
 
 /// The breaker script, run by EVALSHA (by EVAL when a server lacks it).
-pub(crate) const SOURCE: &str = include_str!("../scripts/breaker.lua");
+pub(crate) const SOURCE: &str = concat!(include_str!("../scripts/common.lua"), include_str!("../scripts/breaker.lua"));
 
 /// The breaker's name and the script's arguments for one step.
 pub(crate) fn args<'a>(op: &BreakerOp<'a>) -> Result<(&'a str, Vec<String>), StoreError> {

@@ -11,7 +11,7 @@ use redis::Value;
 use std::time::Duration;
 
 /// The pacer script, run by EVALSHA (by EVAL when a server lacks it).
-pub(crate) const SOURCE: &str = include_str!("../scripts/pacer.lua");
+pub(crate) const SOURCE: &str = concat!(include_str!("../scripts/common.lua"), include_str!("../scripts/pacer.lua"));
 
 /// What a report asks of the store.
 #[derive(Debug, Clone, PartialEq)]

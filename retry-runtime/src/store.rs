@@ -319,15 +319,8 @@ pub struct BreakerRules {
 }
 
 impl BreakerRules {
-    /// The in-memory breaker's defaults.
-    pub const DEFAULT: BreakerRules = BreakerRules {
-        consecutive_failures: 5,
-        failure_rate: 0.5,
-        min_calls: 20,
-        window: Duration::from_secs(60),
-        cooldown: Duration::from_secs(30),
-        max_cooldown: Duration::from_secs(15 * 60),
-    };
+    /// The in-memory breaker's defaults ([`Breaker::new`](crate::failover::Breaker::new)'s).
+    pub const DEFAULT: BreakerRules = crate::breaker::DEFAULT_RULES;
 }
 
 /// An attempt's outcome as a breaker counts it.

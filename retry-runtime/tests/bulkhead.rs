@@ -34,6 +34,33 @@ impl Gauge {
     }
 }
 
+/// `n` calls through `l` at once, each with a deadline of 30 s and a body of 100 ms.
+fn spawn_calls(
+    l: &'static Limiter,
+    n: usize,
+    gauge: &Arc<Gauge>,
+) -> Vec<tokio::task::JoinHandle<Result<(), ApiError>>> {
+    (0..n)
+        .map(|_| {
+            let g = Arc::clone(gauge);
+            tokio::spawn(async move {
+                Policy::DEFAULT
+                    .call::<(), ApiError>()
+                    .limiter(l)
+                    .deadline(Duration::from_secs(30))
+                    .retry(|| {
+                        let g = Arc::clone(&g);
+                        async move {
+                            g.run(Duration::from_millis(100)).await;
+                            Ok(())
+                        }
+                    })
+                    .await
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn a_cap_of_zero_is_an_error_that_names_the_fix() {
     let e = Limiter::builder("x").max_in_flight(0).build().unwrap_err();
@@ -46,25 +73,7 @@ async fn calls_never_exceed_the_cap_and_queue_for_a_place() {
     let l = capped("bulkhead::calls", 3);
     let gauge = Arc::new(Gauge::default());
     let t = Instant::now();
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let g = Arc::clone(&gauge);
-            tokio::spawn(async move {
-                Policy::DEFAULT
-                    .call::<(), ApiError>()
-                    .limiter(l)
-                    .retry(|| {
-                        let g = Arc::clone(&g);
-                        async move {
-                            g.run(Duration::from_millis(100)).await;
-                            Ok(())
-                        }
-                    })
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
+    for task in spawn_calls(l, 10, &gauge) {
         task.await.unwrap().unwrap();
     }
     assert_eq!(gauge.most.load(SeqCst), 3);
@@ -230,26 +239,7 @@ async fn shared_the_cap_is_the_stores_and_each_lease_goes_back() {
     let store = LeaseStore::default();
     assert!(l.share(store.clone()).is_ok());
     let gauge = Arc::new(Gauge::default());
-    let tasks: Vec<_> = (0..6)
-        .map(|_| {
-            let g = Arc::clone(&gauge);
-            tokio::spawn(async move {
-                Policy::DEFAULT
-                    .call::<(), ApiError>()
-                    .limiter(l)
-                    .deadline(Duration::from_secs(30))
-                    .retry(|| {
-                        let g = Arc::clone(&g);
-                        async move {
-                            g.run(Duration::from_millis(100)).await;
-                            Ok(())
-                        }
-                    })
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
+    for task in spawn_calls(l, 6, &gauge) {
         task.await.unwrap().unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1)).await;

@@ -17,6 +17,9 @@ pub use machine::{BreakerState, Cause};
 pub use settings::{BreakerBuilder, BreakerError};
 
 pub(crate) use machine::Verdict;
+
+/// The defaults as a store needs them ([`BreakerRules::DEFAULT`](crate::store::BreakerRules::DEFAULT)).
+pub(crate) const DEFAULT_RULES: crate::store::BreakerRules = Settings::DEFAULT.rules();
 use machine::{Admit, Machine, Transition};
 use settings::Settings;
 

@@ -1,5 +1,6 @@
 //! A breaker's settings, its builder, and why a setting is rejected.
 
+use crate::store::BreakerRules;
 use core::fmt;
 use std::time::Duration;
 
@@ -26,6 +27,18 @@ impl Settings {
         cooldown: Duration::from_secs(30),
         max_cooldown: Duration::from_secs(15 * 60),
     };
+
+    /// The settings as a store needs them.
+    pub(crate) const fn rules(&self) -> BreakerRules {
+        BreakerRules {
+            consecutive_failures: self.consecutive_failures,
+            failure_rate: self.failure_rate,
+            min_calls: self.min_calls,
+            window: self.window,
+            cooldown: self.cooldown,
+            max_cooldown: self.max_cooldown,
+        }
+    }
 
     /// The longest window or cooldown a builder accepts: a day.
     pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);

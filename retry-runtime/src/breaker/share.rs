@@ -141,14 +141,7 @@ impl Breaker {
     }
 
     fn rules(&self) -> BreakerRules {
-        let mut r = BreakerRules::DEFAULT;
-        r.consecutive_failures = self.s.consecutive_failures;
-        r.failure_rate = self.s.failure_rate;
-        r.min_calls = self.s.min_calls;
-        r.window = self.s.window;
-        r.cooldown = self.s.cooldown;
-        r.max_cooldown = self.s.max_cooldown;
-        r
+        self.s.rules()
     }
 
     /// The local machine says the cooldown is over and this call may probe. Shared, it may only
