@@ -21,6 +21,8 @@ struct Fake {
     down: AtomicBool,
     wait_ms: AtomicU32,
     busy_first: AtomicU32,
+    /// The fleet's size it answers (4 unless set).
+    fleet: AtomicU32,
     asks: Mutex<Vec<(f64, Option<Duration>)>>,
     reports: Mutex<Vec<Report>>,
 }
@@ -44,7 +46,11 @@ impl Store for Handle {
             if ask.max_wait.is_some_and(|m| wait > m) {
                 return Ok(Admission::Refused { wait });
             }
-            Ok(Admission::Go { wait, lease: None, rate: Some(8.0), fleet: 4 })
+            let fleet = match f.fleet.load(SeqCst) {
+                0 => 4,
+                n => n,
+            };
+            Ok(Admission::Go { wait, lease: None, rate: Some(8.0), fleet })
         })
     }
 
@@ -189,6 +195,8 @@ async fn a_failed_report_moves_the_next_admission_to_local_pacing() {
 async fn attempts_sleeping_through_a_throttle_give_their_slots_back_and_ask_again() {
     let (l, store) = shared("store::abandon");
     store.0.wait_ms.store(500, SeqCst);
+    // A fleet of one: this process holds every slot, so they can go back exactly.
+    store.0.fleet.store(1, SeqCst);
     let sleepers: Vec<_> = (0..3).map(|_| tokio::spawn(async move { l.acquire().await })).collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(store.0.asks.lock().unwrap().len(), 3);
@@ -210,4 +218,24 @@ async fn attempts_sleeping_through_a_throttle_give_their_slots_back_and_ask_agai
     // An attempt that asked after the throttle does not ask twice.
     l.acquire().await;
     assert_eq!(store.0.asks.lock().unwrap().len(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_larger_fleet_sleeping_attempts_ask_again_but_give_no_slots_back() {
+    let (l, store) = shared("store::no_abandon");
+    store.0.wait_ms.store(500, SeqCst);
+    let sleepers: Vec<_> = (0..3).map(|_| tokio::spawn(async move { l.acquire().await })).collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    l.throttled(Some(Duration::from_millis(50)));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    {
+        let reports = store.0.reports.lock().unwrap();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(matches!(reports[0], Report::Throttle { .. }), "{reports:?}");
+    }
+    store.0.wait_ms.store(0, SeqCst);
+    for s in sleepers {
+        s.await.unwrap();
+    }
+    assert_eq!(store.0.asks.lock().unwrap().len(), 6, "each asks again");
 }
