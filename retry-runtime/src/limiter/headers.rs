@@ -34,6 +34,10 @@ impl SendLog {
     pub(super) const NEW: SendLog = SendLog { times: VecDeque::new(), complete: true };
 
     pub(super) fn push(&mut self, t: f64) {
+        if self.times.capacity() == 0 {
+            // All of it at the first send: the success path allocates nothing after that.
+            self.times.reserve_exact(LOG);
+        }
         if self.times.len() == LOG {
             self.times.pop_front();
             self.complete = false;
