@@ -1,7 +1,7 @@
 //! A fleet run: one chaos server in rate-limit mode, one redis-server, and P worker processes
 //! that share the prompts and, when told to, the endpoint's pacer through Redis. Used by
 //! `cargo run --example fleet` (which prints the table) and by the fleet tests in
-//! tests/it/fleet.rs (which assert on it); both spawn themselves as the workers.
+//! tests/fleet.rs (which assert on it); both spawn themselves as the workers.
 //!
 //! The coordinator ([`run`]) starts the chaos server, writes each worker its [`Spec`] (as JSON
 //! in an environment variable), starts them all to begin at one instant, optionally hurts

@@ -10,7 +10,8 @@
 //! them. The stats registry is process-wide: every site (`name = "..."`, `static Site`) needs a
 //! name no other module uses, and a test reads only its own sites. Two tests need the process
 //! to themselves and keep a binary of their own: `tests/secrets.rs` (it installs a global
-//! tracing subscriber at TRACE) and `tests/load.rs` (it measures the process's resident memory).
+//! tracing subscriber at TRACE), `tests/load.rs` (it measures the process's resident memory) and
+//! `tests/fleet.rs` (its worker processes would load the machine under the soak test).
 //! See their module docs.
 
 mod any_error;
@@ -27,7 +28,6 @@ mod e2e_async_openai;
 mod e2e_reqwest;
 mod expand_lints;
 mod failover_tcp;
-mod fleet;
 mod limiter_tcp;
 mod providers_e2e;
 mod simulation_smoke;

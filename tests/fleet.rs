@@ -1,8 +1,12 @@
 //! A fleet of worker processes sharing one endpoint's pacer through a real redis-server, over
 //! real TCP against the chaos server (issue #16): 1,000 prompts, 32 in flight across the
 //! fleet, 6,000 requests a minute with a burst of 8. The workers are this test binary run
-//! again (`fleet::worker_entry`, with its spec in the environment); the run itself is
+//! again (`worker_entry`, with its spec in the environment); the run itself is
 //! examples/fleet/run.rs, the same code `cargo run --example fleet` prints its table with.
+//!
+//! A binary of its own: cargo runs test binaries one after another, so the fleet's worker
+//! processes never share the machine with the `it` binary's load tests (the soak test's attempt
+//! timeouts, and these makespans, both measure a machine that is not otherwise busy).
 //!
 //! Each test starts its own redis-server on a free port in a temp dir and stops it. Without
 //! `redis-server` installed the tests say they were skipped, unless `LLM_RETRY_REQUIRE_REDIS=1`
@@ -10,7 +14,7 @@
 //! makespans against the floor are what they measure; the fault runs, which assert what survives a
 //! fault rather than how fast, run beside them.
 
-#[path = "../../examples/fleet/run.rs"]
+#[path = "../examples/fleet/run.rs"]
 mod run;
 
 use llm_retry_testkit::redis_server::RedisServer;
@@ -29,7 +33,7 @@ fn worker_entry() {
 
 fn worker() -> Command {
     let mut c = Command::new(std::env::current_exe().expect("the test binary's path"));
-    c.args(["fleet::worker_entry", "--exact", "--nocapture", "--test-threads=1", "-q"]);
+    c.args(["worker_entry", "--exact", "--nocapture", "--test-threads=1", "-q"]);
     c
 }
 
