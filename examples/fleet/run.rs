@@ -296,8 +296,8 @@ pub async fn worker(spec: Spec) {
             let mut alone = false;
             loop {
                 match CHAOS.stats().mode {
-                    llm_retry::store::Mode::Fallback => alone = true,
-                    llm_retry::store::Mode::Shared if alone => {
+                    llm_retry::store::Sharing::Fallback => alone = true,
+                    llm_retry::store::Sharing::Shared if alone => {
                         alone = false;
                         *rejoined.lock().expect("not poisoned") = Some(unix_ms());
                     }

@@ -6,7 +6,7 @@ mod common;
 
 use common::{server, store};
 use llm_retry_runtime::failover::{Breaker, BreakerState, Fallback, Route, Target};
-use llm_retry_runtime::store::Mode;
+use llm_retry_runtime::store::Sharing;
 use llm_retry_runtime::{ApiError, Policy, RetryExt};
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ async fn the_fleet_opens_together_and_probes_once() {
     attempt(tb, false).unwrap();
     settle().await;
     assert_eq!(b.state(), BreakerState::Open, "the fleet's third failure opens it");
-    assert_eq!(b.stats().mode, Mode::Shared);
+    assert_eq!(b.stats().mode, Sharing::Shared);
     // Worker a hears of it with its next outcome.
     attempt(ta, true).unwrap();
     settle().await;
@@ -118,7 +118,7 @@ async fn without_redis_the_breaker_decides_alone() {
         attempt(ta, false).unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
-    assert_eq!(a.stats().mode, Mode::Fallback);
+    assert_eq!(a.stats().mode, Sharing::Fallback);
     assert_eq!(a.state(), BreakerState::Open, "its own three failures open it");
     tokio::time::sleep(COOLDOWN + Duration::from_millis(20)).await;
     // Alone, it probes by itself: the store's probe cannot be asked for.

@@ -33,7 +33,7 @@ use crate::breaker::{BreakerState, moved_breakers};
 use crate::limiter::armed_limiters;
 use crate::outcome::GiveUp;
 use crate::stats::{Site, stats};
-use crate::store::Mode;
+use crate::store::Sharing;
 use metrics::{Key, Level, Metadata, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use std::sync::Once;
 use std::time::Duration;
@@ -159,11 +159,11 @@ pub fn export() {
 }
 
 /// A store mode as a gauge's value.
-fn mode_value(mode: Mode) -> f64 {
+fn mode_value(mode: Sharing) -> f64 {
     match mode {
-        Mode::Local => 0.0,
-        Mode::Shared => 1.0,
-        Mode::Fallback => 2.0,
+        Sharing::Local => 0.0,
+        Sharing::Shared => 1.0,
+        Sharing::Fallback => 2.0,
     }
 }
 

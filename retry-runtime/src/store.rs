@@ -11,7 +11,7 @@
 //! (for Redis, one Lua script per admission), on its own clock: only durations cross the
 //! wire, so the workers' clocks never need to agree. Every call is one round trip, and each
 //! one fails rather than waits when the store is down or slow: the runtime then paces locally
-//! at the shared rate divided by the fleet's size (see [`Mode`]).
+//! at the shared rate divided by the fleet's size (see [`Sharing`]).
 //!
 //! ```
 //! use llm_retry_runtime::store::{Ask, Admission, Tuning};
@@ -422,11 +422,11 @@ pub enum SharedBreakerState {
 /// Where an endpoint's pacing happens now.
 ///
 /// ```
-/// use llm_retry_runtime::store::Mode;
-/// assert_eq!(Mode::Fallback.name(), "fallback");
+/// use llm_retry_runtime::store::Sharing;
+/// assert_eq!(Sharing::Fallback.name(), "fallback");
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Mode {
+pub enum Sharing {
     /// No store: the process's own state.
     #[default]
     Local,
@@ -437,13 +437,13 @@ pub enum Mode {
     Fallback,
 }
 
-impl Mode {
+impl Sharing {
     /// A short name for logs and metrics labels.
     pub const fn name(self) -> &'static str {
         match self {
-            Mode::Local => "local",
-            Mode::Shared => "shared",
-            Mode::Fallback => "fallback",
+            Sharing::Local => "local",
+            Sharing::Shared => "shared",
+            Sharing::Fallback => "fallback",
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use llm_retry_runtime::limits::RateSource;
 use llm_retry_runtime::store::{
-    Admission, Ask, BreakerAnswer, BreakerOp, Mode, Report, Store, StoreError, StoreFuture,
+    Admission, Ask, BreakerAnswer, BreakerOp, Report, Sharing, Store, StoreError, StoreFuture,
 };
 use llm_retry_runtime::{ApiError, ErrorKind, Limiter, Policy, RetryExt};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
@@ -91,7 +91,7 @@ async fn each_attempt_asks_once_and_sleeps_the_answer() {
     assert_eq!(t.elapsed(), Duration::from_millis(250));
     assert_eq!(*store.0.asks.lock().unwrap(), vec![(700.0, None)]);
     let s = l.stats();
-    assert_eq!((s.mode, s.rate, s.fleet, s.source), (Mode::Shared, Some(8.0), Some(4), RateSource::Shared));
+    assert_eq!((s.mode, s.rate, s.fleet, s.source), (Sharing::Shared, Some(8.0), Some(4), RateSource::Shared));
     assert_eq!(s.waits, 1);
 }
 
@@ -157,7 +157,7 @@ async fn a_store_that_fails_falls_back_to_the_shared_rate_over_the_fleet_then_sh
         l.acquire().await;
     }
     let s = l.stats();
-    assert_eq!(s.mode, Mode::Fallback);
+    assert_eq!(s.mode, Sharing::Fallback);
     assert_eq!(s.rate, Some(2.0));
     assert!(t.elapsed() >= Duration::from_millis(1_900), "paced locally at 2/s: {:?}", t.elapsed());
     // It keeps asking the store every half second, and shares again once it answers.
@@ -165,7 +165,7 @@ async fn a_store_that_fails_falls_back_to_the_shared_rate_over_the_fleet_then_sh
     let asked = store.0.asks.lock().unwrap().len();
     tokio::time::sleep(Duration::from_millis(600)).await;
     l.acquire().await;
-    assert_eq!(l.stats().mode, Mode::Shared);
+    assert_eq!(l.stats().mode, Sharing::Shared);
     assert_eq!(store.0.asks.lock().unwrap().len(), asked + 1);
 }
 
@@ -187,7 +187,7 @@ async fn a_failed_report_moves_the_next_admission_to_local_pacing() {
         })
         .await;
     assert_eq!(out.unwrap(), 2);
-    assert_eq!(l.stats().mode, Mode::Fallback);
+    assert_eq!(l.stats().mode, Sharing::Fallback);
     assert_eq!(ApiError::from_status(429).kind(), ErrorKind::RateLimited);
 }
 

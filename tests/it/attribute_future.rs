@@ -49,7 +49,7 @@ fn the_future_is_send_when_the_body_is() {
 
 /// Measured with rustc 1.95.0: body 96 B, `#[llm_retry]` 208 B (a body with `?`, in its
 /// async block) or 176 B (the same reply with no early exit, as a plain block), with a
-/// deadline and an attempt timeout 400 B. `Call` is 64 B (hooks and per-endpoint controls that
+/// deadline and an attempt timeout 408 B (8 B of it the place in flight a capped limiter's attempt holds). `Call` is 64 B (hooks and per-endpoint controls that
 /// are absent cost nothing). A timed attempt adds its timer (an `Option<Sleep>`) beside the
 /// body, and the call keeps the deadline and timeout (32 B). This pins the timed size against
 /// regressions.

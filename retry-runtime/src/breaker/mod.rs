@@ -24,7 +24,7 @@ use machine::{Admit, Machine, Transition};
 use settings::Settings;
 
 use crate::events;
-use crate::store::Mode;
+use crate::store::Sharing;
 use core::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
@@ -91,9 +91,9 @@ pub struct BreakerStats {
     pub refused: u64,
     /// Probes it let through.
     pub probes: u64,
-    /// Where its state lives: this process ([`Mode::Local`]), the store it
+    /// Where its state lives: this process ([`Sharing::Local`]), the store it
     /// [`share`](Breaker::share)s, or this process because that store cannot answer.
-    pub mode: Mode,
+    pub mode: Sharing,
 }
 
 impl Breaker {

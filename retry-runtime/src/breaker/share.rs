@@ -14,7 +14,7 @@
 
 use super::machine::{Transition, Verdict};
 use super::{Breaker, BreakerState};
-use crate::store::{BreakerAnswer, BreakerOp, BreakerRules, Mode, Outcome, SharedBreakerState, Store, StoreError};
+use crate::store::{BreakerAnswer, BreakerOp, BreakerRules, Outcome, SharedBreakerState, Sharing, Store, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::time::Instant;
@@ -127,11 +127,11 @@ impl Breaker {
     }
 
     /// Where the breaker's state lives now.
-    pub(super) fn mode(&self) -> Mode {
+    pub(super) fn mode(&self) -> Sharing {
         match self.fleet() {
-            None => Mode::Local,
-            Some(f) if f.alone.load(Relaxed) => Mode::Fallback,
-            Some(_) => Mode::Shared,
+            None => Sharing::Local,
+            Some(f) if f.alone.load(Relaxed) => Sharing::Fallback,
+            Some(_) => Sharing::Shared,
         }
     }
 

@@ -46,7 +46,7 @@ mod share;
 pub use builder::{LimiterBuilder, LimiterConfig};
 pub use bulkhead::InFlight;
 
-use crate::store::Mode;
+use crate::store::Sharing;
 use core::fmt;
 use queue::State;
 use share::Share;
@@ -129,9 +129,9 @@ pub struct LimiterStats {
     pub token_rate: Option<f64>,
     /// The slow-start window while the limiter is in slow start.
     pub window: Option<u64>,
-    /// Where the limiter paces: alone ([`Mode::Local`]), through the store it
+    /// Where the limiter paces: alone ([`Sharing::Local`]), through the store it
     /// [`share`](Limiter::share)s, or alone because that store cannot answer.
-    pub mode: Mode,
+    pub mode: Sharing,
     /// With a store: the fleet's size from the workers' heartbeats, last seen.
     pub fleet: Option<u32>,
     /// With a store: the times it could not answer and the limiter paced alone.

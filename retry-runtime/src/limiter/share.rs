@@ -10,7 +10,7 @@
 
 use super::bulkhead::Taking;
 use super::{COLD, GATING, Limiter, RateSource, SHARED, lock};
-use crate::store::{Admission, Ask, Mode, Report, Store, StoreError, Tuning};
+use crate::store::{Admission, Ask, Report, Sharing, Store, StoreError, Tuning};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -35,7 +35,7 @@ pub(super) struct Share {
 /// The store's last word, and whether it can be asked now.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Link {
-    pub(super) mode: Mode,
+    pub(super) mode: Sharing,
     /// While falling back: when to ask the store again.
     retry_at: Option<Instant>,
     /// A report sent from a task failed: the next admission falls back.
@@ -87,7 +87,7 @@ impl Limiter {
     /// every half second; [`stats`](Self::stats)`().mode` says which it is doing.
     ///
     /// ```
-    /// use llm_retry_runtime::store::{Admission, Ask, BreakerAnswer, BreakerOp, Mode, Report, Store, StoreError, StoreFuture};
+    /// use llm_retry_runtime::store::{Admission, Ask, BreakerAnswer, BreakerOp, Sharing, Report, Store, StoreError, StoreFuture};
     /// use llm_retry_runtime::Limiter;
     /// use std::time::Duration;
     ///
@@ -113,7 +113,7 @@ impl Limiter {
     /// assert!(OPENAI.share(Fixed).is_ok());
     /// OPENAI.acquire().await;
     /// let s = OPENAI.stats();
-    /// assert_eq!((s.mode, s.rate, s.fleet), (Mode::Shared, Some(5.0), Some(2)));
+    /// assert_eq!((s.mode, s.rate, s.fleet), (Sharing::Shared, Some(5.0), Some(2)));
     /// # }
     /// ```
     pub fn share<S: Store>(&'static self, store: S) -> Result<(), S> {
@@ -124,7 +124,7 @@ impl Limiter {
                 store: s,
                 leases: Mutex::new(Vec::new()),
                 link: Arc::new(Mutex::new(Link {
-                    mode: Mode::Shared,
+                    mode: Sharing::Shared,
                     retry_at: None,
                     failed: false,
                     rate: None,
@@ -183,7 +183,7 @@ impl Limiter {
             for report in reports.into_iter().flatten() {
                 if let Err(e) = store.report(name, report).await {
                     let mut l = lock(&link);
-                    if l.mode == Mode::Shared && !l.failed {
+                    if l.mode == Sharing::Shared && !l.failed {
                         l.failed = true;
                         tracing::debug!(endpoint = name, error = %e, "a report to the store failed");
                     }
@@ -294,8 +294,8 @@ impl Limiter {
         }
         l.fleet = fleet.max(1);
         l.failed = false;
-        if l.mode != Mode::Shared {
-            l.mode = Mode::Shared;
+        if l.mode != Sharing::Shared {
+            l.mode = Sharing::Shared;
             l.retry_at = None;
             drop(l);
             self.mode.store(SHARED, Relaxed);
@@ -314,10 +314,10 @@ impl Limiter {
         let now = Instant::now();
         l.retry_at = Some(now + RETRY);
         l.failed = false;
-        if l.mode == Mode::Fallback {
+        if l.mode == Sharing::Fallback {
             return;
         }
-        l.mode = Mode::Fallback;
+        l.mode = Sharing::Fallback;
         l.fallbacks += 1;
         let (rate, fleet) = (l.rate, l.fleet.max(1));
         drop(l);
@@ -369,7 +369,7 @@ impl Limiter {
         let Some(share) = self.share.get() else { return false };
         let mut l = lock(&share.link);
         match l.retry_at {
-            Some(at) if l.mode == Mode::Fallback && Instant::now() >= at => {
+            Some(at) if l.mode == Sharing::Fallback && Instant::now() >= at => {
                 l.retry_at = Some(Instant::now() + RETRY);
                 true
             }
