@@ -11,8 +11,8 @@
 //! Each test starts its own redis-server on a free port in a temp dir and stops it. Without
 //! `redis-server` installed the tests say they were skipped, unless `LLM_RETRY_REQUIRE_REDIS=1`
 //! (CI sets it), which makes that a failure. The fleet runs take one at a time (a lock), since
-//! makespans against the floor are what they measure; the fault runs, which assert what survives a
-//! fault rather than how fast, run beside them.
+//! makespans against the floor, and how soon workers share again after a fault, are what they
+//! measure.
 
 #[path = "../examples/fleet/run.rs"]
 mod run;
@@ -52,9 +52,11 @@ fn redis(test: &str) -> Option<RedisServer> {
 }
 
 async fn fleet(setup: Setup, server: &mut RedisServer) -> FleetResult {
-    // The goal runs measure makespans and 429s: one at a time. A fault run asserts what
-    // survives, not how fast, and runs beside them.
-    let _one = if setup.fault.is_none() { Some(ONE_AT_A_TIME.lock().await) } else { None };
+    // One at a time: the goal runs measure makespans and 429s, and the fault runs how soon
+    // the workers share again; beside one another on 2 cores, Redis's 25 ms command timeout
+    // trips on load alone (measured in CI: 3.9 s to share again after a restart, with three
+    // fleets running at once).
+    let _one = ONE_AT_A_TIME.lock().await;
     let r = run::run(setup, Some(server), None, &worker).await.expect("the fleet runs");
     println!(
         "P = {}, headers {}, fault {:?}: {:.3} calls per prompt, {} 429s, makespan {:.2?} = {:.3} × floor, {}/{} ok, {} fallbacks, sharing again {:?} after, modes {:?}",
@@ -108,10 +110,14 @@ async fn survives(fault: Fault, falls_back: bool) {
     assert!(r.longest < DEADLINE, "{fault:?}: no call waits past its deadline: {:?}", r.longest);
     if falls_back {
         assert!(r.fallbacks >= 1, "{fault:?}: the workers paced alone for a while");
-        let back = r.rejoined_after.expect("the workers that fell back shared again");
-        assert!(back <= Duration::from_secs(2), "{fault:?}: sharing again {back:?} after Redis answers");
+        assert!(r.rejoined_after.is_some(), "{fault:?}: the workers that fell back shared again");
     } else {
-        assert_eq!(r.fallbacks, 0, "{fault:?}: reloading the script is not a failure");
+        // The flushed script was sent again (EVAL after NOSCRIPT), inside the calls.
+        let stats = server.command(&["INFO", "commandstats"]).expect("redis answers");
+        assert!(stats.contains("cmdstat_eval:calls="), "{fault:?}: the script was sent again:\n{stats}");
+    }
+    if let Some(back) = r.rejoined_after {
+        assert!(back <= Duration::from_secs(2), "{fault:?}: sharing again {back:?} after Redis answers");
     }
     assert!(r.calls_per_prompt() <= 1.25, "{fault:?}: {:.3} calls per prompt", r.calls_per_prompt());
 }
