@@ -178,12 +178,7 @@ else
 end
 
 if dirty then
-  local args = {}
-  for _, f in ipairs(FIELDS) do
-    args[#args + 1] = f
-    args[#args + 1] = s[f]
-  end
-  redis.call('HSET', KEY, unpack(args))
+  write_fields(KEY, FIELDS, s)
   if op == 'release' then
     -- No rules came with it: keep the key at least as long as a new one.
     if redis.call('PTTL', KEY) < TTL then redis.call('PEXPIRE', KEY, TTL) end

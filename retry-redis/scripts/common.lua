@@ -22,3 +22,14 @@ local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * SECOND + tonumber(t[2])
 end
+
+-- Writes `s`'s `fields` to the hash `key` in one HSET. (Redis turns these numbers into strings
+-- with full precision; `..` would not.)
+local function write_fields(key, fields, s)
+  local args = {}
+  for _, f in ipairs(fields) do
+    args[#args + 1] = f
+    args[#args + 1] = s[f]
+  end
+  redis.call('HSET', key, unpack(args))
+end

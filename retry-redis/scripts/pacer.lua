@@ -121,13 +121,7 @@ local function load(now)
 end
 
 local function save(s, now)
-  local args = {}
-  for _, f in ipairs(FIELDS) do
-    args[#args + 1] = f
-    args[#args + 1] = s[f]
-  end
-  -- (Redis turns these numbers into strings with full precision; `..` would not.)
-  redis.call('HSET', STATE, unpack(args))
+  write_fields(STATE, FIELDS, s)
   -- Ten minutes after the last touch, or a minute after everything reserved has gone.
   local ahead = math.max(s.tat, s.ttat, s.pause) - now
   redis.call('PEXPIRE', STATE, math.ceil(math.max(STATE_TTL, ahead / 1000 + 60000)))
