@@ -19,7 +19,8 @@ async fn translate(prompt: &str) -> Result<String, ApiError> {
     Ok(prompt.to_owned())
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(summarize("hi"));
     drop(translate("hi"));

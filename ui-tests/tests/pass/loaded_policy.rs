@@ -22,7 +22,8 @@ async fn stream_chat(prompt: &str, resume: Resume) -> Result<impl Stream<Item = 
     Ok(stream::iter([Ok(format!("{prompt}{}", resume.text()))]))
 }
 
-fn main() {
+#[test]
+fn compiles() {
     CHAT_POLICY.set(Policy::builder().max_attempts(2).build().unwrap()).unwrap();
     drop(chat("hi"));
     drop(stream_chat("hi"));

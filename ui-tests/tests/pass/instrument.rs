@@ -15,7 +15,8 @@ async fn span_per_call(prompt: &str) -> Result<String, ApiError> {
     Ok(prompt.to_owned())
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(span_per_attempt("hi"));
     drop(span_per_call("hi"));
 }

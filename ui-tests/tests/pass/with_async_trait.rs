@@ -35,7 +35,8 @@ impl Chat for Client {
 
 fn assert_send<T: Send>(_: T) {}
 
-fn main() {
+#[test]
+fn compiles() {
     assert_send(Client.chat("hi"));
     assert_send(Client.retry_then_trace("hi"));
     assert_send(Client.trace_then_retry("hi"));

@@ -4,9 +4,11 @@ use llm_retry::{ApiError, Limiter, Policy, RetryExt, stream::Resume};
 
 static OPENAI: Limiter = Limiter::new("openai");
 
-fn main() {
-    let stream = Policy::DEFAULT.call().limiter(&OPENAI).tokens(512).stream(|_: Resume| async {
-        Ok::<_, ApiError>(futures::stream::iter([Ok::<String, ApiError>("hi".into())]))
-    });
+#[test]
+fn compiles() {
+    let stream =
+        Policy::DEFAULT.call().limiter(&OPENAI).tokens(512).stream(|_: Resume| async {
+            Ok::<_, ApiError>(futures::stream::iter([Ok::<String, ApiError>("hi".into())]))
+        });
     drop(stream);
 }

@@ -54,7 +54,8 @@ async fn proportional(prompt: &str) -> Result<String, ApiError> {
     Ok(prompt.to_owned())
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(custom("hi"));
     drop(proportional("hi"));

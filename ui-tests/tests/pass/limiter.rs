@@ -16,7 +16,8 @@ async fn summarize(prompt: &str) -> Result<String, ApiError> {
     Ok(prompt.to_owned())
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(summarize("hi"));
 }

@@ -23,7 +23,8 @@ async fn chat_plain(prompt: &str) -> Result<String, eyre::Report> {
     Ok(fetch(prompt).await?)
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(chat_plain("hi"));
 }

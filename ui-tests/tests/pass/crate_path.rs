@@ -11,12 +11,13 @@ async fn chat(prompt: &str) -> Result<String, ApiError> {
     Ok(prompt.to_owned())
 }
 
-#[llm_retry(max = 3, crate = crate::reexports::llm_retry)]
+#[llm_retry(max = 3, crate = crate::crate_path::reexports::llm_retry)]
 async fn chat_path(prompt: &str) -> Result<String, ApiError> {
     Ok(prompt.to_owned())
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(chat_path("hi"));
 }

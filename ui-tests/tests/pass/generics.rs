@@ -34,7 +34,8 @@ impl Model for Echo {
     }
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(complete(&Echo, "hi"));
     drop(longest("a", "bb"));
     drop(shown(3));

@@ -18,6 +18,7 @@ async fn chat(prompt: &str) -> ::core::result::Result<::std::string::String, Api
     Ok(prompt.to_owned())
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
 }

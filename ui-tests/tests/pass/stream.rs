@@ -5,7 +5,7 @@
 
 use futures::Stream;
 use futures::stream::{self, BoxStream, StreamExt};
-use llm_retry::{ApiError, stream::Resume, RetryEvent, stream::StreamEvent, llm_retry};
+use llm_retry::{ApiError, RetryEvent, llm_retry, stream::Resume, stream::StreamEvent};
 
 fn log_retry(_: &RetryEvent<'_, ApiError>) {}
 
@@ -47,7 +47,8 @@ impl<T: AsRef<str> + Sync> Client<T> {
     }
 }
 
-fn main() {
+#[test]
+fn compiles() {
     let client = Client { prefix: String::from(">") };
     let prompt = String::from("hi");
     let a = chat(&prompt, String::from("m"));

@@ -32,7 +32,8 @@ async fn chat_bare(prompt: &str) -> Result<String, Box<dyn Error>> {
     Ok(fetch(prompt).await?)
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(chat_send("hi"));
     drop(chat_bare("hi"));

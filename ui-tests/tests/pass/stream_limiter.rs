@@ -10,6 +10,7 @@ async fn chat(prompt: &str) -> Result<Iter<std::vec::IntoIter<Result<String, Api
     Ok(stream::iter(vec![Ok(prompt.to_owned())]))
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
 }

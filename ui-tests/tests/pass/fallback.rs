@@ -38,7 +38,8 @@ impl Client {
     }
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(Client.ask("hi".to_owned()));
     drop(stream_chat("hi"));

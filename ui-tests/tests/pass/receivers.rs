@@ -25,7 +25,8 @@ impl Client {
     }
 }
 
-fn main() {
+#[test]
+fn compiles() {
     let mut c = Client { calls: 0, prefix: String::new() };
     drop(c.by_ref("hi"));
     drop(c.by_mut("hi"));

@@ -54,6 +54,10 @@ async fn tokens(prompt: &str) -> Result<u32, AppError> {
     Ok(n)
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(tokens("42"));
+    // `?` on a parse error converts it through `From`.
+    let parsed: Result<u32, AppError> = "4x".parse::<u32>().map_err(AppError::from);
+    assert!(matches!(parsed, Err(AppError::Parse(e)) if e.to_string() == "invalid digit found in string"));
 }

@@ -40,7 +40,8 @@ async fn fixed() -> Result<(), ApiError> {
     Ok(())
 }
 
-fn main() {
+#[test]
+fn compiles() {
     drop(chat("hi"));
     drop(short());
     drop(Client { max_tokens: 256 }.complete("hi".to_owned()));
