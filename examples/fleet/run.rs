@@ -4,7 +4,8 @@
 //! tests/fleet.rs (which assert on it); both spawn themselves as the workers.
 //!
 //! The coordinator ([`run`]) starts the chaos server, writes each worker its [`Spec`] (as JSON
-//! in an environment variable), starts them all to begin at one instant, optionally hurts
+//! in an environment variable), waits until every worker says it is [`READY`] (connected), then
+//! writes each one the instant they all begin at, on its standard input. It optionally hurts
 //! Redis during the run ([`Fault`]), and reads each worker's [`WorkerReport`] from the line of
 //! its standard output that starts with [`MARK`]. Calls and 429s are the server's own count.
 
@@ -13,7 +14,7 @@ use llm_retry_redis::RedisStore;
 use llm_retry_testkit::redis_server::RedisServer;
 use llm_retry_testkit::{ChaosServer, Outcome, RateHeaders};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const SPEC: &str = "LLM_RETRY_FLEET_SPEC";
 /// The start of the line a worker reports on.
 pub const MARK: &str = "FLEET-REPORT ";
+/// The line a worker prints once it has connected, before it reads its start instant.
+pub const READY: &str = "FLEET-READY";
+/// The longest the coordinator waits for every worker to be ready.
+const READY_LIMIT: Duration = Duration::from_secs(30);
 /// The longest a worker may run before the coordinator kills it.
 const WORKER_LIMIT: Duration = Duration::from_secs(90);
 /// Each call's deadline: a worker never waits past it, whatever Redis does.
@@ -79,7 +84,6 @@ pub struct Spec {
     pub redis: Option<String>,
     pub prompts: Vec<u32>,
     pub concurrency: usize,
-    pub start_unix_ms: u64,
     pub headers: bool,
 }
 
@@ -143,28 +147,59 @@ pub async fn run(
     let server =
         ChaosServer::builder().reply("ok").rate_limit(setup.rpm, setup.burst).rate_headers(style).start().await;
     let url = redis.as_ref().map(|r| r.url()).or(redis_url.map(str::to_string));
-    // Every worker starts at one instant, once all of them have started and connected.
-    let start = unix_ms() + 1_500 + 100 * setup.workers as u64;
     let per = setup.concurrency / setup.workers;
-    let mut children = Vec::new();
+    let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel::<Heard>();
+    let mut inputs = Vec::new();
+    let mut readers = Vec::new();
     for w in 0..setup.workers {
         let spec = Spec {
             server: server.chat_completions_url(),
             redis: if setup.shared { url.clone() } else { None },
             prompts: (0..setup.prompts).filter(|p| *p as usize % setup.workers == w).collect(),
             concurrency: per.max(1),
-            start_unix_ms: start,
             headers: setup.headers,
         };
         let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
-        let child = spawn()
+        let mut child = spawn()
             .env(SPEC, json)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start a worker: {e}"))?;
-        children.push(child);
+        inputs.push(child.stdin.take().expect("piped above"));
+        let lines = lines.clone();
+        // Each worker's standard output: its ready line, then its report.
+        readers.push(tokio::task::spawn_blocking(move || {
+            let out = child.stdout.take().expect("piped above");
+            let mut report = None;
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line == READY {
+                    let _ = lines.send(Heard::Ready);
+                } else if let Some(json) = line.strip_prefix(MARK) {
+                    report = serde_json::from_str::<WorkerReport>(json).ok();
+                }
+            }
+            let _ = lines.send(Heard::Ended);
+            let _ = child.wait();
+            report
+        }));
     }
+    drop(lines);
+    // Every worker starts at one instant, once all of them have started and connected.
+    let mut ready = 0;
+    while ready < setup.workers {
+        match tokio::time::timeout(READY_LIMIT, heard.recv()).await {
+            Ok(Some(Heard::Ready)) => ready += 1,
+            Ok(_) => return Err("a worker ended before it was ready".into()),
+            Err(_) => return Err(format!("the workers were not ready within {READY_LIMIT:?}")),
+        }
+    }
+    let start = unix_ms() + 50;
+    for input in &mut inputs {
+        writeln!(input, "{start}").map_err(|e| format!("cannot start a worker: {e}"))?;
+    }
+    drop(inputs);
     // When Redis answers again after the fault.
     let mut healed = None;
     if let (Some(fault), Some(redis)) = (setup.fault, redis) {
@@ -173,22 +208,6 @@ pub async fn run(
         healed = Some(hurt(redis, fault).await?);
     }
     // Read every worker's report, each bounded in time.
-    let readers: Vec<_> = children
-        .into_iter()
-        .map(|mut child| {
-            tokio::task::spawn_blocking(move || {
-                let out = child.stdout.take().expect("piped above");
-                let mut report = None;
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some(json) = line.strip_prefix(MARK) {
-                        report = serde_json::from_str::<WorkerReport>(json).ok();
-                    }
-                }
-                let _ = child.wait();
-                report
-            })
-        })
-        .collect();
     let mut reports = Vec::new();
     for r in readers {
         match tokio::time::timeout(WORKER_LIMIT, r).await {
@@ -228,6 +247,12 @@ pub async fn run(
             Some(Duration::from_millis(last.saturating_sub(h)))
         }),
     })
+}
+
+/// What the coordinator hears from a worker's standard output.
+enum Heard {
+    Ready,
+    Ended,
 }
 
 /// Does `fault` to Redis; returns when (unix ms) Redis answers again.
@@ -307,9 +332,17 @@ pub async fn worker(spec: Spec) {
             }
         })
     };
-    let wait = spec.start_unix_ms.saturating_sub(unix_ms());
-    tokio::time::sleep(Duration::from_millis(wait)).await;
     let http = reqwest::Client::new();
+    // Ready: connected, and waiting for the instant every worker starts at.
+    println!("{READY}");
+    let start = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok()?;
+        line.trim().parse::<u64>().ok()
+    });
+    // No start instant (the coordinator gave up): nothing to run.
+    let Ok(Some(start)) = start.await else { return };
+    tokio::time::sleep(Duration::from_millis(start.saturating_sub(unix_ms()))).await;
     let results: Vec<(bool, Duration)> = futures::stream::iter(spec.prompts.iter().copied())
         .map(|p| {
             let (http, url) = (&http, spec.server.as_str());
