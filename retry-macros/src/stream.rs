@@ -312,6 +312,49 @@ fn fill_lifetimes(ty: &mut Type, lt: &Lifetime) {
     }
 }
 
+/// Makes every lifetime and type parameter outlive `lifetime`, the stream's: the bound goes
+/// where the parameter's other bounds are, inline or in the `where` clause, never split over
+/// both (which clippy's `multiple_bound_locations` reports on the user's parameter).
+fn outlive(generics: &mut syn::Generics, lifetime: &Lifetime) {
+    let in_where = |generics: &syn::Generics, param: &GenericParam| {
+        generics.where_clause.as_ref().is_some_and(|w| {
+            w.predicates.iter().any(|p| match (p, param) {
+                (syn::WherePredicate::Lifetime(p), GenericParam::Lifetime(l)) => p.lifetime == l.lifetime,
+                (syn::WherePredicate::Type(p), GenericParam::Type(t)) => {
+                    matches!(&p.bounded_ty, syn::Type::Path(ty) if ty.qself.is_none() && ty.path.is_ident(&t.ident))
+                }
+                _ => false,
+            })
+        })
+    };
+    let mut predicates: Vec<syn::WherePredicate> = Vec::new();
+    let in_where: Vec<bool> = generics.params.iter().map(|g| in_where(generics, g)).collect();
+    for (param, where_bound) in generics.params.iter_mut().zip(in_where) {
+        match param {
+            GenericParam::Lifetime(l) if where_bound => {
+                let l = &l.lifetime;
+                predicates.push(syn::parse_quote!(#l: #lifetime));
+            }
+            GenericParam::Lifetime(l) => {
+                l.colon_token.get_or_insert_with(Default::default);
+                l.bounds.push(lifetime.clone());
+            }
+            GenericParam::Type(t) if where_bound => {
+                let t = &t.ident;
+                predicates.push(syn::parse_quote!(#t: #lifetime));
+            }
+            GenericParam::Type(t) => {
+                t.colon_token.get_or_insert_with(Default::default);
+                t.bounds.push(syn::TypeParamBound::Lifetime(lifetime.clone()));
+            }
+            GenericParam::Const(_) => {}
+        }
+    }
+    if !predicates.is_empty() {
+        generics.make_where_clause().predicates.extend(predicates);
+    }
+}
+
 /// `'stream`, unless the fn already has a lifetime of that name.
 fn fresh_lifetime(func: &ItemFn) -> Lifetime {
     let taken = |name: &str| func.sig.generics.lifetimes().any(|l| l.lifetime.ident == name);
@@ -350,27 +393,8 @@ pub fn generate(config: &RetryConfig, s: StreamFn) -> TokenStream {
     // The signature: not async, the `Resume` parameter gone, one lifetime for the borrows.
     let sig = &mut func.sig;
     sig.asyncness = None;
-    let bounds: Vec<TokenStream> = sig
-        .generics
-        .params
-        .iter()
-        .map(|g| match g {
-            GenericParam::Lifetime(l) => {
-                let l = &l.lifetime;
-                quote!(#l: #lifetime)
-            }
-            GenericParam::Type(t) => {
-                let t = &t.ident;
-                quote!(#t: #lifetime)
-            }
-            GenericParam::Const(_) => TokenStream::new(),
-        })
-        .filter(|b| !b.is_empty())
-        .collect();
+    outlive(&mut sig.generics, &lifetime);
     sig.generics.params.insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(lifetime.clone())));
-    for b in bounds {
-        sig.generics.make_where_clause().predicates.push(syn::parse_quote!(#b));
-    }
     let (chunk, stream_trait) = match chunk {
         Chunk::Written(c, path) => (c, path.into_token_stream()),
         Chunk::Named(mut s) => {
