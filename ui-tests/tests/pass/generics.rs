@@ -7,6 +7,8 @@ trait Model {
     async fn complete(&self, prompt: &str) -> Result<String, Self::Error>;
 }
 
+// A named lifetime, where elision would do: the attribute must carry it as written.
+#[allow(clippy::needless_lifetimes)]
 #[llm_retry(max = 2)]
 async fn complete<'a, M: Model + ?Sized>(model: &'a M, prompt: impl AsRef<str>) -> Result<String, M::Error>
 where
