@@ -1,5 +1,5 @@
 //! The bodies of the fuzz targets, as plain functions: `fuzz_targets/*.rs` hand them libFuzzer's
-//! input, and `retry-runtime/tests/hostile.rs` (which includes this file as a module) replays the
+//! input, and `retry-runtime/tests/it/hostile.rs` (which includes this file as a module) replays the
 //! committed seeds under `fuzz/seeds/` through them on stable, in every CI run.
 //!
 //! Each function panics only when an invariant is broken; any panic from inside the runtime is a

@@ -14,7 +14,7 @@
 //! - The first-chunk and idle timeouts and the deadline keep working along a chain.
 //! - A chained stream that succeeds on its first target allocates nothing and reads no clock.
 //!
-//! `cargo test -p llm-retry-runtime --all-features --test stream_failover`
+//! `cargo test -p llm-retry-runtime --all-features --test it stream_failover::`
 
 use futures_util::StreamExt;
 use llm_retry_runtime::failover::{Breaker, BreakerState, Fallback, Target};

@@ -11,7 +11,7 @@
 //!   is open a call costs no more than the fallback's own latency; the traffic returns to the
 //!   primary within one cooldown of its recovery; exactly one probe at a time; no call lost or
 //!   served twice. Prints p50/p99 with and without a breaker (docs/FAILOVER.md):
-//!   `cargo test -p llm-retry-runtime --all-features --test failover -- --nocapture outage`
+//!   `cargo test -p llm-retry-runtime --all-features --test it -- --nocapture failover::outage`
 
 use core::ops::ControlFlow;
 use llm_retry_runtime::failover::{

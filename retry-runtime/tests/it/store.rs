@@ -2,7 +2,7 @@
 //! fake store: one question per attempt and one sleep, reports sent to the store, the
 //! deadline passed along, and local pacing at the shared rate ÷ the fleet while the store is
 //! down, back to sharing once it answers. (The Redis store has its own tests, in
-//! retry-redis/tests, and the fleet's in retry-redis/tests/fleet.rs.)
+//! retry-redis/tests/it, and the fleet's are the facade's tests/fleet.rs.)
 
 use llm_retry_runtime::limits::RateSource;
 use llm_retry_runtime::store::{

@@ -4,7 +4,7 @@
 //! next target, no target left ends an item with "circuit open", the batch's limiter paces
 //! the attempts on every target, and a cancelled batch releases a half-open probe.
 //!
-//! `cargo test -p llm-retry-runtime --all-features --test batch_failover`
+//! `cargo test -p llm-retry-runtime --all-features --test it batch_failover::`
 
 use llm_retry_runtime::failover::{Breaker, BreakerState, Fallback, Target};
 use llm_retry_runtime::{

@@ -3,7 +3,7 @@
 //! Poisson arrivals at twice C.
 //!
 //! Prints the convergence figures quoted in docs/RELIABILITY.md:
-//! `cargo test -p llm-retry-runtime --test limiter -- --nocapture`
+//! `cargo test -p llm-retry-runtime --test it limiter:: -- --nocapture`
 
 use llm_retry_runtime::{ApiError, Limiter, Policy, RetryExt, http::RetryAfter, rng::seed_thread_rng};
 use rand::rngs::SmallRng;

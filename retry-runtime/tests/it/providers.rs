@@ -3,7 +3,7 @@
 //! each fixture citing the page that documents it. Bodies are the documented examples, with
 //! identifiers shortened.
 //!
-//! `cargo test -p llm-retry-runtime --all-features --test providers -- --nocapture` also prints
+//! `cargo test -p llm-retry-runtime --all-features --test it providers:: -- --nocapture` also prints
 //! the provider × kind table of what the fixtures prove.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
