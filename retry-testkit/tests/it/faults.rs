@@ -1,10 +1,8 @@
 //! Every fault, seen on the wire through a raw TCP client.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 use llm_retry_testkit::{ChaosServer, Fault, Outcome, RetryAfterHeader};
 use serde_json::{Value, json};
 

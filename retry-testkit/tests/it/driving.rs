@@ -1,10 +1,8 @@
 //! Scripts, seeded chaos, the rate limiter, the records, bad input and shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use llm_retry_testkit::{Chaos, ChaosServer, Fault, Outcome, RefusedPort, RetryAfterHeader, Route, TokenBucket};
 use tokio::io::AsyncWriteExt;
 

@@ -1,5 +1,4 @@
 //! Raw HTTP/1.1 over TCP, so that resets, cuts and hangs are observed exactly as they happen on the wire.
-#![allow(dead_code)]
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;

@@ -1,8 +1,6 @@
 //! SSE streams: full, cut after k chunks, and `event: error` after a 200.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use llm_retry_testkit::{ChaosServer, Fault};
 use serde_json::Value;
 
