@@ -1,6 +1,6 @@
 //! What the Redis store's tests share: a server per test (or a plain skip), stores, asks,
 //! and the instants the store meant an admission to go at.
-#![allow(dead_code)] // each test binary uses a part
+#![cfg_attr(not(feature = "tls"), allow(dead_code))] // the certificates are the `tls` module's
 
 use llm_retry_redis::RedisStore;
 use llm_retry_runtime::store::{Admission, Ask, Store, Tuning};

@@ -1,9 +1,7 @@
 //! The store when Redis misbehaves: scripts flushed, a stopped, paused, killed and restarted
 //! server, and credentials that must never show.
 
-mod common;
-
-use common::{ask, configured, server, store};
+use crate::common::{ask, configured, server, store};
 use llm_retry_redis::RedisStore;
 use llm_retry_runtime::store::{Admission, Store, StoreError};
 use std::time::{Duration, Instant};

@@ -2,9 +2,7 @@
 //! with a connection of its own, as two processes would have) open together on the fleet's
 //! failures, and when the cooldown is over exactly one call of the whole fleet probes.
 
-mod common;
-
-use common::{server, store};
+use crate::common::{server, store};
 use llm_retry_runtime::failover::{Breaker, BreakerState, Fallback, Route, Target};
 use llm_retry_runtime::store::Sharing;
 use llm_retry_runtime::{ApiError, Policy, RetryExt};

@@ -4,9 +4,7 @@
 //! survived, and a dead or stopped node fails its own endpoints within the timeout, not the
 //! others'.
 
-mod common;
-
-use common::{
+use crate::common::{
     Window, ask, assert_after, assert_spaced, cluster, cluster_store, configured, endpoint_per_node, pacer_key, timed,
 };
 use llm_retry_redis::RedisStore;
@@ -288,7 +286,7 @@ async fn a_slot_moved_to_another_node_is_followed() {
 
 #[tokio::test]
 async fn a_server_that_is_not_a_cluster_is_refused_at_connect() {
-    let Some(server) = common::server("a_server_that_is_not_a_cluster_is_refused_at_connect") else { return };
+    let Some(server) = crate::common::server("a_server_that_is_not_a_cluster_is_refused_at_connect") else { return };
     let t = Instant::now();
     let e = RedisStore::builder_cluster([server.url()]).connect().await.unwrap_err();
     assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");

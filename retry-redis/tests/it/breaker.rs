@@ -1,9 +1,7 @@
 //! The shared breaker against a real redis-server: the in-memory machine's transitions, and
 //! exactly one half-open probe fleet-wide.
 
-mod common;
-
-use common::{server, store};
+use crate::common::{server, store};
 use llm_retry_redis::RedisStore;
 use llm_retry_runtime::store::{BreakerAnswer, BreakerOp, BreakerRules, Outcome, SharedBreakerState, Store};
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! The shared pacer against a real redis-server: spacing, pauses, refusals, tokens, leases,
 //! heartbeats, learning, TTLs and a corrupted state.
 
-mod common;
-
-use common::{Window, ask, assert_after, assert_spaced, configured, go_rate, keys, server, store, timed};
+use crate::common::{Window, ask, assert_after, assert_spaced, configured, go_rate, keys, server, store, timed};
 use llm_retry_runtime::store::{Admission, Report, Store, Tuning};
 use std::time::{Duration, Instant};
 

@@ -3,9 +3,7 @@
 //! certificates that are not trusted, and URLs that ask for less than TLS.
 #![cfg(feature = "tls")]
 
-mod common;
-
-use common::{Certs, ask, assert_spaced, certs, configured, timed};
+use crate::common::{Certs, ask, assert_spaced, certs, configured, timed};
 use llm_retry_redis::RedisStore;
 use llm_retry_runtime::store::{Admission, Store, StoreError};
 use llm_retry_testkit::redis_cluster::RedisCluster;
@@ -110,7 +108,7 @@ async fn a_tls_cluster_routes_every_endpoint_over_tls() {
     };
     let seeds = cluster.tls_urls().unwrap();
     let store = RedisStore::builder_cluster(&seeds[..1]).tls_root_certificates(certs.ca_pem()).connect().await.unwrap();
-    for name in common::endpoint_per_node(&cluster) {
+    for name in crate::common::endpoint_per_node(&cluster) {
         let a = ask(&name, 1, configured(100.0));
         let (first, second) = (timed(&store, &a).await, timed(&store, &a).await);
         assert_spaced(&first, &second, 10 * MS);
