@@ -121,11 +121,8 @@ impl Adaptive {
     /// (another runtime's paused clock, say, set the base later) still gets its own distinct time
     /// rather than saturating to the base: ages are differences and stay right either side.
     fn now_ms(&self) -> u64 {
-        const MID: u64 = 1 << 62;
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let now = Instant::now();
-        let base = *BASE.get_or_init(|| now);
-        if now >= base { MID.saturating_add(ms(now - base)) } else { MID.saturating_sub(ms(base - now)) }
+        scaled_ms(now, *BASE.get_or_init(|| now))
     }
 
     fn slot(i: u64) -> (usize, u64) {
@@ -275,6 +272,20 @@ impl AdaptiveBuilder {
     }
 }
 
+/// `now` in whole milliseconds on a scale centred at 2⁶² on `base`, rounded down on both sides
+/// of it: `base - 0.5 ms` is `MID - 1`, `base + 0.5 ms` is `MID`. (Rounding the distance below
+/// the base down, towards the base, made an age that spans the base 1 ms short.)
+fn scaled_ms(now: Instant, base: Instant) -> u64 {
+    const MID: u64 = 1 << 62;
+    let ms = |nanos: u128| u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX);
+    let ms_up = |nanos: u128| u64::try_from(nanos.div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    if now >= base {
+        MID.saturating_add(ms((now - base).as_nanos()))
+    } else {
+        MID.saturating_sub(ms_up((base - now).as_nanos()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +319,26 @@ mod tests {
         assert_eq!(a.multiplier(), 1.0);
         a.record_error();
         assert_eq!(a.error_rate(), 1.0 / 128.0);
+    }
+
+    /// Whole milliseconds, rounded down on either side of the base: an age that spans the base
+    /// is as long as one that does not.
+    #[test]
+    fn the_scale_rounds_down_either_side_of_the_base() {
+        let base = Instant::now() + Duration::from_secs(10);
+        let at = |micros: i64| {
+            let d = Duration::from_micros(micros.unsigned_abs());
+            scaled_ms(if micros < 0 { base - d } else { base + d }, base)
+        };
+        let mid = 1u64 << 62;
+        assert_eq!(
+            (at(-1_500), at(-1_000), at(-500), at(0), at(500), at(1_000)),
+            (mid - 2, mid - 1, mid - 1, mid, mid, mid + 1)
+        );
+        // floor(t / 1 ms) at every t, so an age (a difference) that spans the base is not shortened.
+        for micros in (-3_000..3_000).step_by(100) {
+            assert_eq!(at(micros), mid.wrapping_add_signed(micros.div_euclid(1_000)), "{micros} µs");
+        }
     }
 
     #[test]
