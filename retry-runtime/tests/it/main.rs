@@ -19,19 +19,13 @@
 //! for a source file under a directory with a `main.rs`, that is where it reads and writes
 //! them (`pacer.txt` holds `pacer`'s).
 //!
-//! Three files keep a binary of their own:
+//! Two files keep a binary of their own:
 //!
 //! - `tests/alloc.rs` asserts exact allocation counts of whole calls, retries and their
 //!   tracing events included (none on a success, exactly one box per error and per pause), and
 //!   runs alone so that nothing else in the process can touch what it counts. (`stream` and
 //!   `stream_failover` also measure allocations, of a stream's success path only, which emits
 //!   no event and registers nothing after its warm-up.)
-//! - `tests/adaptive.rs`: every `Adaptive` reads the clock against one process-wide time base,
-//!   set by the first read, and a paused clock that started before that base can age its
-//!   errors one millisecond short. `the_multiplier_decays_when_errors_stop` asserts exactly
-//!   1.0 one window after the last error, so no other module's runtime may set that base:
-//!   `controls` reads an `Adaptive` clock in paused runtimes of its own, and beside it the
-//!   test failed 7 times in 60 runs at 32 threads.
 //! - `tests/events.rs` asserts on every event a call emits, through a subscriber set for its
 //!   thread. tracing-core caches each callsite's interest for the whole process, and a
 //!   callsite first reached on a thread without a subscriber while one scoped subscriber is
@@ -46,6 +40,7 @@
 //! Here the modules before it in name order usually reach them first: no failure in 15 runs
 //! at 2 and at 4 threads, one in 15 at 16.
 
+mod adaptive;
 mod backoff_props;
 mod batch;
 mod batch_failover;
