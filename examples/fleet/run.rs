@@ -151,6 +151,7 @@ pub async fn run(
     let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel::<Heard>();
     let mut inputs = Vec::new();
     let mut readers = Vec::new();
+    let mut workers = Workers(Vec::new());
     for w in 0..setup.workers {
         let spec = Spec {
             server: server.chat_completions_url(),
@@ -168,10 +169,11 @@ pub async fn run(
             .spawn()
             .map_err(|e| format!("cannot start a worker: {e}"))?;
         inputs.push(child.stdin.take().expect("piped above"));
+        let out = child.stdout.take().expect("piped above");
+        workers.0.push(child);
         let lines = lines.clone();
         // Each worker's standard output: its ready line, then its report.
         readers.push(tokio::task::spawn_blocking(move || {
-            let out = child.stdout.take().expect("piped above");
             let mut report = None;
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 if line == READY {
@@ -181,7 +183,6 @@ pub async fn run(
                 }
             }
             let _ = lines.send(Heard::Ended);
-            let _ = child.wait();
             report
         }));
     }
@@ -247,6 +248,20 @@ pub async fn run(
             Some(Duration::from_millis(last.saturating_sub(h)))
         }),
     })
+}
+
+/// The worker processes of a run: killed and reaped when the run ends, however it ends (a
+/// worker past [`WORKER_LIMIT`], or not ready in time, is killed here; one that has finished is
+/// only reaped).
+struct Workers(Vec<std::process::Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// What the coordinator hears from a worker's standard output.
