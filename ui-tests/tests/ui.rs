@@ -29,6 +29,14 @@ fn ui() {
         assert!(status.success(), "the compile-fail cases (above)");
         return;
     }
+    // One run at a time: trybuild writes its project into target/tests/trybuild, and two runs
+    // at once (two terminals, or CI warming trybuild's build in the background, .ci/run) would
+    // write over each other's files. The lock is released when the process ends, however it ends.
+    let lock = std::fs::File::create(concat!(env!("CARGO_TARGET_TMPDIR"), "/ui.lock")).expect("the lock file");
+    lock.lock().expect("the lock on target/tmp/ui.lock");
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/*/*.rs");
+    // trybuild runs the cases when `t` is dropped: while the lock is held.
+    drop(t);
+    drop(lock);
 }
