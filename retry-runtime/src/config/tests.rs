@@ -119,6 +119,18 @@ async fn a_private_call_settles_under_the_loaded_policy_not_the_sites() {
 }
 
 #[test]
+fn a_float_written_as_json_reads_back_as_the_same_f64() {
+    // Found by the loader-against-builder proptest on another seed: without serde_json's
+    // `float_roundtrip`, this multiplier read back one unit in the last place lower.
+    let multiplier = 3.746_435_375_299_540_3_f64;
+    let text = format!(r#"{{"backoff": "exponential", "multiplier": {multiplier}}}"#);
+    let c = from_json_str(&text).unwrap();
+    let json = serde_json::to_string(&c).unwrap();
+    assert!(json.contains("3.7464353752995403"), "{json}");
+    assert_eq!(format!("{:?}", from_json_str(&json).unwrap()), format!("{c:?}"));
+}
+
+#[test]
 fn an_endpoint_config_writes_and_reads_back() {
     let text = "max = 6\nbase = \"1.5s\"\non = [\"Timeout\", 502]\n[[rule]]\non = 502\nmax = 2\n[limiter]\nbeta = 0.5\n[adaptive]\nwindow = \"90s\"";
     let c = from_toml_str(text).unwrap();
