@@ -1,7 +1,7 @@
 //! The default tracing events: one WARN per retry and one per give-up, with structured
 //! fields, and nothing from the error's text, headers or credentials.
 
-use llm_retry_runtime::{ApiError, Backoff, Jitter, Policy, RetryExt, stats::Site};
+use llm_retry_runtime::{ApiError, Backoff, Budget, Jitter, Policy, RetryExt, stats::Site};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,4 +101,27 @@ fn giving_up_on_a_non_retryable_error_says_why() {
     assert_eq!(events[0].fields["reason"], "non-retryable");
     assert_eq!(events[0].fields["kind"], "Auth");
     assert!(events[0].fields["why"].contains("API key"));
+}
+
+#[test]
+fn an_empty_budget_gives_up_saying_so() {
+    static EMPTY: Budget = match Budget::builder().burst(1).ratio(0.0).build() {
+        Ok(b) => b,
+        Err(_) => panic!(),
+    };
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = Registry::default().with(Capture(events.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let out: Result<(), ApiError> =
+            rt.block_on(POLICY.call().budget(&EMPTY).retry(|| async { Err(ApiError::from_status(503)) }));
+        assert!(out.is_err());
+    });
+    let events = events.lock().unwrap().clone();
+    // One retry from the budget's one token, then the give-up, two attempts before the policy's 3.
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0].fields["message"], "retrying");
+    assert_eq!(events[1].fields["message"], "giving up");
+    assert_eq!(events[1].fields["reason"], "budget exhausted");
+    assert_eq!(events[1].fields["attempt"], "2");
 }
