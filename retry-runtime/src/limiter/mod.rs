@@ -41,6 +41,7 @@ mod bulkhead;
 mod headers;
 mod learn;
 mod queue;
+mod rates;
 mod share;
 
 pub use builder::{LimiterBuilder, LimiterConfig};
