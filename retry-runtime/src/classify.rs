@@ -91,7 +91,7 @@ impl Classification {
 /// error, then each `source()` in turn (at most 32), the first of the types above that
 /// says something deciding. That is `dyn Error` (so `Box<dyn Error + Send + Sync>`), and
 /// behind the features of the same name `anyhow::Error` and `eyre::Report`. A chain with
-/// none of them is [`ErrorKind::Other`](crate::ErrorKind::Other).
+/// none of them is [`ErrorKind::Other`].
 ///
 /// The orphan rule forbids implementing it for another crate's type: wrap such a type in a
 /// newtype of your own and implement it for that.

@@ -88,7 +88,7 @@ impl fmt::Debug for BatchBuilder {
 }
 
 impl BatchBuilder {
-    /// A batch under `policy`, with the defaults: what [`RetryExt::batch`](crate::RetryExt::batch) returns.
+    /// A batch under `policy`, with the defaults: what [`RetryExt::batch`] returns.
     pub(crate) fn new(policy: Policy) -> Self {
         BatchBuilder {
             policy,

@@ -94,7 +94,7 @@ impl From<::reqwest::Error> for ApiError {
 impl ApiError {
     /// Reads an error response into an [`ApiError`] (feature `reqwest`): its status, its
     /// headers (Retry-After and friends, `x-should-retry`) and at most
-    /// [`MAX_BODY_BYTES`](crate::http::MAX_BODY_BYTES) of its body. The rest of the body is not
+    /// [`MAX_BODY_BYTES`] of its body. The rest of the body is not
     /// read. If reading the body fails, the part read so far (maybe none) is used.
     ///
     /// Call it on a response whose status is not a success:
