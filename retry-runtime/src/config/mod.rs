@@ -18,15 +18,24 @@
 //! # #[cfg(not(feature = "serde"))] fn main() {}
 //! ```
 //!
-//! With the `serde` feature, an endpoint's configuration ([`EndpointConfig`]: its policy, and
-//! its `[limiter]`, `[budget]` and `[adaptive]` settings) reads from TOML
-//! ([`from_toml_str`]), JSON ([`from_json_str`]) or environment variables ([`from_env`]), in
-//! the attribute's keys and human units (`"500ms"`, `"2m"`). It is checked by the same
-//! rulebook as the attribute, and by the controls' own builders; an error names the key
-//! (`policies.chat.max_delay`, `rule[1].max`, `LLM_RETRY_MAX`) and says what is allowed.
-//! [`Policy`](crate::Policy) and [`EndpointConfig`] also deserialize inside an application's
-//! own configuration ([`parse_toml`], [`parse_json`]), and serialize back, every value
-//! written out.
+#![cfg_attr(
+    feature = "serde",
+    doc = r#"With the `serde` feature, an endpoint's configuration ([`EndpointConfig`]: its policy, and
+its `[limiter]`, `[budget]` and `[adaptive]` settings) reads from TOML
+([`from_toml_str`]), JSON ([`from_json_str`]) or environment variables ([`from_env`]), in
+the attribute's keys and human units (`"500ms"`, `"2m"`). It is checked by the same
+rulebook as the attribute, and by the controls' own builders; an error names the key
+(`policies.chat.max_delay`, `rule[1].max`, `LLM_RETRY_MAX`) and says what is allowed.
+[`Policy`](crate::Policy) and [`EndpointConfig`] also deserialize inside an application's
+own configuration ([`parse_toml`], [`parse_json`]), and serialize back, every value
+written out."#
+)]
+// Without the feature, the items above do not exist for rustdoc to link to.
+#![cfg_attr(
+    not(feature = "serde"),
+    doc = "With the `serde` feature, this module also reads an endpoint's configuration (its policy, \
+           and its limiter, budget and adaptive settings) from TOML, JSON or environment variables."
+)]
 
 mod slot;
 
