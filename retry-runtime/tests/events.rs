@@ -50,23 +50,28 @@ const POLICY: Policy = match Policy::builder()
 };
 static SITE: Site = Site::new("events::chat", POLICY);
 
+/// Runs `call` to its end in paused time, on this thread, with a subscriber that keeps every
+/// event: its result, and the events.
+fn captured<T>(call: impl std::future::Future<Output = T>) -> (T, Vec<Captured>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = Registry::default().with(Capture(events.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let out = tracing::subscriber::with_default(subscriber, || rt.block_on(call));
+    let events = events.lock().unwrap().clone();
+    (out, events)
+}
+
 const SECRET: &str = "sk-proj-SECRETSECRETSECRET1234";
 
 #[test]
 fn one_warn_per_retry_and_one_on_giving_up() {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let subscriber = Registry::default().with(Capture(events.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        let out: Result<(), ApiError> = rt.block_on(POLICY.call().site(&SITE).retry(|| async {
-            let body = format!(r#"{{"error":{{"message":"Server error, key {SECRET}","type":"server_error"}}}}"#);
-            let mut headers = http::HeaderMap::new();
-            headers.insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
-            Err(ApiError::from_response(503, &headers, body.as_bytes()))
-        }));
-        assert!(out.is_err());
-    });
-    let events = events.lock().unwrap().clone();
+    let (out, events) = captured(POLICY.call().site(&SITE).retry(|| async {
+        let body = format!(r#"{{"error":{{"message":"Server error, key {SECRET}","type":"server_error"}}}}"#);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {SECRET}").parse().unwrap());
+        Err::<(), _>(ApiError::from_response(503, &headers, body.as_bytes()))
+    }));
+    assert!(out.is_err());
     assert_eq!(events.len(), 3, "{events:#?}");
     for (i, e) in events[..2].iter().enumerate() {
         assert_eq!(e.level, "WARN");
@@ -90,13 +95,7 @@ fn one_warn_per_retry_and_one_on_giving_up() {
 
 #[test]
 fn giving_up_on_a_non_retryable_error_says_why() {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let subscriber = Registry::default().with(Capture(events.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        let _: Result<(), ApiError> = rt.block_on(POLICY.retry(|| async { Err(ApiError::from_status(401)) }));
-    });
-    let events = events.lock().unwrap().clone();
+    let (_, events) = captured(POLICY.retry(|| async { Err::<(), _>(ApiError::from_status(401)) }));
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].fields["reason"], "non-retryable");
     assert_eq!(events[0].fields["kind"], "Auth");
@@ -109,15 +108,9 @@ fn an_empty_budget_gives_up_saying_so() {
         Ok(b) => b,
         Err(_) => panic!(),
     };
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let subscriber = Registry::default().with(Capture(events.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        let out: Result<(), ApiError> =
-            rt.block_on(POLICY.call().budget(&EMPTY).retry(|| async { Err(ApiError::from_status(503)) }));
-        assert!(out.is_err());
-    });
-    let events = events.lock().unwrap().clone();
+    let (out, events) =
+        captured(POLICY.call().budget(&EMPTY).retry(|| async { Err::<(), _>(ApiError::from_status(503)) }));
+    assert!(out.is_err());
     // One retry from the budget's one token, then the give-up, two attempts before the policy's 3.
     assert_eq!(events.len(), 2, "{events:#?}");
     assert_eq!(events[0].fields["message"], "retrying");
